@@ -1,0 +1,94 @@
+"""Parameterisation of the random-effect covariances by lower-triangular factors (theta).
+
+Per level ``l``, ``Lambda_l`` is lower triangular with free entries inside each bar's block.
+The free entries are ``theta``, in lme4's order: levels from 2 up, bars in formula order, and
+inside a bar the lower triangle column by column. Names follow WeMix: ``"<group>.<term>"`` for a
+diagonal entry and ``"<group>.<row term>.<column term>"`` below the diagonal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._frame import RandomLevel
+
+
+@dataclass(frozen=True)
+class ThetaEntry:
+    level: int  # position in the list of levels (0 = level 2)
+    row: int  # row inside the level's Lambda
+    col: int
+    offset: int  # first column of this level in the stacked random-effect design
+
+    @property
+    def diagonal(self) -> bool:
+        return self.row == self.col
+
+
+class CovarianceStructure:
+    """Maps theta to the per-level factors ``Lambda_l`` and to (co)variances.
+
+    Parameters
+    ----------
+    levels
+        The model frame's random levels, level 2 first.
+    """
+
+    def __init__(self, levels: list[RandomLevel]):
+        self.level_names = [level.name for level in levels]
+        self.q = [level.q for level in levels]
+        self.terms = [list(level.terms) for level in levels]
+        self.offsets = np.concatenate([[0], np.cumsum(self.q)])[:-1].astype(int).tolist()
+        self.Q = int(sum(self.q))
+        entries: list[ThetaEntry] = []
+        names: list[str] = []
+        for k, level in enumerate(levels):
+            for block in level.blocks:
+                for c_pos, col in enumerate(block):
+                    for row in block[c_pos:]:
+                        entries.append(ThetaEntry(k, row, col, self.offsets[k]))
+                        if row == col:
+                            names.append(f"{level.name}.{level.terms[row]}")
+                        else:
+                            names.append(f"{level.name}.{level.terms[row]}.{level.terms[col]}")
+        self.entries = entries
+        self.names = names
+        self.rows = np.array([e.offset + e.row for e in entries], dtype=int)
+        self.cols = np.array([e.offset + e.col for e in entries], dtype=int)
+        self.diagonal = np.array([e.diagonal for e in entries])
+        self.entry_level = np.array([e.level for e in entries], dtype=int)
+
+    @property
+    def size(self) -> int:
+        return len(self.entries)
+
+    def start(self) -> np.ndarray:
+        """Identity factors: 1 on the diagonal, 0 below."""
+        return self.diagonal.astype(float)
+
+    def lower_bounds(self) -> list[tuple[float | None, float | None]]:
+        return [(0.0, None) if d else (None, None) for d in self.diagonal]
+
+    def stacked(self, theta: np.ndarray) -> np.ndarray:
+        """Block-diagonal ``(Q, Q)`` factor of all levels."""
+        lam = np.zeros((self.Q, self.Q))
+        lam[self.rows, self.cols] = theta
+        return lam
+
+    def factors(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Per-level ``Lambda_l``."""
+        lam = self.stacked(theta)
+        return [lam[o : o + q, o : o + q] for o, q in zip(self.offsets, self.q, strict=True)]
+
+    def canonical(self, theta: np.ndarray) -> np.ndarray:
+        """Theta with every column sign chosen so the diagonal is >= 0 (``Lambda Lambda'`` unchanged)."""
+        theta = np.asarray(theta, dtype=float).copy()
+        lam = self.stacked(theta)
+        signs = np.where(np.diag(lam) < 0, -1.0, 1.0)
+        return (lam * signs[None, :])[self.rows, self.cols]
+
+    def covariances(self, theta: np.ndarray, scale: float = 1.0) -> list[np.ndarray]:
+        """Per-level covariance matrices ``scale * Lambda_l Lambda_l'``."""
+        return [scale * lam @ lam.T for lam in self.factors(theta)]

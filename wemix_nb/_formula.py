@@ -1,0 +1,140 @@
+"""Parsing of lme4-style model formulas.
+
+The fixed part is handed to formulaic as a string; random-effect "bars" ``(expr | g)`` are cut out
+first, because ``|`` means something else to formulaic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import FormulaError
+
+
+@dataclass(frozen=True)
+class RandomBar:
+    """One ``(expr | group)`` term.
+
+    Attributes
+    ----------
+    expr
+        The right-hand side of the random term, e.g. ``"1 + x"`` or ``"0 + x"``.
+    group
+        The grouping factor, as one or several column names joined by ``:``, e.g. ``"school:class"``.
+    uncorrelated
+        True for ``||`` bars: each column becomes its own bar (zero covariances).
+    """
+
+    expr: str
+    group: str
+    uncorrelated: bool = False
+
+    @property
+    def group_columns(self) -> list[str]:
+        return [part.strip() for part in self.group.split(":")]
+
+
+@dataclass(frozen=True)
+class ParsedFormula:
+    """A formula split into response, fixed part and random bars."""
+
+    formula: str
+    response: str
+    fixed: str
+    bars: tuple[RandomBar, ...]
+
+    @property
+    def fixed_formula(self) -> str:
+        return f"{self.response} ~ {self.fixed}"
+
+
+def _split_top_level(text: str, sep: str) -> list[str]:
+    """Split ``text`` on ``sep`` where it is not inside parentheses or brackets."""
+    parts, depth, start = [], 0, 0
+    for pos, char in enumerate(text):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth < 0:
+                raise FormulaError(f"Unbalanced parentheses in formula term {text!r}.")
+        elif char == sep and depth == 0:
+            parts.append(text[start:pos])
+            start = pos + 1
+    if depth != 0:
+        raise FormulaError(f"Unbalanced parentheses in {text!r}.")
+    parts.append(text[start:])
+    return [part.strip() for part in parts]
+
+
+def _expand_group(group: str) -> list[str]:
+    """``a/b/c`` -> ``["a", "a:b", "a:b:c"]``; ``a:b`` and ``a`` stay as they are."""
+    pieces = [piece.strip() for piece in group.split("/")]
+    if any(not piece for piece in pieces):
+        raise FormulaError(f"Empty grouping factor in random term '| {group}'.")
+    return [":".join(pieces[: k + 1]) for k in range(len(pieces))]
+
+
+def _parse_bar(term: str) -> list[RandomBar]:
+    inner = term[1:-1].strip()
+    uncorrelated = "||" in inner
+    expr, _, group = inner.partition("||" if uncorrelated else "|")
+    expr, group = expr.strip(), group.strip()
+    if not expr or not group:
+        raise FormulaError(f"Random term {term!r} needs an expression and a grouping factor: (expr | g).")
+    if "|" in group:
+        raise FormulaError(f"Random term {term!r} has more than one '|'.")
+    return [RandomBar(expr, g, uncorrelated) for g in _expand_group(group)]
+
+
+def _is_bar(term: str) -> bool:
+    if not (term.startswith("(") and term.endswith(")")):
+        return False
+    # the outer parentheses must enclose the whole term, and a '|' must sit at depth one
+    depth = 0
+    for pos, char in enumerate(term):
+        depth += char == "("
+        depth -= char == ")"
+        if depth == 0 and pos < len(term) - 1:
+            return False
+    return "|" in term
+
+
+def parse_formula(formula: str) -> ParsedFormula:
+    """Split an lme4-style formula into its response, fixed part and random bars.
+
+    Parameters
+    ----------
+    formula
+        For example ``"y ~ x1 + x2 + (1 + x1 | school) + (1 | school:class)"``.
+
+    Returns
+    -------
+    ParsedFormula
+    """
+    if not isinstance(formula, str):
+        raise FormulaError(f"The formula must be a string such as 'y ~ x + (1|g)', got {type(formula).__name__}.")
+    lhs, tilde, rhs = formula.partition("~")
+    if not tilde or not lhs.strip() or not rhs.strip():
+        raise FormulaError(f"The formula {formula!r} needs a response and a right-hand side: 'y ~ x + (1|g)'.")
+    terms = _split_top_level(rhs, "+")
+    bars: list[RandomBar] = []
+    fixed_terms: list[str] = []
+    for term in terms:
+        if not term:
+            raise FormulaError(f"Empty term in formula {formula!r}.")
+        if _is_bar(term):
+            bars.extend(_parse_bar(term))
+        elif "|" in term:
+            raise FormulaError(
+                f"Random term {term!r} must be written in its own parentheses, e.g. '(1 + x | g)'."
+            )
+        else:
+            fixed_terms.append(term)
+    if not bars:
+        raise FormulaError(
+            f"The formula {formula!r} has no random-effect term such as '(1 | group)'; "
+            "wemix_nb fits mixed models only."
+        )
+    fixed = " + ".join(fixed_terms) if fixed_terms else "1"
+    return ParsedFormula(formula=formula, response=lhs.strip(), fixed=fixed, bars=tuple(bars))

@@ -1,0 +1,559 @@
+"""The model frame: from a formula, a DataFrame and weight columns to the arrays the estimators use.
+
+This module owns everything about *data*: which rows are used (missing values, zero weights),
+weight validation and conversion between conditional and unconditional weights, centering, the
+fixed-effect design, and the nested random-effect levels. The estimators only see plain arrays.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from formulaic import Formula, model_matrix
+
+from ._formula import ParsedFormula, RandomBar, parse_formula
+from .errors import (
+    ArgumentError,
+    ColumnNotFoundError,
+    DataError,
+    DroppedRowsWarning,
+    FormulaError,
+    NestingError,
+    RankDeficiencyError,
+    WeightError,
+)
+
+
+@dataclass(frozen=True)
+class RandomLevel:
+    """One grouping level (level 2, 3, ...) of a nested model.
+
+    Attributes
+    ----------
+    name
+        The grouping factor, e.g. ``"school"`` or ``"school:class"``.
+    number
+        The level number: 2 for the factor with the most groups, ``L`` for the top.
+    group_index
+        ``(n,)`` integer index of each row's group, in ``0..n_groups-1``.
+    labels
+        ``(n_groups,)`` group labels, in index order.
+    parent_index
+        ``(n_groups,)`` index of each group's enclosing group one level up; ``None`` at the top.
+    Z
+        ``(n, q)`` random-effect design of this level.
+    terms
+        The ``q`` component names, e.g. ``["Intercept", "Days"]``.
+    blocks
+        Component indices of each bar; components of different bars are uncorrelated.
+    weight
+        ``(n_groups,)`` unconditional weight of each group.
+    cond_weight
+        ``(n_groups,)`` conditional weight: ``weight / weight of the parent`` (the top: ``weight``).
+    n_rows
+        ``(n_groups,)`` number of rows in each group.
+    """
+
+    name: str
+    number: int
+    group_index: np.ndarray
+    labels: pd.Index
+    parent_index: np.ndarray | None
+    Z: np.ndarray
+    terms: list[str]
+    blocks: list[list[int]]
+    weight: np.ndarray
+    cond_weight: np.ndarray
+    n_rows: np.ndarray
+    bars: tuple[RandomBar, ...] = ()
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.labels)
+
+    @property
+    def q(self) -> int:
+        return self.Z.shape[1]
+
+
+@dataclass(frozen=True)
+class Centering:
+    """What centering did, kept so that ``predict(newdata)`` can repeat it."""
+
+    group: dict[str, dict[str, pd.Series]] = field(default_factory=dict)  # factor -> var -> means
+    grand: dict[str, float] = field(default_factory=dict)  # var -> weighted grand mean
+
+
+@dataclass(frozen=True)
+class ModelFrame:
+    """Everything the estimators need, as arrays, plus what ``predict`` needs to rebuild them.
+
+    Levels are ordered from level 2 (most groups) to the top level ``L``.
+    """
+
+    parsed: ParsedFormula
+    y: np.ndarray
+    X: np.ndarray
+    fixed_names: list[str]
+    levels: list[RandomLevel]
+    weight1: np.ndarray  # (n,) unconditional level-1 weights
+    cond_weight1: np.ndarray  # (n,) level-1 weights conditional on the level-2 group
+    weight_columns: list[str]
+    conditional_weights: bool
+    row_index: pd.Index  # labels of the rows used, in data order
+    n_dropped_missing: int
+    n_dropped_zero_weight: int
+    fixed_spec: object  # formulaic ModelSpec of the fixed part
+    random_specs: dict[str, list[object]]  # level name -> formulaic ModelSpecs of its bars
+    centering: Centering
+    response_levels: tuple | None = None  # for a categorical binomial response: (failure, success)
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+    @property
+    def n_levels(self) -> int:
+        """``L``: 1 + the number of grouping levels."""
+        return 1 + len(self.levels)
+
+    @property
+    def top(self) -> RandomLevel:
+        return self.levels[-1]
+
+    @property
+    def Z(self) -> np.ndarray:
+        """``(n, Q)`` random-effect design of all levels, level 2 first."""
+        return np.hstack([level.Z for level in self.levels])
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def _as_formula_string(spec: str | None, argument: str) -> str | None:
+    if spec is None:
+        return None
+    if not isinstance(spec, str):
+        raise ArgumentError(f"{argument} must be a formula string such as '~ x1 + x2'.")
+    text = spec.strip()
+    return text[1:].strip() if text.startswith("~") else text
+
+
+def _variables_of(expression: str, data: pd.DataFrame) -> list[str]:
+    """Data columns an expression uses (formulaic's view, restricted to real columns)."""
+    try:
+        names = Formula(expression).required_variables
+    except Exception as exc:  # formulaic's parse errors have many types
+        raise FormulaError(f"Cannot parse {expression!r}: {exc}") from exc
+    return sorted(str(name) for name in names)
+
+
+def group_labels(data: pd.DataFrame, factor: str) -> pd.Series:
+    """Labels of a grouping factor; ``a:b`` joins the columns' values as ``"<a>:<b>"``."""
+    columns = [part.strip() for part in factor.split(":")]
+    if len(columns) == 1:
+        return data[columns[0]]
+    joined = data[columns[0]].astype(str)
+    for column in columns[1:]:
+        joined = joined + ":" + data[column].astype(str)
+    return joined
+
+
+def _factorize(labels: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Group index and labels in R's factor order (categories order, else sorted)."""
+    codes, uniques = pd.factorize(labels, sort=True)
+    return codes.astype(np.int64), pd.Index(uniques, name=labels.name)
+
+
+def _check_numeric(data: pd.DataFrame, column: str, what: str) -> None:
+    dtype = data[column].dtype
+    if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
+        raise DataError(f"{what} column {column!r} must be numeric, but has dtype {dtype}.")
+
+
+def _drop_rows(data: pd.DataFrame, keep: np.ndarray, message: str) -> pd.DataFrame:
+    dropped = int((~keep).sum())
+    if dropped:
+        warnings.warn(message.format(k=dropped), DroppedRowsWarning, stacklevel=4)
+        data = data.loc[keep]
+    return data
+
+
+def _order_levels(data: pd.DataFrame, factors: list[str]) -> list[str]:
+    """Order grouping factors from most to fewest groups, and check that they are nested."""
+    counts = {factor: group_labels(data, factor).nunique() for factor in factors}
+    ordered = sorted(factors, key=lambda factor: -counts[factor])
+    for lower, upper in zip(ordered, ordered[1:], strict=False):
+        if counts[lower] == counts[upper]:
+            raise NestingError(
+                f"Grouping factors {lower!r} and {upper!r} both have {counts[lower]} groups, so they "
+                "cannot be strictly nested. wemix_nb fits nested models only; give lower-level "
+                "groups labels that are unique across upper-level groups (e.g. 'school:class')."
+            )
+    return ordered
+
+
+def _parent_index(
+    lower_index: np.ndarray, n_lower: int, upper_index: np.ndarray, lower: str, upper: str,
+    lower_labels: pd.Index, upper_labels: pd.Index,
+) -> np.ndarray:
+    parent = np.full(n_lower, -1, dtype=np.int64)
+    parent[lower_index] = upper_index  # any row's upper group; then check that all rows agree
+    bad = parent[lower_index] != upper_index
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        group = lower_labels[lower_index[row]]
+        inside = sorted({str(upper_labels[u]) for u in upper_index[lower_index == lower_index[row]]})
+        raise NestingError(
+            f"Group {group!r} of {lower!r} lies in more than one group of {upper!r} "
+            f"({', '.join(inside[:5])}): the factors are not nested. If {lower!r} labels restart "
+            f"within each {upper!r}, use the composite factor '{upper}:{lower}' or '({upper}/{lower})'."
+        )
+    return parent
+
+
+def _group_constant(values: np.ndarray, index: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-group value (first row) and a mask of groups in which ``values`` vary."""
+    first = np.zeros(n_groups)
+    first[index[::-1]] = values[::-1]  # the first row of each group wins
+    spread = np.zeros(n_groups)
+    np.maximum.at(spread, index, np.abs(values - first[index]))
+    varies = spread > 1e-8 * np.maximum(1.0, np.abs(first))
+    return first, varies
+
+
+def _weighted_mean_by(values: np.ndarray, weights: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
+    return np.bincount(index, weights * values, n) / np.bincount(index, weights, n)
+
+
+def _design_matrix(expression: str, data: pd.DataFrame, what: str):
+    try:
+        matrix = model_matrix(expression, data, na_action="ignore")
+    except Exception as exc:
+        raise FormulaError(f"Cannot build the {what} from {expression!r}: {exc}") from exc
+    return matrix
+
+
+def _check_rank(X: np.ndarray, names: list[str]) -> None:
+    import scipy.linalg
+
+    if X.shape[1] == 0:
+        return
+    scale = np.sqrt((X**2).sum(axis=0))
+    scale[scale == 0] = 1.0
+    _, R, pivot = scipy.linalg.qr(X / scale, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(R))
+    tol = max(X.shape) * np.finfo(float).eps * (diag[0] if len(diag) else 0.0) * 1e3
+    rank = int((diag > tol).sum())
+    if rank < X.shape[1]:
+        dropped = [names[j] for j in sorted(pivot[rank:])]
+        raise RankDeficiencyError(
+            f"The fixed-effect design is rank deficient: column(s) {', '.join(map(repr, dropped))} "
+            "are linear combinations of the others (collinear or constant). Remove them from the "
+            "formula or merge categories."
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# the main entry point
+
+
+def build_model_frame(
+    formula: str,
+    data: pd.DataFrame,
+    weights: Sequence[str] | None,
+    *,
+    cweights: bool = False,
+    center_group: Mapping[str, str] | None = None,
+    center_grand: str | None = None,
+    binomial_response: bool = False,
+    check_response: bool = True,
+) -> ModelFrame:
+    """Build the :class:`ModelFrame` of a model.
+
+    Parameters
+    ----------
+    formula
+        lme4-style formula, e.g. ``"y ~ x + (1 + x | school)"``.
+    data
+        The data; it is not modified.
+    weights
+        Weight column names, level 1 first (rows), then level 2, ... up to the top level.
+        ``None`` means unit weights at every level.
+    cweights
+        True if the columns hold conditional weights (each level's weight given the level above).
+    center_group
+        ``{grouping factor: "~ x1 + x2"}``: subtract weighted group means.
+    center_grand
+        ``"~ x1 + x2"``: subtract weighted grand means.
+    binomial_response
+        Recode a two-valued response (0/1, booleans, two-level categorical) to 0/1.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise ArgumentError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
+    parsed = parse_formula(formula)
+    grand_expr = _as_formula_string(center_grand, "center_grand")
+    group_exprs = {}
+    if center_group is not None:
+        if not isinstance(center_group, Mapping):
+            raise ArgumentError("center_group must be a dict such as {'school': '~ x1 + x2'}.")
+        group_exprs = {str(k): _as_formula_string(v, f"center_group[{k!r}]") for k, v in center_group.items()}
+
+    # -- which columns are used, and do they exist ----------------------------------------------
+    factors: list[str] = []
+    for bar in parsed.bars:
+        if bar.group not in factors:
+            factors.append(bar.group)
+    group_columns = sorted({col for factor in factors for col in factor.split(":")})
+    fixed_vars = _variables_of(parsed.fixed_formula, data)
+    random_vars = sorted({v for bar in parsed.bars for v in _variables_of(bar.expr, data)})
+    centre_vars = sorted(
+        {v for expr in [grand_expr, *group_exprs.values()] if expr for v in _variables_of(expr, data)}
+    )
+    weight_cols = list(weights) if weights is not None else []
+    if weights is not None and (isinstance(weights, str) or not all(isinstance(w, str) for w in weights)):
+        raise ArgumentError("weights must be a list of column names, level 1 first, e.g. ['w_student', 'w_school'].")
+    used = list(dict.fromkeys([*fixed_vars, *random_vars, *group_columns, *centre_vars, *weight_cols]))
+    missing_cols = [col for col in used if col not in data.columns]
+    if missing_cols:
+        raise ColumnNotFoundError(
+            f"Column(s) {', '.join(map(repr, missing_cols))} used by the model are not in the data. "
+            f"Available columns: {', '.join(map(str, data.columns[:20]))}"
+            + ("..." if len(data.columns) > 20 else "")
+        )
+    for col in weight_cols:
+        dtype = data[col].dtype
+        if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
+            raise WeightError(f"Weight column {col!r} must be numeric, but has dtype {dtype}.")
+    for factor in group_exprs:
+        if factor.replace("/", ":") not in factors:
+            raise ArgumentError(
+                f"center_group names {factor!r}, which is not a grouping factor of the model "
+                f"(grouping factors: {', '.join(map(repr, factors))})."
+            )
+
+    # -- the number of levels must match the weights ---------------------------------------------
+    n_levels = 1 + len(factors)
+    if weights is not None and len(weight_cols) != n_levels:
+        raise WeightError(
+            f"The model has {n_levels} levels (rows + {', '.join(map(repr, factors))}), so weights "
+            f"needs {n_levels} column names, level 1 (rows) first; got {len(weight_cols)}: {weight_cols}."
+        )
+
+    # -- drop rows with missing values, then rows with zero weight --------------------------------
+    frame = data[used]
+    keep = ~frame.isna().any(axis=1).to_numpy()
+    frame = _drop_rows(frame, keep, "{k} row(s) with missing values in the model's columns were removed.")
+    if weight_cols:
+        W = frame[weight_cols].to_numpy(dtype=float)
+        for j, col in enumerate(weight_cols):
+            if np.isinf(W[:, j]).any():
+                raise WeightError(f"Weight column {col!r} (level {j + 1}) has infinite values.")
+            if (W[:, j] < 0).any():
+                row = frame.index[np.flatnonzero(W[:, j] < 0)[0]]
+                raise WeightError(
+                    f"Weight column {col!r} (level {j + 1}) has negative values (first at row {row!r})."
+                )
+        frame = _drop_rows(frame, (W > 0).all(axis=1), "{k} row(s) with a zero weight were removed.")
+    n_dropped_missing = int((~keep).sum())
+    n_dropped_zero = len(data) - n_dropped_missing - len(frame)
+    if len(frame) == 0:
+        raise DataError("No rows are left after removing rows with missing values or zero weights.")
+
+    # -- levels, nesting -------------------------------------------------------------------------
+    ordered = _order_levels(frame, factors)
+    n = len(frame)
+    if weight_cols:
+        W = frame[weight_cols].to_numpy(dtype=float)
+    else:
+        W = np.ones((n, n_levels))
+    indices, labels = [], []
+    for factor in ordered:
+        index, labs = _factorize(group_labels(frame, factor).rename(factor))
+        indices.append(index)
+        labels.append(labs)
+
+    # per-level weights, checked constant within groups (in the form the user gave them)
+    given = [W[:, 0]]
+    for level, factor in enumerate(ordered, start=2):
+        per_group, varies = _group_constant(W[:, level - 1], indices[level - 2], len(labels[level - 2]))
+        if varies.any():
+            bad = labels[level - 2][np.flatnonzero(varies)[:5]]
+            raise WeightError(
+                f"Level-{level} weight column {weight_cols[level - 1]!r} varies within groups of "
+                f"{factor!r} (e.g. group(s) {', '.join(map(repr, map(str, bad)))}); a level-{level} "
+                "weight must be constant within each group."
+            )
+        given.append(per_group)
+
+    parents = []
+    for k in range(len(ordered) - 1):
+        parents.append(
+            _parent_index(indices[k], len(labels[k]), indices[k + 1], ordered[k], ordered[k + 1],
+                          labels[k], labels[k + 1])
+        )
+    parents.append(None)
+
+    # unconditional and conditional weights; level index 0 = rows
+    def parent_of(k: int) -> np.ndarray:
+        """Row- or group-wise index into level k+1's groups, for level k (0 = rows)."""
+        return indices[0] if k == 0 else parents[k - 1]
+
+    unconditional: list[np.ndarray] = [None] * n_levels  # type: ignore[list-item]
+    conditional: list[np.ndarray] = [None] * n_levels  # type: ignore[list-item]
+    if cweights:
+        conditional = given
+        unconditional[-1] = given[-1]
+        for k in range(n_levels - 2, -1, -1):
+            unconditional[k] = given[k] * unconditional[k + 1][parent_of(k)]
+    else:
+        unconditional = given
+        conditional[-1] = given[-1]
+        for k in range(n_levels - 1):
+            conditional[k] = given[k] / given[k + 1][parent_of(k)]
+
+    # -- centering (on the weight column as passed, like WeMix), before any design is built -------
+    work = frame.copy()
+    centering = Centering()
+    first_weight = W[:, 0]
+    for factor, expr in group_exprs.items():
+        factor = factor.replace("/", ":")
+        idx, labs = _factorize(group_labels(work, factor))
+        means = {}
+        for var in _variables_of(expr, work):
+            _check_numeric(work, var, "Centred")
+            values = work[var].to_numpy(dtype=float)
+            group_means = _weighted_mean_by(values, first_weight, idx, len(labs))
+            work[var] = values - group_means[idx]
+            means[var] = pd.Series(group_means, index=labs)
+        centering.group[factor] = means
+    if grand_expr:
+        for var in _variables_of(grand_expr, work):
+            _check_numeric(work, var, "Centred")
+            values = work[var].to_numpy(dtype=float)
+            mean = float(np.sum(first_weight * values) / np.sum(first_weight))
+            work[var] = values - mean
+            centering.grand[var] = mean
+
+    # -- response ---------------------------------------------------------------------------------
+    response_levels = None
+    if parsed.response in work.columns:
+        y_raw = work[parsed.response]
+    else:
+        y_raw = _design_matrix(f"{parsed.response} - 1", work, "response").iloc[:, 0]
+    if binomial_response:
+        y, response_levels = _binomial_response(y_raw, parsed.response)
+    else:
+        if pd.api.types.is_bool_dtype(y_raw.dtype) or not pd.api.types.is_numeric_dtype(y_raw.dtype):
+            raise DataError(
+                f"The response {parsed.response!r} must be numeric for this family, but has dtype {y_raw.dtype}."
+            )
+        y = y_raw.to_numpy(dtype=float)
+    if check_response and not binomial_response and np.ptp(y) == 0:
+        raise DataError(f"The response {parsed.response!r} is constant ({y[0]!r}); nothing to model.")
+
+    # -- fixed design ------------------------------------------------------------------------------
+    fixed_mm = _design_matrix(parsed.fixed, work, "fixed-effect design")
+    X = np.asarray(fixed_mm, dtype=float)
+    fixed_names = [str(c) for c in fixed_mm.columns]
+    if X.shape[1] == 0:
+        raise FormulaError(f"The formula {formula!r} has no fixed effect; use at least '~ 1 + ...'.")
+    _check_rank(X, fixed_names)
+
+    # -- random designs, one level per grouping factor ---------------------------------------------
+    levels: list[RandomLevel] = []
+    random_specs: dict[str, list[object]] = {}
+    for k, factor in enumerate(ordered):
+        columns, terms, blocks, specs, bars = [], [], [], [], []
+        for bar in parsed.bars:
+            if bar.group != factor:
+                continue
+            mm = _design_matrix(bar.expr, work, f"random-effect design of '({bar.expr} | {factor})'")
+            names = [str(c) for c in mm.columns]
+            if not names:
+                raise FormulaError(f"The random term '({bar.expr} | {factor})' has no columns.")
+            values = np.asarray(mm, dtype=float)
+            pieces = [[j] for j in range(len(names))] if bar.uncorrelated else [list(range(len(names)))]
+            for piece in pieces:
+                blocks.append([len(terms) + j for j in piece])
+            for name in names:
+                if name in terms:
+                    raise FormulaError(
+                        f"The random-effect term {name!r} appears twice for grouping factor {factor!r}."
+                    )
+            terms.extend(names)
+            columns.append(values)
+            specs.append(mm.model_spec)
+            bars.append(bar)
+        random_specs[factor] = specs
+        levels.append(
+            RandomLevel(
+                name=factor,
+                number=k + 2,
+                group_index=indices[k],
+                labels=labels[k],
+                parent_index=parents[k],
+                Z=np.hstack(columns),
+                terms=terms,
+                blocks=blocks,
+                weight=unconditional[k + 1],
+                cond_weight=conditional[k + 1],
+                n_rows=np.bincount(indices[k], minlength=len(labels[k])),
+                bars=tuple(bars),
+            )
+        )
+
+    return ModelFrame(
+        parsed=parsed,
+        y=y,
+        X=X,
+        fixed_names=fixed_names,
+        levels=levels,
+        weight1=unconditional[0],
+        cond_weight1=conditional[0],
+        weight_columns=weight_cols,
+        conditional_weights=bool(cweights),
+        row_index=frame.index,
+        n_dropped_missing=n_dropped_missing,
+        n_dropped_zero_weight=n_dropped_zero,
+        fixed_spec=fixed_mm.model_spec,
+        random_specs=random_specs,
+        centering=centering,
+        response_levels=response_levels,
+    )
+
+
+def _binomial_response(y_raw: pd.Series, name: str) -> tuple[np.ndarray, tuple | None]:
+    """Recode a binomial response to 0/1: numbers 0/1, booleans, or a two-level categorical."""
+    dtype = y_raw.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return y_raw.to_numpy(dtype=float), (False, True)
+    if isinstance(dtype, pd.CategoricalDtype):
+        categories = list(dtype.categories)
+        if len(categories) != 2:
+            raise DataError(
+                f"A binomial response must have two categories; {name!r} has {len(categories)}: {categories[:5]}."
+            )
+        return (y_raw == categories[1]).to_numpy(dtype=float), tuple(categories)
+    if pd.api.types.is_numeric_dtype(dtype):
+        values = y_raw.to_numpy(dtype=float)
+        bad = ~np.isin(values, (0.0, 1.0))
+        if bad.any():
+            examples = pd.unique(values[bad])[:5]
+            raise DataError(
+                f"A binomial response must be 0 or 1, but {name!r} has other values, e.g. {list(examples)}."
+            )
+        return values, None
+    values = pd.unique(y_raw)
+    if len(values) == 2:
+        ordered = sorted(values)
+        return (y_raw == ordered[1]).to_numpy(dtype=float), tuple(ordered)
+    raise DataError(
+        f"A binomial response must be 0/1, boolean or have two categories; {name!r} has "
+        f"{len(values)} distinct values, e.g. {list(values[:5])}."
+    )

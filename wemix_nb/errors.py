@@ -1,0 +1,93 @@
+"""Exceptions and warnings raised by wemix_nb.
+
+Every error names what is wrong: the column, the level, the group. All errors derive from
+:class:`WemixError`, and each also derives from the built-in exception a Python user would
+expect (``ValueError``, ``KeyError``...), so generic ``except`` clauses keep working.
+"""
+
+from __future__ import annotations
+
+
+class WemixError(Exception):
+    """Base class of every error raised by wemix_nb."""
+
+
+class FormulaError(WemixError, ValueError):
+    """The model formula cannot be parsed or refers to something unusable."""
+
+
+class ColumnNotFoundError(WemixError, KeyError):
+    """A column named in the formula, the weights or the centering is not in the data."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class WeightError(WemixError, ValueError):
+    """A weight column is unusable (not numeric, negative, infinite, varying within a group...)."""
+
+
+class NestingError(WemixError, ValueError):
+    """The grouping factors are not strictly nested."""
+
+
+class DataError(WemixError, ValueError):
+    """The data cannot identify the model (constant outcome, empty data, bad response values...)."""
+
+
+class RankDeficiencyError(DataError):
+    """The fixed-effect design matrix is rank deficient."""
+
+
+class FamilyError(WemixError, ValueError):
+    """Unknown family or link, or an option the family does not support."""
+
+
+class ArgumentError(WemixError, ValueError):
+    """An argument of a public function has an invalid value."""
+
+
+class CoefficientNotFoundError(WemixError, KeyError):
+    """A Wald test or prediction names a coefficient that the model does not have."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class NewLevelError(WemixError, ValueError):
+    """``predict`` met group labels not seen in the fit (and ``allow_new_levels`` is False)."""
+
+
+class WemixWarning(UserWarning):
+    """Base class of wemix_nb's warnings."""
+
+
+class DroppedRowsWarning(WemixWarning):
+    """Rows were removed before fitting (missing values, zero weights)."""
+
+
+class ConvergenceWarning(WemixWarning):
+    """The optimiser stopped before meeting its convergence criterion."""
+
+
+class NumericalWarning(WemixWarning):
+    """A numerical step was approximate (e.g. a Hessian that had to be made positive definite)."""
+
+
+__all__ = [
+    "ArgumentError",
+    "CoefficientNotFoundError",
+    "ColumnNotFoundError",
+    "ConvergenceWarning",
+    "DataError",
+    "DroppedRowsWarning",
+    "FamilyError",
+    "FormulaError",
+    "NestingError",
+    "NewLevelError",
+    "NumericalWarning",
+    "RankDeficiencyError",
+    "WeightError",
+    "WemixError",
+    "WemixWarning",
+]
