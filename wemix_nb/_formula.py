@@ -113,10 +113,14 @@ def parse_formula(formula: str) -> ParsedFormula:
     ParsedFormula
     """
     if not isinstance(formula, str):
-        raise FormulaError(f"The formula must be a string such as 'y ~ x + (1|g)', got {type(formula).__name__}.")
+        raise FormulaError(
+            f"The formula must be a string such as 'y ~ x + (1|g)', got {type(formula).__name__}."
+        )
     lhs, tilde, rhs = formula.partition("~")
     if not tilde or not lhs.strip() or not rhs.strip():
-        raise FormulaError(f"The formula {formula!r} needs a response and a right-hand side: 'y ~ x + (1|g)'.")
+        raise FormulaError(
+            f"The formula {formula!r} needs a response and a right-hand side: 'y ~ x + (1|g)'."
+        )
     terms = _split_top_level(rhs, "+")
     bars: list[RandomBar] = []
     fixed_terms: list[str] = []

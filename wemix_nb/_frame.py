@@ -317,7 +317,9 @@ def build_model_frame(
     )
     weight_cols = list(weights) if weights is not None else []
     if weights is not None and (isinstance(weights, str) or not all(isinstance(w, str) for w in weights)):
-        raise ArgumentError("weights must be a list of column names, level 1 first, e.g. ['w_student', 'w_school'].")
+        raise ArgumentError(
+            "weights must be a list of column names, level 1 first, e.g. ['w_student', 'w_school']."
+        )
     used = list(dict.fromkeys([*fixed_vars, *random_vars, *group_columns, *centre_vars, *weight_cols]))
     missing_cols = [col for col in used if col not in data.columns]
     if missing_cols:
@@ -451,7 +453,8 @@ def build_model_frame(
     else:
         if pd.api.types.is_bool_dtype(y_raw.dtype) or not pd.api.types.is_numeric_dtype(y_raw.dtype):
             raise DataError(
-                f"The response {parsed.response!r} must be numeric for this family, but has dtype {y_raw.dtype}."
+                f"The response {parsed.response!r} must be numeric for this family, "
+                f"but has dtype {y_raw.dtype}."
             )
         y = y_raw.to_numpy(dtype=float)
     if check_response and not binomial_response and np.ptp(y) == 0:
@@ -537,7 +540,8 @@ def _binomial_response(y_raw: pd.Series, name: str) -> tuple[np.ndarray, tuple |
         categories = list(dtype.categories)
         if len(categories) != 2:
             raise DataError(
-                f"A binomial response must have two categories; {name!r} has {len(categories)}: {categories[:5]}."
+                f"A binomial response must have two categories; {name!r} has "
+                f"{len(categories)}: {categories[:5]}."
             )
         return (y_raw == categories[1]).to_numpy(dtype=float), tuple(categories)
     if pd.api.types.is_numeric_dtype(dtype):

@@ -1,0 +1,80 @@
+"""Loading R WeMix reference fits from ../shared/reference and mapping R names to ours."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+WEMIX_R = SHARED / "reference" / "wemix-r"
+VIGNETTE = SHARED / "reference" / "vignette-pisa-like"
+WEMIX_REFERENCE = SHARED / "docs" / "wemix-reference"
+
+
+def require_shared() -> None:
+    if not SHARED.is_dir():
+        pytest.skip(f"the shared reference folder {SHARED} is not present")
+
+
+def typed_frame(data: pd.DataFrame, column_types: dict) -> pd.DataFrame:
+    """Apply R's column types: factors become Categoricals with R's level order."""
+    data = data.copy()
+    for column, spec in column_types.items():
+        if spec.get("type") == "factor":
+            levels = [str(level) for level in spec["levels"]]
+            data[column] = pd.Categorical(data[column].astype(str), categories=levels)
+    return data
+
+
+@cache
+def _load_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def wemix_case(name: str) -> tuple[pd.DataFrame, dict]:
+    """``data.csv`` (typed) and ``expected.json`` of a ``reference/wemix-r`` case."""
+    require_shared()
+    folder = WEMIX_R / name
+    expected = _load_json(folder / "expected.json")
+    data = typed_frame(pd.read_csv(folder / "data.csv"), expected["column_types"])
+    return data, expected
+
+
+def vignette_case(name: str) -> tuple[pd.DataFrame, dict]:
+    """Data and expected numbers of a ``reference/vignette-pisa-like`` case (m1u, m1c, m2, b1)."""
+    require_shared()
+    folder = VIGNETTE / f"pisa_like_{name}"
+    expected = _load_json(folder / "expected.json")
+    data = typed_frame(pd.read_csv(folder / "data.csv"), expected.get("column_types", {}))
+    return data, expected
+
+
+def wemix_reference_case(name: str) -> tuple[pd.DataFrame, dict]:
+    """The ``docs/wemix-reference`` data and the expected outputs of model ``name`` (L1, G4...)."""
+    require_shared()
+    expected = _load_json(WEMIX_REFERENCE / "expected_outputs.json")[name]
+    data = pd.read_csv(WEMIX_REFERENCE / "wemix_ref_data.csv")
+    return data, expected
+
+
+def r_name(name: str) -> str:
+    """Our coefficient / variance name in R's spelling: ``x2[T.b]`` -> ``x2b``, ``Intercept`` ->
+    ``(Intercept)``."""
+    name = re.sub(r"\[T\.(.*?)\]", r"\1", name)
+    return re.sub(r"(^|(?<=[.:]))Intercept($|(?=[.:]))", "(Intercept)", name)
+
+
+def by_r_name(series: pd.Series) -> dict:
+    return {r_name(str(k)): float(v) for k, v in series.items()}
+
+
+def r_center_group(expression: str | None) -> dict | None:
+    """``list("school"=~x1)`` -> ``{"school": "~x1"}``."""
+    if not expression:
+        return None
+    return dict(re.findall(r'"([\w.:/]+)"\s*=\s*(~[^,)]+)', expression))

@@ -1,0 +1,478 @@
+"""Weighted linear mixed models: the profiled pseudo-log-likelihood, its optimum and robust SEs.
+
+Everything is computed from per-level-2-group weighted cross-products of ``[Z, X, r0]``
+(``r0 = y - X beta0`` for a weighted least-squares ``beta0``; subtracting it keeps the sums of
+squares small and exact). One pass over the rows builds them; afterwards an evaluation of the
+likelihood costs O(groups * m^3) with ``m = Q + p + 1`` and never touches the rows again.
+
+The nested penalised least squares problem is solved by block elimination, level by level:
+at a level-``l`` group the augmented quadratic form ``G`` (cross-products of its rows, or the sum
+of its children's Schur complements times their conditional weights) gets ``I`` added to its first
+``q_l`` coordinates (the group's spherical random effects), which are eliminated; the Schur
+complement is passed up. The log-determinants of the eliminated blocks, weighted by the group's
+unconditional weight, make up ``D(theta)``; at the top the remaining ``(p+1) x (p+1)`` forms,
+summed with the top-level weights, give the GLS system for beta and the residual sum of squares.
+
+Derivatives with respect to theta are carried through the same elimination in forward mode, so
+the gradient of the profiled deviance and the per-top-group scores are exact (no finite
+differences), and computed for all groups at once.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse
+
+from ._covariance import CovarianceStructure
+from ._frame import ModelFrame
+from .errors import ConvergenceWarning, NumericalWarning
+
+LOG_2PI = np.log(2.0 * np.pi)
+
+
+def _swap(a: np.ndarray) -> np.ndarray:
+    return np.swapaxes(a, -1, -2)
+
+
+@dataclass
+class _LevelSolve:
+    """What one level's elimination leaves behind for back-substitution."""
+
+    K: np.ndarray  # (G, q, r): M^{-1} B, maps the rest of the unknowns to the group's u
+    M_inv: np.ndarray  # (G, q, q)
+
+
+@dataclass
+class _Evaluation:
+    theta: np.ndarray
+    D_top: np.ndarray  # (G_top,) 0.5 * sum of weighted log-determinants inside each top group
+    S_top: np.ndarray  # (G_top, p+1, p+1) per-top-group remaining quadratic form (before w_top)
+    dD_top: np.ndarray | None  # (k, G_top)
+    dS_top: np.ndarray | None  # (k, G_top, p+1, p+1)
+    solves: list[_LevelSolve]
+
+
+class LinearProblem:
+    """The sufficient statistics of a weighted linear mixed model and its likelihood.
+
+    Parameters
+    ----------
+    frame
+        The model frame.
+    """
+
+    def __init__(self, frame: ModelFrame):
+        self.frame = frame
+        self.structure = CovarianceStructure(frame.levels)
+        levels = frame.levels
+        X, y, w1 = frame.X, frame.y, frame.weight1
+        self.p = X.shape[1]
+        self.Q = self.structure.Q
+        self.n_weighted = float(w1.sum())
+
+        # weighted least squares start: subtracting X beta0 from y keeps sums of squares small
+        sw = np.sqrt(w1)
+        self.beta0 = np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]
+        r0 = y - X @ self.beta0
+
+        columns = np.column_stack([frame.Z, X, -r0])  # rows of Z b + X delta - r0 = -residual
+        self.m = columns.shape[1]
+        level2 = levels[0]
+        g2, n2 = level2.group_index, level2.n_groups
+        c1 = frame.cond_weight1
+        # per-level-2-group cross-products, one weighted bincount per upper-triangle pair
+        T = np.empty((n2, self.m, self.m))
+        for a in range(self.m):
+            weighted = c1 * columns[:, a]
+            for b in range(a, self.m):
+                T[:, a, b] = np.bincount(g2, weighted * columns[:, b], minlength=n2)
+                T[:, b, a] = T[:, a, b]
+        self.T = T
+
+        # aggregation from each level to its parent, with the child's conditional weight
+        self.aggregators = []
+        for level in levels[:-1]:
+            G = level.n_groups
+            parent_count = int(level.parent_index.max()) + 1
+            self.aggregators.append(
+                scipy.sparse.csr_matrix(
+                    (level.cond_weight, (level.parent_index, np.arange(G))), shape=(parent_count, G)
+                )
+            )
+        # index of each group's top-level group, per level
+        self.top_of = []
+        for k in range(len(levels)):
+            idx = np.arange(levels[k].n_groups)
+            for upper in levels[k:-1]:
+                idx = upper.parent_index[idx]
+            self.top_of.append(idx)
+        top = levels[-1]
+        self.n_top = top.n_groups
+        self.top_weight = top.weight
+        self.top_index_rows = self.top_of[0][g2]
+        self.n_weighted_top = np.bincount(self.top_index_rows, w1, minlength=self.n_top)
+
+    # -- the likelihood ----------------------------------------------------------------------------
+
+    def evaluate(self, theta: np.ndarray, tangents: bool = False) -> _Evaluation:
+        """Eliminate all random effects at ``theta``; optionally carry d/dtheta along."""
+        st = self.structure
+        theta = np.asarray(theta, dtype=float)
+        lam = np.eye(self.m)
+        lam[: self.Q, : self.Q] = st.stacked(theta)
+        LT = _swap(self.T @ lam)  # Lambda~' T  (T symmetric)
+        A = LT @ lam
+        dA = None
+        if tangents:
+            k = st.size
+            dA = np.zeros((k, *A.shape))
+            for j, (r, c) in enumerate(zip(st.rows, st.cols, strict=True)):
+                # d(Lambda' T Lambda) = E' T Lambda + Lambda' T E, E = unit matrix at (r, c)
+                dA[j, :, :, c] += LT[:, :, r]
+                dA[j, :, c, :] += LT[:, :, r]
+        levels = self.frame.levels
+        D_top = np.zeros(self.n_top)
+        dD_top = np.zeros((st.size, self.n_top)) if tangents else None
+        solves = []
+        for k_level, level in enumerate(levels):
+            q = level.q
+            M = A[:, :q, :q] + np.eye(q)
+            B = A[:, :q, q:]
+            M_inv = np.linalg.inv(M)
+            K = M_inv @ B
+            S = A[:, q:, q:] - _swap(B) @ K
+            logdet = np.linalg.slogdet(M)[1]
+            D_top += np.bincount(self.top_of[k_level], 0.5 * level.weight * logdet, minlength=self.n_top)
+            if tangents:
+                dM = dA[:, :, :q, :q]
+                dB = dA[:, :, :q, q:]
+                dlogdet = np.einsum("gij,kgji->kg", M_inv, dM)
+                dD_top += np.stack(
+                    [np.bincount(self.top_of[k_level], 0.5 * level.weight * row, minlength=self.n_top)
+                     for row in dlogdet]
+                )
+                KtdB = _swap(K) @ dB
+                dS = dA[:, :, q:, q:] - KtdB - _swap(KtdB) + _swap(K) @ dM @ K
+            solves.append(_LevelSolve(K=K, M_inv=M_inv))
+            if k_level < len(levels) - 1:
+                agg = self.aggregators[k_level]
+                r = S.shape[-1]
+                A = (agg @ S.reshape(len(S), -1)).reshape(-1, r, r)
+                if tangents:
+                    kk, G = dS.shape[:2]
+                    flat = np.moveaxis(dS, 1, 0).reshape(G, -1)
+                    dA = np.moveaxis((agg @ flat).reshape(-1, kk, r, r), 0, 1)
+            else:
+                S_top, dS_top = S, (dS if tangents else None)
+        return _Evaluation(theta, D_top, S_top, dD_top, dS_top, solves)
+
+    def _top_system(self, ev: _Evaluation) -> np.ndarray:
+        return np.einsum("h,hij->ij", self.top_weight, ev.S_top)
+
+    def deviance(self, theta: np.ndarray, gradient: bool = False):
+        """Profiled deviance ``-2 lnl(theta)`` (and its gradient)."""
+        ev = self.evaluate(theta, tangents=gradient)
+        total = self._top_system(ev)
+        p = self.p
+        delta = np.linalg.solve(total[:p, :p], -total[:p, p])
+        r2 = total[p, p] + total[:p, p] @ delta
+        D = ev.D_top.sum()
+        Nw = self.n_weighted
+        dev = 2.0 * D + Nw * (LOG_2PI + np.log(r2 / Nw) + 1.0)
+        if not gradient:
+            return dev
+        ext = np.append(delta, 1.0)
+        d_total = np.einsum("h,khij->kij", self.top_weight, ev.dS_top)
+        d_r2 = np.einsum("i,kij,j->k", ext, d_total, ext)
+        grad = 2.0 * ev.dD_top.sum(axis=1) + Nw * d_r2 / r2
+        return dev, grad
+
+    # -- optimisation ------------------------------------------------------------------------------
+
+    def optimize(self, start: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+        """Minimise the profiled deviance over theta (diagonal entries bounded below by 0)."""
+        st = self.structure
+        x0 = st.start() if start is None else np.asarray(start, dtype=float)
+        scale = 1.0 / max(abs(self.deviance(x0)), 1.0)  # keep the objective O(1) for the line search
+
+        def objective(x):
+            dev, grad = self.deviance(x, gradient=True)
+            return dev * scale, grad * scale
+
+        def run(x):
+            return scipy.optimize.minimize(
+                objective, x, jac=True, method="L-BFGS-B", bounds=st.lower_bounds(),
+                options={"maxiter": 1000, "ftol": 1e-15, "gtol": 1e-11, "maxcor": 20},
+            )
+
+        res = run(x0)
+        # A diagonal entry at its bound of 0 has a zero gradient even when it is a saddle (theta
+        # enters as theta^2 there), so the bounded search can stop on it: restart away from 0
+        # and keep the restart if it is better.
+        for _ in range(3):
+            at_zero = st.diagonal & (res.x < 1e-4)
+            if not at_zero.any():
+                break
+            trial = res.x.copy()
+            trial[at_zero] = 0.5
+            other = run(trial)
+            if other.fun >= res.fun - 1e-12 * abs(res.fun):
+                break
+            res = other
+        x = res.x
+        # a few Newton steps on the exact gradient polish the flat optimum
+        x, polished = self._newton_polish(x)
+        info = {
+            "converged": bool(res.success or polished),
+            "iterations": int(res.nit),
+            "evaluations": int(res.nfev),
+            "message": str(res.message),
+        }
+        if not info["converged"]:
+            warnings.warn(
+                f"The optimiser did not converge after {res.nit} iterations: {res.message}",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return st.canonical(x), info
+
+    def _newton_polish(self, x: np.ndarray, steps: int = 4) -> tuple[np.ndarray, bool]:
+        bounds = self.structure.diagonal
+        for _ in range(steps):
+            dev, grad = self.deviance(x, gradient=True)
+            free = ~(bounds & (x <= 1e-12) & (grad > 0))  # parameters resting on the bound stay
+            if not free.any():
+                return x, True
+            H = _jacobian(lambda t: self.deviance(t, gradient=True)[1], x)
+            H = 0.5 * (H + H.T)
+            Hf = H[np.ix_(free, free)]
+            try:
+                if np.linalg.eigvalsh(Hf).min() <= 0:
+                    return x, False
+                step = np.zeros_like(x)
+                step[free] = -np.linalg.solve(Hf, grad[free])
+            except np.linalg.LinAlgError:
+                return x, False
+            candidate = np.where(bounds, np.maximum(x + step, 0.0), x + step)
+            if self.deviance(candidate) > dev:  # no further progress at machine precision
+                return x, bool(np.max(np.abs(grad[free])) < 1e-6 * max(abs(dev), 1.0))
+            x = candidate
+            if np.max(np.abs(step)) < 1e-10 * (1 + np.max(np.abs(x))):
+                return x, True
+        return x, True
+
+    # -- quantities at the estimate -------------------------------------------------------------------
+
+    def solution(self, theta: np.ndarray) -> LinearSolution:
+        """beta, sigma, random effects and all SEs at ``theta``."""
+        ev = self.evaluate(theta, tangents=True)
+        total = self._top_system(ev)
+        p = self.p
+        A = total[:p, :p]
+        delta = np.linalg.solve(A, -total[:p, p])
+        beta = self.beta0 + delta
+        ext = np.append(delta, 1.0)
+        r2 = float(ext @ total @ ext)
+        Nw = self.n_weighted
+        sigma2 = r2 / Nw
+        lnl = -ev.D_top.sum() - 0.5 * Nw * (LOG_2PI + np.log(sigma2) + 1.0)
+
+        # random effects (spherical u, then b = Lambda u), top level down
+        levels = self.frame.levels
+        lambdas = self.structure.factors(theta)
+        u = [None] * len(levels)
+        rest = np.broadcast_to(ext, (self.n_top, p + 1))
+        cond_cov = [None] * len(levels)
+        ancestor_cov = np.zeros((self.n_top, 0, 0))
+        for k in range(len(levels) - 1, -1, -1):
+            solve = ev.solves[k]
+            if k < len(levels) - 1:
+                parent = levels[k].parent_index
+                rest = rest[parent]
+                ancestor_cov = ancestor_cov[parent]
+            u[k] = -np.einsum("gqr,gr->gq", solve.K, rest)
+            # conditional covariance of (u_k, ancestors) given the data, beta fixed
+            n_anc = ancestor_cov.shape[-1]
+            K_anc = solve.K[:, :, :n_anc]
+            own = sigma2 * solve.M_inv + K_anc @ ancestor_cov @ _swap(K_anc)
+            cross = -K_anc @ ancestor_cov
+            cond_cov[k] = own
+            ancestor_cov = np.concatenate(
+                [np.concatenate([own, cross], axis=2),
+                 np.concatenate([_swap(cross), ancestor_cov], axis=2)], axis=1)
+            rest = np.concatenate([u[k], rest], axis=1)
+        b = [uk @ lam.T for uk, lam in zip(u, lambdas, strict=True)]
+        b_cov = [lam @ cov @ lam.T for cov, lam in zip(cond_cov, lambdas, strict=True)]
+
+        frame = self.frame
+        fitted_fixed = frame.X @ beta
+        fitted = fitted_fixed.copy()
+        for level, bk in zip(levels, b, strict=True):
+            fitted += np.einsum("nq,nq->n", level.Z, bk[level.group_index])
+        resid = frame.y - fitted
+
+        # robust covariance of beta: per-top-group scores from the envelope of each group's r2
+        S_top = ev.S_top
+        w_top = self.top_weight
+        scores_beta = -(w_top[:, None] / sigma2) * np.einsum("hij,j->hi", S_top[:, :p, :], ext)
+        G = self.n_top
+        model_cov = sigma2 * np.linalg.inv(A)
+        J_beta = G / (G - 1) * scores_beta.T @ scores_beta
+        cov_beta = model_cov @ J_beta @ model_cov
+
+        var_cov, var_theta, var_se = self._variance_sandwich(theta, ev, ext, sigma2)
+        return LinearSolution(
+            theta=theta, beta=beta, sigma=float(np.sqrt(sigma2)), lnl=float(lnl),
+            model_cov=model_cov, cov_beta=cov_beta, u=u, b=b, b_cov=b_cov,
+            fitted=fitted, fitted_fixed=fitted_fixed, resid=resid,
+            phi_cov=var_cov, var_theta=var_theta, var_se=var_se,
+        )
+
+    def per_group_lnl(self, theta: np.ndarray, beta: np.ndarray, sigma: float,
+                      tangents: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Per-top-group log-likelihood at (beta, theta, sigma), random effects profiled out."""
+        ev = self.evaluate(theta, tangents=tangents)
+        lnl_h, d_theta, _ = self._group_lnl(ev, np.append(beta - self.beta0, 1.0), sigma**2)
+        return lnl_h, d_theta
+
+    def _group_lnl(self, ev: _Evaluation, ext: np.ndarray, sigma2: float):
+        r2_h = self.top_weight * np.einsum("i,hij,j->h", ext, ev.S_top, ext)
+        lnl_h = -ev.D_top - 0.5 * self.n_weighted_top * (LOG_2PI + np.log(sigma2)) - r2_h / (2 * sigma2)
+        if ev.dS_top is None:
+            return lnl_h, None, r2_h
+        d_r2 = self.top_weight[None, :] * np.einsum("i,khij,j->kh", ext, ev.dS_top, ext)
+        return lnl_h, (-ev.dD_top - d_r2 / (2 * sigma2)), r2_h
+
+    def _phi_scores(self, theta: np.ndarray, ext: np.ndarray, sigma: float, ev=None) -> np.ndarray:
+        """Per-top-group scores of (theta, sigma), beta fixed: shape (G_top, k + 1)."""
+        if ev is None:
+            ev = self.evaluate(theta, tangents=True)
+        _, d_theta, r2_h = self._group_lnl(ev, ext, sigma**2)
+        d_sigma = -self.n_weighted_top / sigma + r2_h / sigma**3
+        return np.column_stack([d_theta.T, d_sigma])
+
+    def _variance_sandwich(self, theta, ev, ext, sigma2):
+        """Robust covariance of (theta, sigma) per level and of the (co)variance estimates.
+
+        Follows WeMix's construction (each level separately, beta held fixed): scores of the
+        per-top-group likelihood, the Hessian of the total likelihood, and the delta method to
+        ``Sigma_l = sigma^2 Lambda_l Lambda_l'``. Both derivatives are exact here (WeMix uses
+        finite differences).
+        """
+        st = self.structure
+        sigma = np.sqrt(sigma2)
+        phi = np.append(theta, sigma)
+        scores = self._phi_scores(theta, ext, sigma, ev)
+        G = self.n_top
+        J = G / (G - 1) * scores.T @ scores
+
+        def total_gradient(x):
+            return self._phi_scores(x[:-1], ext, x[-1]).sum(axis=0)
+
+        H = _jacobian(total_gradient, phi)
+        H = -0.5 * (H + H.T)
+        k = st.size
+        n_levels = len(st.q)
+        phi_cov = {}
+        var_theta = np.zeros((k, k))
+        var_se: dict[tuple[int, int, int], float] = {}
+        lambdas = st.factors(theta)
+        for level in range(n_levels):
+            idx = np.append(np.flatnonzero(st.entry_level == level), k)
+            A = H[np.ix_(idx, idx)]
+            A = _positive_definite(A, f"level {level + 2}")
+            A_inv = np.linalg.inv(A)
+            V = A_inv @ J[np.ix_(idx, idx)] @ A_inv
+            phi_cov[level] = V
+            lam = lambdas[level]
+            q = st.q[level]
+            entries = [st.entries[j] for j in idx[:-1]]
+            # gradients of every Sigma entry (a <= c) w.r.t. (free entries of this level, sigma)
+            grads = {}
+            for a in range(q):
+                for c in range(a, q):
+                    g = np.zeros(len(idx))
+                    for pos, e in enumerate(entries):
+                        g[pos] = sigma2 * ((e.row == a) * lam[c, e.col] + (e.row == c) * lam[a, e.col])
+                    g[-1] = 2.0 * sigma * (lam[a] @ lam[c])
+                    grads[(a, c)] = g
+                    var_se[(level, a, c)] = float(np.sqrt(max(g @ V @ g, 0.0)))
+            # var_theta: rows in the order of the level's theta entries (the free Sigma entries)
+            rows = [grads[(min(e.row, e.col), max(e.row, e.col))] for e in entries]
+            Dl = np.array(rows)
+            pos = idx[:-1]
+            var_theta[np.ix_(pos, pos)] = Dl @ V @ Dl.T
+            if level == 0:
+                var_se[("residual",)] = float(2.0 * sigma * np.sqrt(V[-1, -1]))
+        return phi_cov, var_theta, var_se
+
+
+@dataclass
+class LinearSolution:
+    theta: np.ndarray
+    beta: np.ndarray
+    sigma: float
+    lnl: float
+    model_cov: np.ndarray
+    cov_beta: np.ndarray
+    u: list[np.ndarray]
+    b: list[np.ndarray]
+    b_cov: list[np.ndarray]
+    fitted: np.ndarray
+    fitted_fixed: np.ndarray
+    resid: np.ndarray
+    phi_cov: dict
+    var_theta: np.ndarray
+    var_se: dict
+
+
+def _jacobian(func, x: np.ndarray) -> np.ndarray:
+    """Central-difference Jacobian of a vector function (used on exact gradients)."""
+    x = np.asarray(x, dtype=float)
+    cols = []
+    for j in range(len(x)):
+        h = 1e-5 * (abs(x[j]) + 1e-3)
+        up, down = x.copy(), x.copy()
+        up[j] += h
+        down[j] -= h
+        cols.append((func(up) - func(down)) / (2 * h))
+    return np.column_stack(cols)
+
+
+def _positive_definite(A: np.ndarray, where: str) -> np.ndarray:
+    eig, vec = np.linalg.eigh(A)
+    if eig.min() > 0 and eig.max() / eig.min() < np.finfo(float).eps ** -0.25:
+        return A
+    warnings.warn(
+        f"The information matrix of the variance parameters at {where} is not well conditioned "
+        f"(eigenvalues {eig.min():.3g} to {eig.max():.3g}); their standard errors are approximate.",
+        NumericalWarning,
+        stacklevel=4,
+    )
+    floor = max(abs(eig.max()), 1.0) * 400 * np.sqrt(np.finfo(float).eps)
+    return (vec * np.maximum(eig, floor)) @ vec.T
+
+
+def fit_linear(
+    frame: ModelFrame, start: np.ndarray | None = None
+) -> tuple[LinearProblem, LinearSolution, dict]:
+    """Fit a weighted linear mixed model.
+
+    Parameters
+    ----------
+    frame
+        The model frame.
+    start
+        Optional theta to start from (relative Cholesky entries, lme4 order).
+
+    Returns
+    -------
+    problem, solution, info
+    """
+    problem = LinearProblem(frame)
+    theta, info = problem.optimize(start)
+    return problem, problem.solution(theta), info

@@ -1,0 +1,226 @@
+"""The result of a fit: estimates, their robust covariances, random effects, and prediction.
+
+A :class:`MixResult` holds data only; text reports live in ``_report.py``, and the notebook layer
+(HTML tables, charts, widgets) is imported lazily from :mod:`wemix_nb.display`, so the estimation
+core never needs great-tables, Altair or ipywidgets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._frame import ModelFrame, group_labels
+from .errors import ArgumentError, NewLevelError
+
+
+@dataclass(eq=False)
+class MixResult:
+    """A fitted weighted mixed model.
+
+    The attribute names follow WeMix (``coef``, ``SE``, ``vars``, ``lnl``...); statsmodels-style
+    aliases (``params``, ``bse``, ``llf``, ``nobs``) are provided as properties.
+
+    Attributes
+    ----------
+    formula
+        The model formula.
+    family
+        ``None`` for the linear (Gaussian) model, else the GLMM family object.
+    coef
+        Fixed-effect estimates (pandas Series indexed by coefficient name).
+    SE
+        Robust (sandwich, clustered on the top level) standard errors of ``coef``.
+    cov_mat
+        Robust covariance matrix of ``coef``.
+    model_cov
+        Model-based covariance of ``coef`` (WeMix's ``invHessian`` for linear models).
+    theta
+        Cholesky-factor parameters in lme4 order: relative to ``sigma`` for linear models,
+        absolute for GLMMs.
+    vars
+        Random-effect variances of every level (and ``Residual`` for linear models).
+    sigma
+        Residual standard deviation (1 for GLMMs).
+    lnl
+        Weighted pseudo-log-likelihood at the estimate.
+    ICC
+        Intraclass correlation: random-effect variance over total (latent scale for GLMMs).
+    ngroups
+        Number of rows and of groups per grouping factor.
+    wgtStats
+        Mean, sum, min and max of the unconditional weights per level.
+    var_theta
+        Covariance matrix of the (co)variance estimates, labelled with the theta names.
+    varDF
+        One row per variance and free covariance (and the residual): estimate and robust SE.
+    ranef
+        Conditional modes ``b`` of the random effects: a DataFrame per grouping factor, indexed
+        by group label, one column per random-effect term.
+    ranef_sd
+        Conditional standard deviations of ``ranef`` (same layout).
+    """
+
+    formula: str
+    family: Any
+    coef: pd.Series
+    SE: pd.Series
+    cov_mat: pd.DataFrame
+    model_cov: pd.DataFrame
+    theta: pd.Series
+    vars: pd.Series
+    sigma: float
+    lnl: float
+    ICC: float | None
+    ngroups: pd.Series
+    wgtStats: pd.DataFrame
+    var_theta: pd.DataFrame
+    varDF: pd.DataFrame
+    ranef: dict[str, pd.DataFrame]
+    ranef_sd: dict[str, pd.DataFrame]
+    resid: pd.Series
+    fitted: pd.Series
+    converged: bool
+    n_iterations: int
+    message: str
+    nquad: int | None = None
+    is_adaptive: bool = False
+    options: dict = field(default_factory=dict)
+    frame: ModelFrame | None = field(default=None, repr=False)
+    extra: dict = field(default_factory=dict, repr=False)
+
+    # -- basic facts -----------------------------------------------------------------------------
+
+    @property
+    def levels(self) -> int:
+        """Number of levels ``L`` (rows are level 1)."""
+        return len(self.ngroups)
+
+    @property
+    def family_name(self) -> str:
+        return "gaussian" if self.family is None else self.family.name
+
+    @property
+    def link(self) -> str:
+        return "identity" if self.family is None else self.family.link
+
+    @property
+    def params(self) -> pd.Series:
+        """Alias of :attr:`coef`."""
+        return self.coef
+
+    @property
+    def bse(self) -> pd.Series:
+        """Alias of :attr:`SE`."""
+        return self.SE
+
+    @property
+    def llf(self) -> float:
+        """Alias of :attr:`lnl`."""
+        return self.lnl
+
+    @property
+    def nobs(self) -> int:
+        """Number of rows used in the fit."""
+        return int(self.ngroups.iloc[0])
+
+    def __repr__(self) -> str:
+        family = "" if self.family is None else f", family={self.family!r}"
+        return (
+            f"<MixResult {self.formula!r}{family}: {self.nobs} rows, "
+            f"{', '.join(f'{k} {v}' for k, v in self.ngroups.iloc[1:].items())} groups; "
+            f"lnl={self.lnl:.6g}>"
+        )
+
+    # -- prediction ------------------------------------------------------------------------------
+
+    def _inverse_link(self, eta: np.ndarray) -> np.ndarray:
+        return eta if self.family is None else self.family.linkinv(eta)
+
+    def predict(
+        self,
+        newdata: pd.DataFrame | None = None,
+        type: str = "link",
+        allow_new_levels: bool = False,
+    ) -> pd.Series:
+        """Predictions including the random effects (conditional on the groups' modes).
+
+        Parameters
+        ----------
+        newdata
+            Data to predict for; ``None`` predicts the fitting rows (in the data's row labels).
+            It needs the formula's covariates and grouping columns, not the response.
+        type
+            ``"link"`` (linear predictor) or ``"response"`` (inverse link applied).
+        allow_new_levels
+            If False, a group label not seen in the fit raises :class:`NewLevelError`; if True,
+            such groups get random effect 0 (a population-level prediction for them).
+
+        Returns
+        -------
+        pandas.Series
+            Indexed like ``newdata`` (rows with missing covariates are NaN).
+        """
+        if type not in ("link", "response"):
+            raise ArgumentError(f"type must be 'link' or 'response', got {type!r}.")
+        if newdata is None:
+            eta = self.fitted.to_numpy()
+            return pd.Series(
+                eta if type == "link" else self._inverse_link(eta), index=self.fitted.index, name="predicted"
+            )
+        if self.frame is None:
+            raise ArgumentError("This result carries no model frame, so it cannot predict on new data.")
+        eta = _predict_link(self, newdata, allow_new_levels)
+        values = eta if type == "link" else self._inverse_link(eta)
+        return pd.Series(values, index=newdata.index, name="predicted")
+
+    # -- the notebook layer (imported lazily: the core does not depend on it) ---------------------
+
+    def _repr_html_(self) -> str:
+        from .display.html import result_html
+
+        return result_html(self)
+
+
+def _predict_link(result: MixResult, newdata: pd.DataFrame, allow_new_levels: bool) -> np.ndarray:
+    frame = result.frame
+    data = newdata.copy()
+    if frame.parsed.response not in data.columns:
+        data[frame.parsed.response] = 0.0
+    # repeat the fit's centering with the fit's means (groups unseen in the fit: their own mean)
+    for factor, means in frame.centering.group.items():
+        labels = group_labels(data, factor)
+        for var, by_group in means.items():
+            values = pd.to_numeric(data[var], errors="coerce")
+            own = values.groupby(labels).transform("mean")
+            data[var] = values - labels.map(by_group).astype(float).fillna(own)
+    for var, mean in frame.centering.grand.items():
+        data[var] = pd.to_numeric(data[var], errors="coerce") - mean
+
+    X = frame.fixed_spec.get_model_matrix(data, na_action="ignore")
+    missing = [name for name in frame.fixed_names if name not in X.columns]
+    if missing:
+        raise ArgumentError(f"newdata does not produce the fitted columns {missing}.")
+    eta = X[frame.fixed_names].to_numpy(dtype=float) @ result.coef.to_numpy()
+    for level in frame.levels:
+        effects = result.ranef[level.name]
+        labels = group_labels(data, level.name)
+        position = pd.Index(level.labels).get_indexer(labels.to_numpy())
+        unseen = (position < 0) & labels.notna().to_numpy()
+        if unseen.any() and not allow_new_levels:
+            new = pd.unique(labels[unseen])[:5]
+            raise NewLevelError(
+                f"newdata has group(s) of {level.name!r} not seen in the fit: "
+                f"{', '.join(map(repr, map(str, new)))}. Set allow_new_levels=True to predict them "
+                "with a random effect of 0."
+            )
+        Z = np.hstack([np.asarray(spec.get_model_matrix(data, na_action="ignore"), dtype=float)
+                       for spec in frame.random_specs[level.name]])
+        b = np.zeros((len(data), level.q))
+        seen = position >= 0
+        b[seen] = effects.to_numpy()[position[seen]]
+        eta = eta + np.einsum("nq,nq->n", Z, b)
+    return eta
