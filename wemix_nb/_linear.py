@@ -50,10 +50,78 @@ class _LevelSolve:
 class _Evaluation:
     theta: np.ndarray
     D_top: np.ndarray  # (G_top,) 0.5 * sum of weighted log-determinants inside each top group
-    S_top: np.ndarray  # (G_top, p+1, p+1) per-top-group remaining quadratic form (before w_top)
+    top_C: np.ndarray  # (G_top, p+1, p+1): the top level's form on (beta, 1) before elimination
+    top_B: np.ndarray  # (G_top, q_top, p+1): its cross block with the top level's u
     dD_top: np.ndarray | None  # (k, G_top)
-    dS_top: np.ndarray | None  # (k, G_top, p+1, p+1)
+    dA_top: np.ndarray | None  # (k, G_top, m_top, m_top): tangents of the top level's form
     solves: list[_LevelSolve]
+    LT: np.ndarray | None = None  # two-level models: Lambda~' T, from which dA_top follows
+    rows: np.ndarray | None = None  # positions of the theta entries in Lambda~
+    cols: np.ndarray | None = None
+
+    def top_quadratic(self, ext: np.ndarray) -> np.ndarray:
+        """``ext' S_h ext`` per top group, with ``S_h = C_h - B_h' K_h`` the eliminated form."""
+        K = self.solves[-1].K
+        return np.einsum("i,gij,j->g", ext, self.top_C, ext) - np.einsum(
+            "gqi,i,gqj,j->g", self.top_B, ext, K, ext, optimize=True)
+
+    def top_linear(self, ext: np.ndarray, p: int) -> np.ndarray:
+        """``S_h[:p, :] ext`` per top group: shape (G_top, p)."""
+        K = self.solves[-1].K
+        return self.top_C[:, :p, :] @ ext - np.einsum("gqi,gq->gi", self.top_B[:, :, :p], K @ ext)
+
+    def tangent_quadratic(self, ext: np.ndarray) -> np.ndarray:
+        """``ext' dS_top ext`` for every theta direction and top group: shape (k, G_top).
+
+        Only this contraction of the top-level Schur complement's derivative is ever needed. With
+        ``y = [-K ext, ext]`` it equals ``y' dA_top y``; for two-level models ``dA`` has the
+        structure ``E' T~ + T~' E`` and the contraction reduces to two columns of ``y' Lambda' T``.
+        """
+        top = self.solves[-1]
+        y = np.concatenate([-(top.K @ ext), np.broadcast_to(ext, (len(top.K), len(ext)))], axis=1)
+        if self.LT is not None:
+            yLT = np.einsum("gi,gir->gr", y, self.LT)
+            return 2.0 * (y[:, self.cols] * yLT[:, self.rows]).T
+        dA = self.dA_top
+        Ay = np.einsum("kgij,gj->kgi", dA, y)
+        return np.einsum("kgi,gi->kg", Ay, y)
+
+
+def _spd_inverse_logdet(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverses and log-determinants of a stack of small SPD matrices ``(G, q, q)``.
+
+    LAPACK calls per tiny matrix cost more than the arithmetic, so for q <= 4 the Cholesky
+    factorisation is written out with loops over q (vectorised over the groups).
+    """
+    q = M.shape[-1]
+    if q == 1:
+        return 1.0 / M, np.log(M[:, 0, 0])
+    if q > 4:
+        return np.linalg.inv(M), np.linalg.slogdet(M)[1]
+    L = np.zeros_like(M)
+    for j in range(q):
+        d = M[:, j, j] - np.einsum("gk,gk->g", L[:, j, :j], L[:, j, :j])
+        L[:, j, j] = np.sqrt(d)
+        for i in range(j + 1, q):
+            L[:, i, j] = (M[:, i, j] - np.einsum("gk,gk->g", L[:, i, :j], L[:, j, :j])) / L[:, j, j]
+    L_inv = np.zeros_like(M)
+    for j in range(q):
+        L_inv[:, j, j] = 1.0 / L[:, j, j]
+        for i in range(j + 1, q):
+            L_inv[:, i, j] = -np.einsum("gk,gk->g", L[:, i, j:i], L_inv[:, j:i, j]) / L[:, i, i]
+    return _small_matmul(_swap(L_inv), L_inv), 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+
+
+def _small_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for stacks of matrices with a tiny inner dimension (numpy's stacked matmul has a
+    per-matrix overhead that dominates there)."""
+    inner = a.shape[-1]
+    if inner > 4:
+        return a @ b
+    out = a[..., :, 0, None] * b[..., None, 0, :]
+    for k in range(1, inner):
+        out += a[..., :, k, None] * b[..., None, k, :]
+    return out
 
 
 class LinearProblem:
@@ -124,17 +192,18 @@ class LinearProblem:
         theta = np.asarray(theta, dtype=float)
         lam = np.eye(self.m)
         lam[: self.Q, : self.Q] = st.stacked(theta)
-        LT = _swap(self.T @ lam)  # Lambda~' T  (T symmetric)
-        A = LT @ lam
+        n2, m = self.T.shape[:2]
+        LT = _swap((self.T.reshape(-1, m) @ lam).reshape(n2, m, m))  # Lambda~' T  (T symmetric)
+        A = (LT.reshape(-1, m) @ lam).reshape(n2, m, m)
+        levels = self.frame.levels
+        last = len(levels) - 1
         dA = None
-        if tangents:
-            k = st.size
-            dA = np.zeros((k, *A.shape))
+        if tangents and last > 0:  # two-level models never need the full tangents (see below)
+            dA = np.zeros((st.size, *A.shape))
             for j, (r, c) in enumerate(zip(st.rows, st.cols, strict=True)):
                 # d(Lambda' T Lambda) = E' T Lambda + Lambda' T E, E = unit matrix at (r, c)
                 dA[j, :, :, c] += LT[:, :, r]
                 dA[j, :, c, :] += LT[:, :, r]
-        levels = self.frame.levels
         D_top = np.zeros(self.n_top)
         dD_top = np.zeros((st.size, self.n_top)) if tangents else None
         solves = []
@@ -142,36 +211,48 @@ class LinearProblem:
             q = level.q
             M = A[:, :q, :q] + np.eye(q)
             B = A[:, :q, q:]
-            M_inv = np.linalg.inv(M)
-            K = M_inv @ B
-            S = A[:, q:, q:] - _swap(B) @ K
-            logdet = np.linalg.slogdet(M)[1]
-            D_top += np.bincount(self.top_of[k_level], 0.5 * level.weight * logdet, minlength=self.n_top)
+            M_inv, logdet = _spd_inverse_logdet(M)
+            K = _small_matmul(M_inv, B)
+            top_of = self.top_of[k_level]
+            D_top += np.bincount(top_of, 0.5 * level.weight * logdet, minlength=self.n_top)
+            solves.append(_LevelSolve(K=K, M_inv=M_inv))
+            if tangents:
+                if k_level == 0:
+                    # tr(M^-1 dM_j) = 2 (M^-1 LT[:q, r_j])[c_j] when c_j < q, else 0
+                    MLT = np.einsum("gab,gbr->gar", M_inv, LT[:, :q, :])
+                    own = st.cols < q
+                    dlogdet = np.zeros((st.size, len(M)))
+                    dlogdet[own] = 2.0 * MLT[:, st.cols[own], st.rows[own]].T
+                else:
+                    dlogdet = (M_inv[None] * dA[:, :, :q, :q]).sum(axis=(-1, -2))
+                for j, row in enumerate(dlogdet):
+                    dD_top[j] += np.bincount(top_of, 0.5 * level.weight * row, minlength=self.n_top)
+            if k_level == last:  # the top's Schur complement is only ever needed contracted
+                C = A[:, q:, q:]
+                if last == 0:
+                    return _Evaluation(theta, D_top, C, B, dD_top, None, solves, LT if tangents else None,
+                                       st.rows, st.cols)
+                return _Evaluation(theta, D_top, C, B, dD_top, dA, solves)
+            S = A[:, q:, q:] - np.einsum("gqi,gqj->gij", B, K)
+            agg = self.aggregators[k_level]
+            r = S.shape[-1]
+            A = (agg @ S.reshape(len(S), -1)).reshape(-1, r, r)
             if tangents:
                 dM = dA[:, :, :q, :q]
                 dB = dA[:, :, :q, q:]
-                dlogdet = np.einsum("gij,kgji->kg", M_inv, dM)
-                dD_top += np.stack(
-                    [np.bincount(self.top_of[k_level], 0.5 * level.weight * row, minlength=self.n_top)
-                     for row in dlogdet]
-                )
                 KtdB = _swap(K) @ dB
                 dS = dA[:, :, q:, q:] - KtdB - _swap(KtdB) + _swap(K) @ dM @ K
-            solves.append(_LevelSolve(K=K, M_inv=M_inv))
-            if k_level < len(levels) - 1:
-                agg = self.aggregators[k_level]
-                r = S.shape[-1]
-                A = (agg @ S.reshape(len(S), -1)).reshape(-1, r, r)
-                if tangents:
-                    kk, G = dS.shape[:2]
-                    flat = np.moveaxis(dS, 1, 0).reshape(G, -1)
-                    dA = np.moveaxis((agg @ flat).reshape(-1, kk, r, r), 0, 1)
-            else:
-                S_top, dS_top = S, (dS if tangents else None)
-        return _Evaluation(theta, D_top, S_top, dD_top, dS_top, solves)
+                kk, G = dS.shape[:2]
+                flat = np.moveaxis(dS, 1, 0).reshape(G, -1)
+                dA = np.moveaxis((agg @ flat).reshape(-1, kk, r, r), 0, 1)
+        raise AssertionError("unreachable")
 
     def _top_system(self, ev: _Evaluation) -> np.ndarray:
-        return np.einsum("h,hij->ij", self.top_weight, ev.S_top)
+        """``sum_h w_h S_h``: the GLS system for beta (and the residual sum of squares)."""
+        w = self.top_weight
+        r = ev.top_C.shape[-1]
+        weighted_B = (w[:, None, None] * ev.top_B).reshape(-1, r)
+        return np.tensordot(w, ev.top_C, axes=1) - weighted_B.T @ ev.solves[-1].K.reshape(-1, r)
 
     def deviance(self, theta: np.ndarray, gradient: bool = False):
         """Profiled deviance ``-2 lnl(theta)`` (and its gradient)."""
@@ -186,8 +267,7 @@ class LinearProblem:
         if not gradient:
             return dev
         ext = np.append(delta, 1.0)
-        d_total = np.einsum("h,khij->kij", self.top_weight, ev.dS_top)
-        d_r2 = np.einsum("i,kij,j->k", ext, d_total, ext)
+        d_r2 = ev.tangent_quadratic(ext) @ self.top_weight
         grad = 2.0 * ev.dD_top.sum(axis=1) + Nw * d_r2 / r2
         return dev, grad
 
@@ -206,7 +286,7 @@ class LinearProblem:
         def run(x):
             return scipy.optimize.minimize(
                 objective, x, jac=True, method="L-BFGS-B", bounds=st.lower_bounds(),
-                options={"maxiter": 1000, "ftol": 1e-15, "gtol": 1e-11, "maxcor": 20},
+                options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-8, "maxcor": 20},
             )
 
         res = run(x0)
@@ -316,9 +396,8 @@ class LinearProblem:
         resid = frame.y - fitted
 
         # robust covariance of beta: per-top-group scores from the envelope of each group's r2
-        S_top = ev.S_top
         w_top = self.top_weight
-        scores_beta = -(w_top[:, None] / sigma2) * np.einsum("hij,j->hi", S_top[:, :p, :], ext)
+        scores_beta = -(w_top[:, None] / sigma2) * ev.top_linear(ext, p)
         G = self.n_top
         model_cov = sigma2 * np.linalg.inv(A)
         J_beta = G / (G - 1) * scores_beta.T @ scores_beta
@@ -340,11 +419,11 @@ class LinearProblem:
         return lnl_h, d_theta
 
     def _group_lnl(self, ev: _Evaluation, ext: np.ndarray, sigma2: float):
-        r2_h = self.top_weight * np.einsum("i,hij,j->h", ext, ev.S_top, ext)
+        r2_h = self.top_weight * ev.top_quadratic(ext)
         lnl_h = -ev.D_top - 0.5 * self.n_weighted_top * (LOG_2PI + np.log(sigma2)) - r2_h / (2 * sigma2)
-        if ev.dS_top is None:
+        if ev.dD_top is None:
             return lnl_h, None, r2_h
-        d_r2 = self.top_weight[None, :] * np.einsum("i,khij,j->kh", ext, ev.dS_top, ext)
+        d_r2 = self.top_weight[None, :] * ev.tangent_quadratic(ext)
         return lnl_h, (-ev.dD_top - d_r2 / (2 * sigma2)), r2_h
 
     def _phi_scores(self, theta: np.ndarray, ext: np.ndarray, sigma: float, ev=None) -> np.ndarray:
