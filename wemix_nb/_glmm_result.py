@@ -1,0 +1,105 @@
+"""Turning a :class:`~wemix_nb._glmm.GlmmFit` into the common :class:`~wemix_nb.results.MixResult`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ._frame import ModelFrame
+from .results import MixResult
+
+# variance of the latent residual on the link scale (logistic: pi^2/3, standard normal: 1)
+_LATENT_RESIDUAL = {"logit": np.pi**2 / 3, "probit": 1.0}
+
+
+def _variance_layout(frame: ModelFrame) -> list[tuple[int, int, int]]:
+    """(level, a, c) of each variance parameter, in the GLMM order: per level the variances, then
+    the covariances column by column below the diagonal."""
+    layout = []
+    for k, level in enumerate(frame.levels):
+        layout += [(k, a, a) for a in range(level.q)]
+        layout += [(k, r, c) for c in range(level.q) for r in range(c + 1, level.q)]
+    return layout
+
+
+def glmm_result(formula: str, frame: ModelFrame, family, fit, options: dict) -> MixResult:
+    """Assemble the result of a GLMM fit."""
+    from ._api import group_tables
+
+    names = frame.fixed_names
+    layout = _variance_layout(frame)
+    position = {entry: j for j, entry in enumerate(layout)}
+    p = len(names)
+
+    vars_, rows = {}, []
+    for k, level in enumerate(frame.levels):
+        cov = fit.covariances[k]
+        for a, term in enumerate(level.terms):
+            vars_[f"{level.name}.{term}"] = cov[a, a]
+        for a in range(level.q):
+            for c in range(a, level.q):
+                j = position[(k, max(a, c), min(a, c))]
+                rows.append((level.name, level.terms[a], None if a == c else level.terms[c], cov[a, c],
+                             level.n_groups, level.number, fit.var_params_se[j],
+                             f"{level.name}.{level.terms[a]}"))
+    rows.sort(key=lambda row: (row[5], row[2] is not None))
+    varDF = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "ngrp", "level", "SEvcov", "fullGroup"])
+
+    # covariance of the (co)variance estimates, laid out like theta (as for linear models)
+    from ._covariance import CovarianceStructure
+
+    structure = CovarianceStructure(frame.levels)
+    order = [p + position[(e.level, e.row, e.col)] for e in structure.entries]
+    var_theta = fit.vcov_full[np.ix_(order, order)]
+
+    re_total = float(sum(np.trace(c) for c in fit.covariances))
+    latent = _LATENT_RESIDUAL.get(family.link) if family.name == "binomial" else None
+    icc = re_total / (re_total + latent) if latent is not None else None
+
+    try:
+        model_cov = np.linalg.inv(-fit.hessian)[:p, :p]
+    except np.linalg.LinAlgError:
+        model_cov = np.full((p, p), np.nan)
+    ngroups, wgt = group_tables(frame)
+    ranef, ranef_sd = {}, {}
+    for level, modes in zip(frame.levels, fit.modes, strict=True):
+        index = pd.Index(level.labels, name=level.name)
+        ranef[level.name] = pd.DataFrame(modes.b, index=index, columns=level.terms)
+        ranef_sd[level.name] = pd.DataFrame(modes.b_sd, index=index, columns=level.terms)
+    var_names = [f"{frame.levels[k].name}.{frame.levels[k].terms[a]}" if a == c else
+                 f"{frame.levels[k].name}.{frame.levels[k].terms[a]}.{frame.levels[k].terms[c]}"
+                 for k, a, c in layout]
+    return MixResult(
+        formula=formula,
+        family=family,
+        coef=pd.Series(fit.beta, index=names, name="coef"),
+        SE=pd.Series(fit.se_beta, index=names, name="SE"),
+        cov_mat=pd.DataFrame(fit.cov_beta, index=names, columns=names),
+        model_cov=pd.DataFrame(model_cov, index=names, columns=names),
+        theta=pd.Series(fit.theta, index=structure.names, name="theta"),
+        vars=pd.Series(vars_, name="vars"),
+        sigma=1.0,
+        lnl=float(fit.lnl),
+        ICC=icc,
+        ngroups=ngroups,
+        wgtStats=wgt,
+        var_theta=pd.DataFrame(var_theta, index=structure.names, columns=structure.names),
+        varDF=varDF,
+        ranef=ranef,
+        ranef_sd=ranef_sd,
+        resid=pd.Series(frame.y - fit.mu, index=frame.row_index, name="resid"),
+        fitted=pd.Series(fit.eta, index=frame.row_index, name="fitted"),
+        converged=bool(fit.converged),
+        n_iterations=int(fit.n_iterations),
+        message=str(fit.message),
+        nquad=int(fit.nquad),
+        is_adaptive=True,
+        options=options,
+        frame=frame,
+        extra={
+            "glmm_fit": fit,
+            "vcov_full": pd.DataFrame(fit.vcov_full, index=names + var_names, columns=names + var_names),
+            "var_param_names": var_names,
+            "gradient_norm": float(fit.gradient_norm),
+        },
+    )
