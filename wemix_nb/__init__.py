@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from . import datasets, errors
 from ._api import mix
+from .inference import WaldTest, wald_test
 from .results import MixResult
 
 __version__ = "0.1.0"
 
-__all__ = ["MixResult", "datasets", "errors", "mix"]
+__all__ = ["MixResult", "WaldTest", "datasets", "errors", "mix", "wald_test"]

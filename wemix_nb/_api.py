@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ._covariance import CovarianceStructure
-from ._frame import ModelFrame, build_model_frame
+from ._frame import ModelFrame, build_model_frame, check_linear_identifiable
 from ._linear import LinearProblem, LinearSolution, fit_linear
 from .errors import ArgumentError
 from .results import MixResult
@@ -89,6 +89,7 @@ def mix(
         "center_grand": center_grand,
     }
     if fam is None:
+        check_linear_identifiable(frame)
         if start is not None:
             start = np.asarray(start, dtype=float)
             names = CovarianceStructure(frame.levels).names
@@ -99,6 +100,7 @@ def mix(
                 )
         problem, solution, info = fit_linear(frame, start)
         return _linear_result(formula, frame, problem, solution, info, options)
+    fam.check_response(frame.y, frame.parsed.response)
     from ._glmm import fit_glmm
     from ._glmm_result import glmm_result
 

@@ -321,6 +321,13 @@ def build_model_frame(
             "weights must be a list of column names, level 1 first, e.g. ['w_student', 'w_school']."
         )
     used = list(dict.fromkeys([*fixed_vars, *random_vars, *group_columns, *centre_vars, *weight_cols]))
+    missing_weights = [col for col in weight_cols if col not in data.columns]
+    if missing_weights:
+        raise ColumnNotFoundError(
+            f"Weight column(s) {', '.join(map(repr, missing_weights))} are not in the data. "
+            f"Available columns: {', '.join(map(str, data.columns[:20]))}"
+            + ("..." if len(data.columns) > 20 else "")
+        )
     missing_cols = [col for col in used if col not in data.columns]
     if missing_cols:
         raise ColumnNotFoundError(
@@ -350,22 +357,42 @@ def build_model_frame(
     # -- drop rows with missing values, then rows with zero weight --------------------------------
     frame = data[used]
     keep = ~frame.isna().any(axis=1).to_numpy()
-    frame = _drop_rows(frame, keep, "{k} row(s) with missing values in the model's columns were removed.")
+    na_counts = frame.isna().sum()
+    na_detail = ", ".join(f"{col!r}: {int(k)}" for col, k in na_counts.items() if k)
+    frame = _drop_rows(
+        frame, keep, "{k} row(s) with missing values in the model's columns were removed ("
+        + na_detail.replace("{", "{{").replace("}", "}}") + ")."
+    )
+    zero_detail = ""
     if weight_cols:
         W = frame[weight_cols].to_numpy(dtype=float)
         for j, col in enumerate(weight_cols):
             if np.isinf(W[:, j]).any():
-                raise WeightError(f"Weight column {col!r} (level {j + 1}) has infinite values.")
+                row = frame.index[np.flatnonzero(np.isinf(W[:, j]))[0]]
+                raise WeightError(
+                    f"Weight column {col!r} (level {j + 1}) has infinite values (first at row {row!r})."
+                )
             if (W[:, j] < 0).any():
                 row = frame.index[np.flatnonzero(W[:, j] < 0)[0]]
                 raise WeightError(
                     f"Weight column {col!r} (level {j + 1}) has negative values (first at row {row!r})."
                 )
-        frame = _drop_rows(frame, (W > 0).all(axis=1), "{k} row(s) with a zero weight were removed.")
+        zero_detail = ", ".join(f"{col!r}: {int(k)}" for col, k in zip(weight_cols, (W == 0).sum(axis=0),
+                                                                         strict=True) if k)
+        frame = _drop_rows(frame, (W > 0).all(axis=1),
+                           "{k} row(s) with a zero weight were removed ("
+                           + zero_detail.replace("{", "{{").replace("}", "}}") + ").")
     n_dropped_missing = int((~keep).sum())
     n_dropped_zero = len(data) - n_dropped_missing - len(frame)
     if len(frame) == 0:
-        raise DataError("No rows are left after removing rows with missing values or zero weights.")
+        reasons = []
+        if n_dropped_missing:
+            reasons.append(f"{n_dropped_missing} with missing values ({na_detail})")
+        if n_dropped_zero:
+            reasons.append(f"{n_dropped_zero} with a zero weight ({zero_detail})")
+        raise DataError(
+            f"No rows are left: all {len(data)} row(s) were removed, {'; '.join(reasons) or 'none given'}."
+        )
 
     # -- levels, nesting -------------------------------------------------------------------------
     ordered = _order_levels(frame, factors)
@@ -458,7 +485,7 @@ def build_model_frame(
             )
         y = y_raw.to_numpy(dtype=float)
     if check_response and not binomial_response and np.ptp(y) == 0:
-        raise DataError(f"The response {parsed.response!r} is constant ({y[0]!r}); nothing to model.")
+        raise DataError(f"The response {parsed.response!r} is constant ({float(y[0])!r}); nothing to model.")
 
     # -- fixed design ------------------------------------------------------------------------------
     fixed_mm = _design_matrix(parsed.fixed, work, "fixed-effect design")
@@ -550,7 +577,8 @@ def _binomial_response(y_raw: pd.Series, name: str) -> tuple[np.ndarray, tuple |
         if bad.any():
             examples = pd.unique(values[bad])[:5]
             raise DataError(
-                f"A binomial response must be 0 or 1, but {name!r} has other values, e.g. {list(examples)}."
+                f"A binomial response must be 0 or 1, but {name!r} has other values, "
+                f"e.g. {examples.tolist()}."
             )
         return values, None
     values = pd.unique(y_raw)
@@ -561,3 +589,19 @@ def _binomial_response(y_raw: pd.Series, name: str) -> tuple[np.ndarray, tuple |
         f"A binomial response must be 0/1, boolean or have two categories; {name!r} has "
         f"{len(values)} distinct values, e.g. {list(values[:5])}."
     )
+
+
+def check_linear_identifiable(frame: ModelFrame) -> None:
+    """Refuse a linear model whose lowest grouping level has one row in every group.
+
+    Then each level-2 random effect and its row's residual are the same quantity, so the level-2
+    variance(s) and the residual variance cannot be told apart. Single-row groups among larger
+    ones are fine (they inform the fixed effects and the total variance).
+    """
+    lowest = frame.levels[0]
+    if lowest.n_groups and np.all(lowest.n_rows == 1):
+        raise DataError(
+            f"Every group of {lowest.name!r} (level 2) has a single row ({lowest.n_groups} groups, "
+            f"{frame.n} rows), so its random-effect variance cannot be separated from the residual "
+            "variance. Drop the term or group the rows at a coarser level."
+        )

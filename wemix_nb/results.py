@@ -135,6 +135,79 @@ class MixResult:
             f"lnl={self.lnl:.6g}>"
         )
 
+    def __str__(self) -> str:
+        from ._report import short_text
+
+        return short_text(self)
+
+    # -- reports and tidy tables (wemix_nb._report) ------------------------------------------------
+
+    def summary(self, digits: int = 4):
+        """WeMix's summary: call, variance terms, groups and weights, fixed effects, lnl, ICC.
+
+        Returns a :class:`~wemix_nb._report.MixSummary`; ``print()`` it for the text layout. Its
+        tables (``.variance``, ``.groups``, ``.coef``) are DataFrames.
+        """
+        from ._report import summary
+
+        return summary(self, digits)
+
+    @property
+    def tvalues(self) -> pd.Series:
+        """``coef / SE`` (WeMix's ``t value``; referred to the normal distribution)."""
+        return (self.coef / self.SE).rename("t value")
+
+    @property
+    def pvalues(self) -> pd.Series:
+        """Two-sided normal p-values of :attr:`tvalues`."""
+        from scipy import stats
+
+        return pd.Series(2 * stats.norm.sf(np.abs(self.tvalues.to_numpy(float))), index=self.coef.index,
+                         name="p value")
+
+    def tidy(self, level: float = 0.95) -> pd.DataFrame:
+        """Fixed effects as a tidy table: term, estimate, std_error, statistic (z), p_value (normal),
+        conf_low, conf_high (normal interval at ``level``, robust SEs)."""
+        from ._report import tidy
+
+        return tidy(self, level)
+
+    def confint(self, level: float = 0.95) -> pd.DataFrame:
+        """Normal confidence intervals of the fixed effects (columns ``lower``, ``upper``)."""
+        from ._report import confint
+
+        return confint(self, level)
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """statsmodels-style alias: ``confint(level=1 - alpha)``."""
+        return self.confint(1 - alpha)
+
+    def variance_components(self) -> pd.DataFrame:
+        """One row per random-effect variance and covariance (and the residual variance):
+        level, group, term1, term2, kind, estimate, std_error, std_dev, correlation."""
+        from ._report import variance_components
+
+        return variance_components(self)
+
+    def random_effects(self, with_sd: bool = True) -> dict[str, pd.DataFrame]:
+        """Per grouping factor, a DataFrame indexed by group: the conditional modes (one column per
+        term) and, with ``with_sd``, their conditional SDs (``<term>_sd``)."""
+        from ._report import random_effects
+
+        return random_effects(self, with_sd)
+
+    def to_dict(self) -> dict:
+        """The estimates as a JSON-serialisable dict (NaN becomes ``None``)."""
+        from ._report import to_dict
+
+        return to_dict(self)
+
+    def wald_test(self, type: str = "beta", coefs=None, hypothesis=None):
+        """Shortcut for :func:`wemix_nb.wald_test` on this result."""
+        from .inference import wald_test
+
+        return wald_test(self, type=type, coefs=coefs, hypothesis=hypothesis)
+
     # -- prediction ------------------------------------------------------------------------------
 
     def _inverse_link(self, eta: np.ndarray) -> np.ndarray:

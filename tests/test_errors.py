@@ -1,0 +1,168 @@
+"""Every bad input of docs/errors.md: the exception type, and a message naming the column/level/group.
+
+Each row of the table in docs/errors.md has an id; ``test_every_documented_row_is_tested`` checks that
+the ids here and there are the same.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import wemix_nb
+from wemix_nb import errors as E
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
+F = "Reaction ~ Days + (1|Subject)"
+W = ["W1", "W2"]
+
+
+def sleep() -> pd.DataFrame:
+    d = wemix_nb.datasets.sleepstudy()
+    return d.assign(W1=1.0, W2=1.0)
+
+
+def where(d: pd.DataFrame, mask, value, column: str) -> pd.DataFrame:
+    d = d.copy()
+    d[column] = np.where(mask, value, d[column])
+    return d
+
+
+def _fit_small():
+    return wemix_nb.mix(F, sleep(), W)
+
+
+# id -> (call, exception type, substrings the message must contain)
+ERRORS = {
+    "formula-column-missing": (lambda: wemix_nb.mix("Reaction ~ Foo + (1|Subject)", sleep(), W),
+                               E.ColumnNotFoundError, ["'Foo'", "not in the data"]),
+    "group-column-missing": (lambda: wemix_nb.mix("Reaction ~ Days + (1|School)", sleep(), W),
+                             E.ColumnNotFoundError, ["'School'"]),
+    "weight-column-missing": (lambda: wemix_nb.mix(F, sleep(), ["W1", "Wx"]),
+                              E.ColumnNotFoundError, ["Weight column", "'Wx'"]),
+    "weight-not-numeric": (lambda: wemix_nb.mix(F, sleep().assign(W1="a"), W),
+                           E.WeightError, ["'W1'", "numeric"]),
+    "weight-negative": (lambda: wemix_nb.mix(F, where(sleep(), np.arange(180) == 3, -1.0, "W1"), W),
+                        E.WeightError, ["'W1'", "level 1", "negative", "row 3"]),
+    "weight-infinite": (lambda: wemix_nb.mix(F, where(sleep(), np.arange(180) == 5, np.inf, "W2"), W),
+                        E.WeightError, ["'W2'", "level 2", "infinite", "row 5"]),
+    "level2-weight-varies": (lambda: wemix_nb.mix(F, where(sleep(), np.arange(180) == 3, 2.0, "W2"), W),
+                             E.WeightError, ["'W2'", "Level-2", "'Subject'", "'308'"]),
+    "too-many-weights": (lambda: wemix_nb.mix(F, sleep(), ["W1", "W2", "W2"]),
+                         E.WeightError, ["2 levels", "'Subject'", "got 3"]),
+    "too-few-weights": (lambda: wemix_nb.mix(F, sleep(), ["W1"]),
+                        E.WeightError, ["2 levels", "got 1", "'W1'"]),
+    "weights-not-a-list": (lambda: wemix_nb.mix(F, sleep(), "W1"), E.ArgumentError, ["list of column names"]),
+    "not-nested": (lambda: wemix_nb.mix("Reaction ~ Days + (1|Subject) + (1|G)",
+                                        sleep().assign(G=lambda d: (d.Days % 3).astype(str)),
+                                        ["W1", "W2", "W2"]),
+                   E.NestingError, ["'308'", "'Subject'", "'G'", "not nested"]),
+    "same-number-of-groups": (lambda: wemix_nb.mix("Reaction ~ Days + (1|Subject) + (1|S2)",
+                                                   sleep().assign(S2=lambda d: "s" + d.Subject.astype(str)),
+                                                   ["W1", "W2", "W2"]),
+                              E.NestingError, ["'Subject'", "'S2'", "18 groups"]),
+    "every-group-single-row": (lambda: wemix_nb.mix("Reaction ~ Days + (1|row)",
+                                                    sleep().assign(row=np.arange(180)), W),
+                               E.DataError, ["'row'", "single row", "residual"]),
+    "constant-outcome": (lambda: wemix_nb.mix(F, sleep().assign(Reaction=3.0), W),
+                         E.DataError, ["'Reaction'", "constant"]),
+    "response-not-numeric": (lambda: wemix_nb.mix(
+                                 F, sleep().assign(Reaction=lambda d: "r" + d.Days.astype(str)), W),
+                             E.DataError, ["'Reaction'", "numeric"]),
+    "binomial-not-binary": (lambda: wemix_nb.mix(F, sleep(), W, family="binomial"),
+                            E.DataError, ["'Reaction'", "0 or 1", "249.56"]),
+    "poisson-negative": (lambda: wemix_nb.mix(F, sleep().assign(Reaction=lambda d: -d.Days), W,
+                                              family="poisson"),
+                         E.DataError, ["'Reaction'", "non-negative"]),
+    "rank-deficient": (lambda: wemix_nb.mix("Reaction ~ Days + D2 + (1|Subject)",
+                                            sleep().assign(D2=lambda d: 2 * d.Days), W),
+                       E.RankDeficiencyError, ["'D2'", "rank deficient"]),
+    "empty-after-dropping": (lambda: wemix_nb.mix(F, sleep().assign(W1=0.0), W),
+                             E.DataError, ["No rows", "180", "'W1': 180"]),
+    "unknown-family": (lambda: wemix_nb.mix(F, sleep(), W, family="gamma"), E.FamilyError, ["'gamma'"]),
+    "unknown-link": (lambda: wemix_nb.mix(F, sleep(), W, family="binomial", link="cloglog"),
+                     E.FamilyError, ["'cloglog'", "binomial"]),
+    "nquad-below-1": (lambda: wemix_nb.mix(F, sleep(), W, family="binomial", nquad=0),
+                      E.ArgumentError, ["nquad", "0"]),
+    "data-not-a-dataframe": (lambda: wemix_nb.mix(F, sleep().to_dict(), W),
+                             E.ArgumentError, ["DataFrame", "dict"]),
+    "no-random-term": (lambda: wemix_nb.mix("Reaction ~ Days", sleep(), W),
+                       E.FormulaError, ["random-effect"]),
+    "bad-random-term": (lambda: wemix_nb.mix("Reaction ~ Days + (1|)", sleep(), W), E.FormulaError, ["(1|)"]),
+    "center-group-not-a-factor": (lambda: wemix_nb.mix(F, sleep(), W, center_group={"School": "~Days"}),
+                                  E.ArgumentError, ["'School'", "'Subject'"]),
+    "wald-unknown-coefficient": (lambda: wemix_nb.wald_test(_fit_small(), coefs=["Days", "Nights"]),
+                                 E.CoefficientNotFoundError, ["'Nights'", "'Intercept'", "'Days'"]),
+    "wald-hypothesis-length": (lambda: wemix_nb.wald_test(_fit_small(), coefs=["Days"], hypothesis=[1, 2]),
+                               E.ArgumentError, ["2 value(s)", "'Days'"]),
+    "predict-new-level": (lambda: _fit_small().predict(sleep().assign(Subject="999")),
+                          E.NewLevelError, ["'Subject'", "'999'", "allow_new_levels"]),
+}
+
+# id -> (data modifier, expected warning substrings, rows left); the fit goes ahead
+DROPPED = {
+    "weight-nan": (lambda d: where(d, np.arange(180) < 3, np.nan, "W1"),
+                   ["3 row(s)", "missing", "'W1': 3"], 177),
+    "weight-zero": (lambda d: where(d, np.arange(180) < 4, 0.0, "W1"),
+                    ["4 row(s)", "zero weight", "'W1': 4"], 176),
+    "covariate-missing": (lambda d: where(d, np.arange(180) % 50 == 0, np.nan, "Days"),
+                          ["4 row(s)", "missing", "'Days': 4"], 176),
+}
+
+# id -> data; fits without error or warning
+FINE = {
+    "some-groups-single-row": lambda: sleep()[~((sleep().Subject.astype(str) == "308") & (sleep().Days > 0))],
+}
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_error(case):
+    call, kind, parts = ERRORS[case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", E.DroppedRowsWarning)
+        with pytest.raises(kind) as info:
+            call()
+    message = str(info.value)
+    for part in parts:
+        assert part in message, f"{case}: {part!r} not in {message!r}"
+    assert isinstance(info.value, E.WemixError)
+
+
+@pytest.mark.parametrize("case", list(DROPPED))
+def test_dropped_rows(case):
+    modify, parts, left = DROPPED[case]
+    with pytest.warns(E.DroppedRowsWarning) as record:
+        fit = wemix_nb.mix(F, modify(sleep()), W)
+    message = " ".join(str(w.message) for w in record if issubclass(w.category, E.DroppedRowsWarning))
+    for part in parts:
+        assert part in message, f"{case}: {part!r} not in {message!r}"
+    assert fit.nobs == left
+
+
+@pytest.mark.parametrize("case", list(FINE))
+def test_fine(case):
+    data = FINE[case]()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = wemix_nb.mix(F, data, W)
+    assert fit.ngroups["Subject"] == 18 and fit.nobs == 171
+    assert fit.ranef["Subject"].shape == (18, 1)
+
+
+def test_errors_are_also_builtin_types():
+    with pytest.raises(KeyError):
+        ERRORS["formula-column-missing"][0]()
+    with pytest.raises(ValueError):
+        ERRORS["weight-negative"][0]()
+
+
+def test_every_documented_row_is_tested():
+    text = DOC.read_text()
+    documented = re.findall(r"^\|\s*`([a-z0-9-]+)`\s*\|", text, flags=re.M)
+    assert len(documented) == len(set(documented))
+    assert set(documented) == set(ERRORS) | set(DROPPED) | set(FINE)

@@ -1,0 +1,465 @@
+"""Text reports of a fit: ``summary()`` (WeMix's printed layout), the short ``str(result)``, and the
+tidy tables (``tidy``, ``variance_components``, ``random_effects``, ``to_dict``).
+
+Number formatting follows R's ``format(x, digits = d)`` for a column: every value is shown with at
+least ``d`` significant digits and the whole column shares one number of decimals (the most any value
+needs), so the printed summary reads like WeMix's.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .results import MixResult
+
+# -------------------------------------------------------------------------------------------------
+# R-like number formatting
+
+
+def _needed(x: float, digits: int) -> tuple[int, int, int]:
+    """(significant digits needed, power of ten, decimals needed) of ``x`` shown to ``digits``."""
+    if x == 0:
+        return 1, 0, 0
+    mantissa, exponent = f"{abs(x):.{digits - 1}e}".split("e")
+    power = int(exponent)
+    nsig = len(mantissa.replace(".", "").rstrip("0")) or 1
+    return nsig, power, max(0, nsig - power - 1)
+
+
+def format_column(values, digits: int = 4, nsmall: int = 0, na: str = "NA") -> list[str]:
+    """Format numbers like R's ``format(x, digits, nsmall)``: one common number of decimals.
+
+    Falls back to scientific notation when that is narrower than the fixed form (R's rule with
+    ``scipen = 0``).
+    """
+    values = [float("nan") if v is None else float(v) for v in values]
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return [na if not math.isinf(v) else ("Inf" if v > 0 else "-Inf") for v in values]
+    info = [_needed(v, digits) for v in finite]
+    decimals = max(max(d for _, _, d in info), nsmall)
+    decimals = min(decimals, 15)
+    neg = any(v < 0 for v in finite)
+    left = max(max(p + 1, 1) for _, p, _ in info)
+    fixed_width = neg + left + (decimals > 0) + decimals
+    mantissa_dec = max(n for n, _, _ in info) - 1
+    sci_width = neg + (mantissa_dec > 0) + mantissa_dec + 1 + 4
+    out = []
+    for v in values:
+        if math.isnan(v):
+            out.append(na)
+        elif math.isinf(v):
+            out.append("Inf" if v > 0 else "-Inf")
+        elif fixed_width <= sci_width:
+            out.append(f"{v:.{decimals}f}")
+        else:
+            out.append(f"{v:.{mantissa_dec}e}")
+    return out
+
+
+def format_number(x: float, digits: int = 7, nsmall: int = 0) -> str:
+    return format_column([x], digits, nsmall)[0]
+
+
+def text_table(columns: list[tuple[str, list[str]]], rownames: list[str] | None = None) -> list[str]:
+    """Lines of a right-aligned table like R's ``print.data.frame`` (row names left-aligned)."""
+    widths = [max([len(head), *map(len, cells)]) for head, cells in columns]
+    n = len(columns[0][1]) if columns else 0
+    lead_width = max(map(len, rownames)) if rownames else 0
+    lines = [(" " * lead_width if rownames else "")
+             + "".join(" " + head.rjust(w) for (head, _), w in zip(columns, widths, strict=True))]
+    for i in range(n):
+        lead = rownames[i].ljust(lead_width) if rownames else ""
+        lines.append(lead + "".join(" " + cells[i].rjust(w)
+                                    for (_, cells), w in zip(columns, widths, strict=True)))
+    return [line.rstrip() for line in lines]
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+# -------------------------------------------------------------------------------------------------
+# building blocks shared by summary() and the tidy tables
+
+
+def level_covariances(result: MixResult) -> dict[str, tuple[int, list[str], np.ndarray]]:
+    """Per grouping factor: (level number, component names, the random-effect covariance matrix).
+
+    Built from ``varDF`` (variances on the diagonal, free covariances off it, 0 between components of
+    different bars), which holds the same numbers for linear models and GLMMs.
+    """
+    out: dict[str, tuple[int, list[str], np.ndarray]] = {}
+    df = result.varDF
+    df = df[df["grp"] != "Residual"]
+    for grp, rows in df.groupby("grp", sort=False):
+        variances = rows[rows["var2"].map(_is_missing)]
+        terms = [str(t) for t in variances["var1"]]
+        sigma = np.diag(variances["vcov"].to_numpy(dtype=float))
+        position = {t: i for i, t in enumerate(terms)}
+        for row in rows[~rows["var2"].map(_is_missing)].itertuples():
+            a, c = position.get(str(row.var1)), position.get(str(row.var2))
+            if a is not None and c is not None:
+                sigma[a, c] = sigma[c, a] = float(row.vcov)
+        out[str(grp)] = (int(rows["level"].iloc[0]), terms, sigma)
+    return out
+
+
+def _correlation(sigma: np.ndarray) -> np.ndarray:
+    sd = np.sqrt(np.clip(np.diag(sigma), 0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = sigma / np.outer(sd, sd)
+    return corr
+
+
+def _variance_se(result: MixResult, grp: str, var1: str, var2: str | None) -> float:
+    df = result.varDF
+    if "SEvcov" not in df.columns:
+        return float("nan")
+    mask = (df["grp"] == grp) & (df["var1"].astype(str) == var1)
+    mask &= df["var2"].map(_is_missing) if var2 is None else (df["var2"].astype(str) == var2)
+    values = df.loc[mask, "SEvcov"]
+    if values.empty or _is_missing(values.iloc[0]):
+        return float("nan")
+    return float(values.iloc[0])
+
+
+def variance_table(result: MixResult) -> pd.DataFrame:
+    """WeMix's ``Variance terms`` table: Level, Group, Name, Variance, Std. Error, Std.Dev., Corr<j>.
+
+    Levels from the top down; ``Corr<j>`` of component ``i`` (j < i) is the correlation of random
+    effects ``i`` and ``j`` of that level (for GLMMs too: WeMix prints correlations of sampling
+    errors there, which is a bug we do not copy).
+    """
+    blocks = level_covariances(result)
+    n_corr = max([len(terms) for _, terms, _ in blocks.values()] + [1]) - 1
+    rows = []
+    for grp, (level, terms, sigma) in sorted(blocks.items(), key=lambda kv: -kv[1][0]):
+        corr = _correlation(sigma)
+        for i, term in enumerate(terms):
+            row = {"Level": level, "Group": grp, "Name": term, "Variance": sigma[i, i],
+                   "Std. Error": _variance_se(result, grp, term, None),
+                   "Std.Dev.": math.sqrt(max(sigma[i, i], 0.0))}
+            for j in range(n_corr):
+                row[f"Corr{j + 1}"] = corr[i, j] if j < i else np.nan
+            rows.append(row)
+    if result.family is None:
+        sigma2 = float(result.sigma) ** 2
+        row = {"Level": 1, "Group": "Residual", "Name": "", "Variance": sigma2,
+               "Std. Error": float("nan"), "Std.Dev.": float(result.sigma)}
+        if "Residual" in set(result.varDF["grp"]):
+            res = result.varDF[result.varDF["grp"] == "Residual"].iloc[0]
+            row["Std. Error"] = float("nan") if _is_missing(res.get("SEvcov")) else float(res["SEvcov"])
+        for j in range(n_corr):
+            row[f"Corr{j + 1}"] = np.nan
+        rows.append(row)
+    columns = ["Level", "Group", "Name", "Variance", "Std. Error", "Std.Dev."]
+    columns += [f"Corr{j + 1}" for j in range(n_corr)]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def groups_table(result: MixResult) -> pd.DataFrame:
+    """Level, Group, n size, mean wgt, sum wgt (unconditional weights), top level first."""
+    names = list(result.ngroups.index)
+    rows = []
+    for level in range(result.levels, 0, -1):
+        stats_row = result.wgtStats.loc[level]
+        rows.append({"Level": level, "Group": "Obs" if level == 1 else str(names[level - 1]),
+                     "n size": int(result.ngroups.iloc[level - 1]),
+                     "mean wgt": float(stats_row["mean"]), "sum wgt": float(stats_row["sum"])})
+    return pd.DataFrame(rows, columns=["Level", "Group", "n size", "mean wgt", "sum wgt"])
+
+
+def coef_table(result: MixResult) -> pd.DataFrame:
+    return pd.DataFrame({"Estimate": result.coef, "Std. Error": result.SE,
+                         "t value": result.coef / result.SE})
+
+
+def call_text(result: MixResult) -> str:
+    opts = result.options or {}
+    parts = [repr(result.formula), "data"]
+    if opts.get("weights") is not None:
+        parts.append(f"weights={list(opts['weights'])!r}")
+    if result.family is not None:
+        parts.append(f"family={result.family_name!r}")
+        parts.append(f"link={result.link!r}")
+        if result.nquad is not None or opts.get("nquad") is not None:
+            parts.append(f"nquad={result.nquad if result.nquad is not None else opts.get('nquad')}")
+    if opts.get("cweights"):
+        parts.append("cweights=True")
+    if opts.get("center_group"):
+        parts.append(f"center_group={opts['center_group']!r}")
+    if opts.get("center_grand"):
+        parts.append(f"center_grand={opts['center_grand']!r}")
+    return f"mix({', '.join(parts)})"
+
+
+# -------------------------------------------------------------------------------------------------
+# summary()
+
+
+@dataclass
+class MixSummary:
+    """What ``result.summary()`` returns; ``print()`` it for WeMix's layout.
+
+    Attributes
+    ----------
+    call
+        The call, as text.
+    variance
+        The ``Variance terms`` table (see :func:`variance_table`).
+    groups
+        The ``Groups`` table: n size, mean and sum of the unconditional weights per level.
+    coef
+        Fixed effects: ``Estimate``, ``Std. Error`` (robust), ``t value``.
+    lnl
+        The weighted log-likelihood.
+    ICC
+        Intraclass correlation (linear models only; ``None`` for GLMMs).
+    digits
+        Significant digits of the tables (the log-likelihood uses 7).
+    """
+
+    call: str
+    variance: pd.DataFrame
+    groups: pd.DataFrame
+    coef: pd.DataFrame
+    lnl: float
+    ICC: float | None
+    family: str = "gaussian"
+    link: str = "identity"
+    digits: int = 4
+
+    def lines(self) -> list[str]:
+        d = self.digits
+        out = ["Call:", self.call, ""]
+        if self.family != "gaussian":
+            out[1:1] = [f"Family: {self.family} (link {self.link!r})"]
+        v = self.variance
+        columns = [
+            ("Level", [str(int(x)) for x in v["Level"]]),
+            ("Group", [str(x) for x in v["Group"]]),
+            ("Name", [str(x) for x in v["Name"]]),
+            ("Variance", format_column(v["Variance"], d)),
+            ("Std. Error", format_column(v["Std. Error"], d)),
+            ("Std.Dev.", format_column(v["Std.Dev."], d)),
+        ]
+        for name in [c for c in v.columns if c.startswith("Corr")]:
+            columns.append((name, ["" if _is_missing(x) else f"{round(float(x), 2):g}" for x in v[name]]))
+        out += ["Variance terms:", *text_table(columns)]
+        g = self.groups
+        out += ["Groups:", *text_table([
+            ("Level", [str(int(x)) for x in g["Level"]]),
+            ("Group", [str(x) for x in g["Group"]]),
+            ("n size", [str(int(x)) for x in g["n size"]]),
+            ("mean wgt", format_column(g["mean wgt"], d)),
+            ("sum wgt", format_column(g["sum wgt"], d)),
+        ]), ""]
+        c = self.coef
+        est_se = format_column([*c["Estimate"], *c["Std. Error"]], d)
+        k = len(c)
+        out += ["Fixed Effects:", *text_table(
+            [("Estimate", est_se[:k]), ("Std. Error", est_se[k:]),
+             ("t value", format_column(c["t value"], d))],
+            rownames=[str(i) for i in c.index],
+        ), ""]
+        out.append(f"lnl= {format_number(self.lnl, 7, 2)}")
+        if self.ICC is not None and self.family == "gaussian":
+            out.append(f"Intraclass Correlation= {format_number(self.ICC, d)}")
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def __repr__(self) -> str:
+        return self.__str__()
+
+    def _repr_html_(self) -> str:
+        try:
+            from .display.html import summary_html  # type: ignore[attr-defined]
+        except Exception:  # the notebook layer is optional
+            return f"<pre>{html.escape(str(self))}</pre>"
+        return summary_html(self)
+
+
+def summary(result: MixResult, digits: int = 4) -> MixSummary:
+    return MixSummary(
+        call=call_text(result), variance=variance_table(result), groups=groups_table(result),
+        coef=coef_table(result), lnl=float(result.lnl),
+        ICC=None if result.ICC is None or result.family is not None else float(result.ICC),
+        family=result.family_name, link=result.link, digits=digits,
+    )
+
+
+def short_text(result: MixResult) -> str:
+    """The short form of ``str(result)``: model, sizes, fixed effects with SEs, variances."""
+    kind = "Linear" if result.family is None else f"{result.family_name} ({result.link} link)"
+    groups = ", ".join(f"{k}: {v}" for k, v in result.ngroups.iloc[1:].items())
+    status = "converged" if result.converged else "NOT converged"
+    lines = [f"{kind} weighted mixed model: {result.formula}",
+             f"{result.nobs} rows; groups {groups}; lnl = {format_number(result.lnl, 7, 2)} ({status})",
+             "Fixed effects (robust SE):"]
+    est_se = format_column([*result.coef, *result.SE], 4)
+    k = len(result.coef)
+    lines += ["  " + line for line in text_table(
+        [("Estimate", est_se[:k]), ("Std. Error", est_se[k:])], rownames=[str(i) for i in result.coef.index])]
+    lines.append("Variances: " + ", ".join(
+        f"{name} {val}" for name, val in zip(result.vars.index, format_column(result.vars, 4), strict=True)))
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------------------------
+# tidy tables
+
+
+def tidy(result: MixResult, level: float = 0.95) -> pd.DataFrame:
+    """One row per fixed effect: estimate, robust SE, z statistic, normal p-value and interval."""
+    _check_level(level)
+    z = stats.norm.ppf(0.5 + level / 2)
+    est, se = result.coef.to_numpy(float), result.SE.to_numpy(float)
+    statistic = est / se
+    return pd.DataFrame({
+        "term": [str(t) for t in result.coef.index],
+        "estimate": est,
+        "std_error": se,
+        "statistic": statistic,
+        "p_value": 2 * stats.norm.sf(np.abs(statistic)),
+        "conf_low": est - z * se,
+        "conf_high": est + z * se,
+    })
+
+
+def confint(result: MixResult, level: float = 0.95) -> pd.DataFrame:
+    table = tidy(result, level).set_index("term")
+    out = table[["conf_low", "conf_high"]].rename(columns={"conf_low": "lower", "conf_high": "upper"})
+    out.index.name = None
+    return out
+
+
+def _check_level(level: float) -> None:
+    from .errors import ArgumentError
+
+    if not isinstance(level, int | float) or not 0 < level < 1:
+        raise ArgumentError(f"level must be a number strictly between 0 and 1, got {level!r}.")
+
+
+def variance_components(result: MixResult) -> pd.DataFrame:
+    """One row per variance and free covariance (and the residual variance of a linear model)."""
+    blocks = level_covariances(result)
+    rows = []
+    for row in result.varDF.itertuples(index=False):
+        grp = str(row.grp)
+        se = getattr(row, "SEvcov", float("nan"))
+        se = float("nan") if _is_missing(se) else float(se)
+        if grp == "Residual":
+            rows.append({"level": 1, "group": "Residual", "term1": None, "term2": None, "kind": "variance",
+                         "estimate": float(row.vcov), "std_error": se,
+                         "std_dev": math.sqrt(max(float(row.vcov), 0.0)), "correlation": np.nan})
+            continue
+        covariance = not _is_missing(row.var2)
+        corr = np.nan
+        if covariance:
+            _, terms, sigma = blocks[grp]
+            a, c = terms.index(str(row.var1)), terms.index(str(row.var2))
+            corr = float(_correlation(sigma)[a, c])
+        rows.append({
+            "level": int(row.level), "group": grp, "term1": str(row.var1),
+            "term2": str(row.var2) if covariance else None,
+            "kind": "covariance" if covariance else "variance",
+            "estimate": float(row.vcov), "std_error": se,
+            "std_dev": np.nan if covariance else math.sqrt(max(float(row.vcov), 0.0)),
+            "correlation": corr,
+        })
+    columns = ["level", "group", "term1", "term2", "kind", "estimate", "std_error", "std_dev", "correlation"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def random_effects(result: MixResult, with_sd: bool = True) -> dict[str, pd.DataFrame]:
+    """Per grouping factor: modes ``<term>`` and (``with_sd``) conditional SDs ``<term>_sd``."""
+    out = {}
+    for factor, modes in result.ranef.items():
+        table = modes.copy()
+        if with_sd:
+            sd = result.ranef_sd.get(factor) if result.ranef_sd else None
+            pieces = {}
+            for term in modes.columns:
+                pieces[str(term)] = modes[term]
+                pieces[f"{term}_sd"] = (sd[term] if sd is not None and term in sd.columns
+                                        else pd.Series(np.nan, index=modes.index))
+            table = pd.DataFrame(pieces, index=modes.index)
+        out[factor] = table
+    return out
+
+
+# -------------------------------------------------------------------------------------------------
+# to_dict
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.bool_ | bool):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str | int):
+        return value
+    if value is pd.NA:
+        return None
+    return str(value)
+
+
+def _series(s: pd.Series) -> dict:
+    return {str(k): v for k, v in s.items()}
+
+
+def _matrix(df: pd.DataFrame) -> dict:
+    return {"names": [str(c) for c in df.columns], "data": df.to_numpy(dtype=float).tolist()}
+
+
+def to_dict(result: MixResult) -> dict:
+    """A JSON-serialisable dictionary of the estimates (NaN and infinities become ``None``)."""
+    out = {
+        "formula": result.formula,
+        "family": result.family_name,
+        "link": result.link,
+        "nobs": result.nobs,
+        "levels": result.levels,
+        "converged": bool(result.converged),
+        "n_iterations": result.n_iterations,
+        "lnl": result.lnl,
+        "coef": _series(result.coef),
+        "SE": _series(result.SE),
+        "cov_mat": _matrix(result.cov_mat),
+        "theta": _series(result.theta),
+        "vars": _series(result.vars),
+        "sigma": result.sigma,
+        "ICC": result.ICC,
+        "ngroups": _series(result.ngroups),
+        "wgtStats": {str(level): _series(row) for level, row in result.wgtStats.iterrows()},
+        "varDF": [
+            {k: (None if _is_missing(v) else v) for k, v in row.items()}
+            for row in result.varDF.to_dict(orient="records")
+        ],
+        "var_theta": (_matrix(result.var_theta) if isinstance(result.var_theta, pd.DataFrame)
+                      else _series(pd.Series(result.var_theta))),
+        "ranef": {factor: {str(g): _series(row) for g, row in table.iterrows()}
+                  for factor, table in result.ranef.items()},
+        "options": result.options,
+    }
+    return _jsonable(out)
