@@ -49,6 +49,16 @@ def test_summary_prints_wemix_numbers(case):
     assert ours == theirs
 
 
+def test_glmm_summary_prints_wemix_numbers():
+    data, expected = wemix_case("A4_sleepstudy_binomial")
+    call = expected["call"]
+    fit = wemix_nb.mix(call["formula"], data, weights=call["weights"], family="binomial", nquad=13)
+    text = str(fit.summary())
+    assert _numbers_after(text) == _numbers_after(expected["summary_text"])
+    assert "Residual" not in text and "Intraclass" not in text
+    assert text.splitlines()[2] == "Family: binomial (link 'logit')"
+
+
 def test_summary_blocks(a2):
     fit, expected, _ = a2
     s = fit.summary()

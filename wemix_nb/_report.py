@@ -242,7 +242,7 @@ class MixSummary:
         d = self.digits
         out = ["Call:", self.call, ""]
         if self.family != "gaussian":
-            out[1:1] = [f"Family: {self.family} (link {self.link!r})"]
+            out[2:2] = [f"Family: {self.family} (link {self.link!r})"]
         v = self.variance
         columns = [
             ("Level", [str(int(x)) for x in v["Level"]]),
