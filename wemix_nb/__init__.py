@@ -13,7 +13,11 @@ tables, Altair charts, widgets) is imported only when it is used.
 
 from __future__ import annotations
 
-from . import datasets, errors
+from . import (
+    accessor,  # noqa: F401  (registers DataFrame.wemix)
+    datasets,
+    errors,
+)
 from ._api import mix
 from .inference import WaldTest, wald_test
 from .results import MixResult
@@ -21,3 +25,24 @@ from .results import MixResult
 __version__ = "0.1.0"
 
 __all__ = ["MixResult", "WaldTest", "datasets", "errors", "mix", "wald_test"]
+
+
+# the notebook layer is imported on first use, so `import wemix_nb` never loads great_tables,
+# altair or ipywidgets
+_LAZY_SUBMODULES = ("display", "widgets")
+
+
+def __getattr__(name: str):
+    if name == "compare":
+        from .display.html import compare
+
+        return compare
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"compare", *_LAZY_SUBMODULES})

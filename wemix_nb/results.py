@@ -257,6 +257,71 @@ class MixResult:
 
         return result_html(self)
 
+    # thin wrappers around the notebook layer (wemix_nb.display), imported on first use
+
+    def to_gt(self, level: float = 0.95, digits: int = 3):
+        """The HTML report's great-tables tables (``.fixed``, ``.variance``, ``.groups``) to restyle/save."""
+        from .display.html import result_gt
+
+        return result_gt(self, level=level, digits=digits)
+
+    def plot_ranef(self, term: str | None = None, group: str | None = None, top: int | None = None,
+                   **kwargs):
+        """Altair caterpillar plot of the conditional modes (:func:`wemix_nb.display.plots.ranef_plot`)."""
+        from .display.plots import ranef_plot
+
+        return ranef_plot(self, term=term, group=group, top=top, **kwargs)
+
+    def plot_coef(self, level: float = 0.95, **kwargs):
+        """Altair forest plot of the fixed effects (see :func:`wemix_nb.display.plots.coef_plot`)."""
+        from .display.plots import coef_plot
+
+        return coef_plot(self, level=level, **kwargs)
+
+    def wald_widget(self):
+        """ipywidgets front end to :func:`wemix_nb.wald_test` (see :mod:`wemix_nb.display.widgets`)."""
+        from .display.widgets import wald_widget
+
+        return wald_widget(self)
+
+    # maketables plug-in protocol (wemix_nb.display.maketables; maketables itself is not needed)
+
+    @property
+    def __maketables_coef_table__(self) -> pd.DataFrame:
+        from .display.maketables import coef_table
+
+        return coef_table(self)
+
+    def __maketables_stat__(self, key: str):
+        from .display.maketables import stat
+
+        return stat(self, key)
+
+    @property
+    def __maketables_depvar__(self) -> str:
+        from .display.maketables import depvar
+
+        return depvar(self)
+
+    @property
+    def __maketables_vcov_info__(self) -> dict:
+        from .display.maketables import vcov_info
+
+        return vcov_info(self)
+
+    @property
+    def __maketables_default_stat_keys__(self) -> list[str]:
+        from .display.maketables import default_stat_keys
+
+        return default_stat_keys(self)
+
+    @property
+    def __maketables_stat_labels__(self) -> dict[str, str]:
+        from .display.maketables import stat_labels
+
+        return stat_labels(self)
+
+
 
 def _predict_link(result: MixResult, newdata: pd.DataFrame, allow_new_levels: bool) -> np.ndarray:
     frame = result.frame

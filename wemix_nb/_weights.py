@@ -1,0 +1,151 @@
+"""Descriptive statistics of survey weights per level: sizes, spread and Kish's design effect.
+
+Used by ``DataFrame.wemix.describe_weights`` (see :mod:`wemix_nb.accessor`) and by the groups
+table of a result's HTML report. Pure numerics: no plotting or HTML here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ._frame import group_labels
+from .errors import ArgumentError, ColumnNotFoundError, WeightError
+
+COLUMNS = ["level", "unit", "weight", "n", "sum", "mean", "min", "max", "cv", "deff", "n_eff"]
+
+
+def weight_stats(w: np.ndarray) -> dict[str, float]:
+    """n, sum, mean, min, max, CV and Kish's design effect of one set of weights.
+
+    ``cv`` is the population coefficient of variation (standard deviation with divisor n, over
+    the mean); ``deff = n * sum(w**2) / sum(w)**2 = 1 + cv**2`` is Kish's design effect due to
+    unequal weighting, and ``n_eff = n / deff = sum(w)**2 / sum(w**2)`` the effective sample size.
+    """
+    w = np.asarray(w, dtype=float)
+    n = w.size
+    if n == 0:
+        return dict.fromkeys(["n", "sum", "mean", "min", "max", "cv", "deff", "n_eff"], np.nan) | {"n": 0}
+    total = w.sum()
+    mean = total / n
+    sumsq = float(np.dot(w, w))
+    deff = n * sumsq / total**2 if total > 0 else np.nan
+    return {
+        "n": int(n),
+        "sum": float(total),
+        "mean": float(mean),
+        "min": float(w.min()),
+        "max": float(w.max()),
+        "cv": float(w.std() / mean) if mean > 0 else np.nan,
+        "deff": float(deff),
+        "n_eff": float(total**2 / sumsq) if sumsq > 0 else np.nan,
+    }
+
+
+@dataclass(frozen=True)
+class WeightSummary:
+    """Per-level weight statistics; ``table`` is a DataFrame with one row per level.
+
+    Columns: ``level`` (1 = rows), ``unit`` (``"rows"`` or the grouping factor), ``weight`` (the
+    column), ``n`` (rows or groups), ``sum``, ``mean``, ``min``, ``max``, ``cv`` (population
+    coefficient of variation), ``deff`` (Kish design effect due to weighting, ``1 + cv**2``) and
+    ``n_eff`` (Kish effective sample size, ``n / deff``).
+    """
+
+    table: pd.DataFrame
+    n_dropped: int = 0
+
+    def to_frame(self) -> pd.DataFrame:
+        """A copy of :attr:`table`."""
+        return self.table.copy()
+
+    def __getitem__(self, key):
+        return self.table[key]
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __repr__(self) -> str:
+        note = f"\n({self.n_dropped} row(s) with missing weights or groups dropped)" if self.n_dropped else ""
+        return f"Survey weights by level\n{self.table.to_string(index=False)}{note}"
+
+    def to_gt(self):
+        """The great_tables ``GT`` table shown in notebooks (restyle or save it)."""
+        from .display.html import weights_gt
+
+        return weights_gt(self)
+
+    def _repr_html_(self) -> str:
+        from .display.html import weights_html
+
+        return weights_html(self)
+
+
+def describe_weights(
+    data: pd.DataFrame, weights: Sequence[str], groups: Sequence[str] | None = None
+) -> WeightSummary:
+    """Summarise survey weights level by level.
+
+    Parameters
+    ----------
+    data
+        The data, one row per level-1 unit.
+    weights
+        Weight columns as for :func:`wemix_nb.mix`: level 1 (rows) first, then one per grouping
+        level from the lowest to the top.
+    groups
+        Grouping factors matching ``weights[1:]`` position by position (lowest level first);
+        ``"a:b"`` joins columns as in the formula. A level-k weight must be constant within each
+        of its groups; it is counted once per group.
+
+    Rows with a missing weight or group label are dropped (counted in ``n_dropped``).
+    """
+    if isinstance(weights, str):
+        weights = [weights]
+    if isinstance(groups, str):
+        groups = [groups]
+    weights = list(weights)
+    groups = list(groups or [])
+    if not weights:
+        raise ArgumentError("weights must name at least the level-1 (row) weight column.")
+    if len(groups) != len(weights) - 1:
+        raise ArgumentError(
+            f"give one grouping factor per weight above level 1: {len(weights)} weight column(s) "
+            f"need {len(weights) - 1} group(s), got {len(groups)} ({groups})."
+        )
+    needed = weights + [c.strip() for g in groups for c in g.split(":")]
+    missing = [c for c in dict.fromkeys(needed) if c not in data.columns]
+    if missing:
+        raise ColumnNotFoundError(f"column(s) {missing} not in the data.")
+    for column in weights:
+        dtype = data[column].dtype
+        if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
+            raise WeightError(f"weight column {column!r} must be numeric, but has dtype {dtype}.")
+    used = data[list(dict.fromkeys(needed))]
+    keep = used.notna().all(axis=1).to_numpy()
+    frame = data.loc[keep]
+    rows = []
+    for k, column in enumerate(weights):
+        w = frame[column].to_numpy(dtype=float)
+        if not np.isfinite(w).all() or (w < 0).any():
+            raise WeightError(f"weight column {column!r} has negative or infinite values.")
+        if k == 0:
+            unit, values = "rows", w
+        else:
+            unit = groups[k - 1]
+            labels = group_labels(frame, unit)
+            by_group = pd.Series(w, index=frame.index).groupby(labels.to_numpy(), sort=True, observed=True)
+            spread = by_group.max() - by_group.min()
+            varying = spread[spread > 1e-8 * np.maximum(1.0, by_group.max().abs())]
+            if len(varying):
+                raise WeightError(
+                    f"level-{k + 1} weight {column!r} varies within {len(varying)} group(s) of "
+                    f"{unit!r} (e.g. {varying.index[0]!r}); a group weight must be constant in its group."
+                )
+            values = by_group.first().to_numpy()
+        rows.append({"level": k + 1, "unit": unit, "weight": column, **weight_stats(values)})
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    return WeightSummary(table=table, n_dropped=int((~keep).sum()))

@@ -1,0 +1,147 @@
+"""The maketables plug-in protocol for :class:`~wemix_nb.MixResult` (no dependency on maketables).
+
+maketables (``maketables.ETable``) detects result objects by duck typing on ``__maketables_*__``
+attributes. ``MixResult`` defines them as thin wrappers around the functions here:
+
+- ``__maketables_coef_table__`` (property): DataFrame indexed by coefficient name with the
+  canonical columns ``b``, ``se``, ``t``, ``p`` and ``ci95l``/``ci95u`` (robust SEs);
+- ``__maketables_stat__(key)``: ``N``, ``ll``, ``se_type``, ``n_clusters`` (top-level groups),
+  ``icc``, ``sigma``, ``family``, ``link`` and ``groups:<factor>``; ``None`` for anything else;
+- ``__maketables_depvar__`` (property): the response name;
+- ``__maketables_vcov_info__`` (property): ``{"vcov_type": "sandwich", "clustervar": <top factor>}``;
+- ``__maketables_default_stat_keys__`` and ``__maketables_stat_labels__`` (properties).
+
+>>> import maketables as mt                                  # doctest: +SKIP
+>>> mt.ETable([fit1, fit2])                                  # doctest: +SKIP
+
+Note (maketables 0.2.0): ``get_extractor`` tries its registered extractors before the plug-in
+format, and its statsmodels extractor accepts any object with ``params``, ``bse`` and ``pvalues``
+-- which ``MixResult`` has (statsmodels-style aliases). ``ETable([fit])`` then shows the same
+coefficients, SEs, stars, N and log-likelihood, but not the plug-in's extra statistics (S.E. type,
+groups, ICC). :func:`as_maketables` wraps a result in an object that has *only* the plug-in
+attributes, so maketables uses them: ``mt.ETable([as_maketables(f) for f in fits])``.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .html import coef_frame
+
+__all__ = ["as_maketables", "coef_table", "default_stat_keys", "depvar", "stat", "stat_labels", "vcov_info"]
+
+
+def coef_table(result) -> pd.DataFrame:
+    """Canonical coefficient table: ``b``, ``se``, ``t``, ``p``, ``ci95l``, ``ci95u``."""
+    tidy = coef_frame(result, 0.95)
+    table = pd.DataFrame({
+        "b": tidy["estimate"].to_numpy(float),
+        "se": tidy["std_error"].to_numpy(float),
+        "t": tidy["statistic"].to_numpy(float),
+        "p": tidy["p_value"].to_numpy(float),
+        "ci95l": tidy["conf_low"].to_numpy(float),
+        "ci95u": tidy["conf_high"].to_numpy(float),
+    }, index=pd.Index(tidy["term"].astype(str), name="Coefficient"))
+    return table
+
+
+def _top_factor(result) -> str | None:
+    return str(result.ngroups.index[-1]) if len(result.ngroups) > 1 else None
+
+
+def stat(result, key: str):
+    """A model statistic by maketables key, or ``None``."""
+    if key == "N":
+        return int(result.ngroups.iloc[0])
+    if key == "ll":
+        return float(result.lnl)
+    if key == "se_type":
+        top = _top_factor(result)
+        return f"robust, by: {top}" if top else "robust"
+    if key == "n_clusters":
+        return int(result.ngroups.iloc[-1]) if len(result.ngroups) > 1 else None
+    if key == "icc":
+        return None if result.ICC is None else float(result.ICC)
+    if key == "sigma":
+        return float(result.sigma) if result.family is None else None
+    if key == "family":
+        return result.family_name
+    if key == "link":
+        return result.link
+    if key.startswith("groups:"):
+        factor = key.split(":", 1)[1]
+        return int(result.ngroups[factor]) if factor in result.ngroups.index[1:] else None
+    return None
+
+
+def depvar(result) -> str:
+    frame = getattr(result, "frame", None)
+    parsed = getattr(frame, "parsed", None)
+    response = getattr(parsed, "response", None)
+    if response:
+        return str(response)
+    return str(result.formula).split("~", 1)[0].strip() or "Dependent Variable"
+
+
+def vcov_info(result) -> dict:
+    return {"vcov_type": "sandwich", "clustervar": _top_factor(result)}
+
+
+def default_stat_keys(result) -> list[str]:
+    return ["N", "n_clusters", "ll", "icc"]
+
+
+def stat_labels(result) -> dict[str, str]:
+    top = _top_factor(result)
+    labels = {
+        "ll": "Log pseudo-likelihood",
+        "icc": "ICC",
+        "sigma": "Residual SD",
+        "n_clusters": f"Groups ({top})" if top else "Groups",
+        "family": "Family",
+        "link": "Link",
+    }
+    labels.update({f"groups:{k}": f"Groups ({k})" for k in result.ngroups.index[1:]})
+    return labels
+
+
+class MakeTablesView:
+    """A result seen only through the maketables plug-in protocol (see :func:`as_maketables`)."""
+
+    def __init__(self, result):
+        self.result = result
+
+    @property
+    def __maketables_coef_table__(self) -> pd.DataFrame:
+        return coef_table(self.result)
+
+    def __maketables_stat__(self, key: str):
+        return stat(self.result, key)
+
+    @property
+    def __maketables_depvar__(self) -> str:
+        return depvar(self.result)
+
+    @property
+    def __maketables_vcov_info__(self) -> dict:
+        return vcov_info(self.result)
+
+    @property
+    def __maketables_default_stat_keys__(self) -> list[str]:
+        return default_stat_keys(self.result)
+
+    @property
+    def __maketables_stat_labels__(self) -> dict[str, str]:
+        return stat_labels(self.result)
+
+    def __repr__(self) -> str:
+        return f"MakeTablesView({self.result!r})"
+
+
+def as_maketables(result) -> MakeTablesView:
+    """Wrap a fit so that ``maketables.ETable`` reads it through the plug-in attributes.
+
+    Needed with maketables versions whose statsmodels extractor claims every object with
+    ``params``/``bse``/``pvalues`` before the plug-in format is tried (0.2.0 does).
+    """
+    return MakeTablesView(result)

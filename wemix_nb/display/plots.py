@@ -1,0 +1,231 @@
+"""Altair charts of fitted models: caterpillar plots of random effects and coefficient (forest) plots.
+
+The functions return ``altair.Chart`` objects; they never change Altair's renderer or its data
+transformers. Offline notebooks: call :func:`wemix_nb.display.enable_offline_charts` once (see
+:mod:`wemix_nb.display`).
+
+Many groups
+-----------
+Altair refuses to embed more than 5,000 rows of data in a chart (``MaxRowsError``), and a
+caterpillar plot of 20,000 groups would be 20,000 overplotted intervals in a few hundred pixels
+anyway. :func:`ranef_plot` therefore passes its data deliberately: with more than ``max_groups``
+groups (default 1,000, at most 5,000) it keeps an even thinning of the groups *by rank* of their
+conditional mode -- always including the lowest and the highest -- so the shape of the
+distribution is preserved, and says so in the chart's subtitle ("1,000 of 20,000 groups shown").
+``top=N`` instead shows only the N groups with the largest absolute mode. The global row limit is
+never raised.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ArgumentError
+from .html import coef_frame
+
+__all__ = ["ALTAIR_MAX_ROWS", "LABELLED_GROUPS", "coef_plot", "compare_plot", "ranef_data", "ranef_plot"]
+
+#: Altair's default limit on rows embedded in one chart
+ALTAIR_MAX_ROWS = 5000
+#: up to this many groups the caterpillar plot labels every group on the y axis; above, it uses ranks
+LABELLED_GROUPS = 60
+
+
+def _level_sizes(result, factor: str) -> np.ndarray | None:
+    frame = getattr(result, "frame", None)
+    if frame is None:
+        return None
+    for level in frame.levels:
+        if level.name == factor:
+            return np.asarray(level.n_rows)
+    return None
+
+
+def ranef_data(result, term: str | None = None, group: str | None = None, z: float = 1.96) -> pd.DataFrame:
+    """All groups' conditional modes of one random-effect term, sorted by mode.
+
+    Columns: ``group`` (label as text), ``mode``, ``sd`` (conditional SD), ``lower``/``upper``
+    (``mode -/+ z * sd``), ``n`` (rows in the group) and ``rank`` (1 = lowest mode).
+    """
+    if not result.ranef:
+        raise ArgumentError("This result has no random effects to plot.")
+    factors = list(result.ranef)
+    factor = factors[0] if group is None else group
+    if factor not in result.ranef:
+        raise ArgumentError(f"group must be one of the grouping factors {factors}, got {group!r}.")
+    modes = result.ranef[factor]
+    terms = [str(c) for c in modes.columns]
+    name = terms[0] if term is None else term
+    if name not in terms:
+        raise ArgumentError(f"term must be one of {factor!r}'s random-effect terms {terms}, got {term!r}.")
+    column = modes.columns[terms.index(name)]
+    b = modes[column].to_numpy(dtype=float)
+    sd_frame = (getattr(result, "ranef_sd", None) or {}).get(factor)
+    sd = sd_frame[column].to_numpy(dtype=float) if sd_frame is not None else np.full(b.shape, np.nan)
+    sizes = _level_sizes(result, factor)
+    data = pd.DataFrame({
+        "group": [str(g) for g in modes.index],
+        "mode": b,
+        "sd": sd,
+        "lower": b - z * sd,
+        "upper": b + z * sd,
+        "n": sizes if sizes is not None and len(sizes) == len(b) else np.full(b.shape, -1),
+    })
+    data = data.sort_values(["mode", "group"], kind="stable").reset_index(drop=True)
+    data["rank"] = np.arange(1, len(data) + 1)
+    data.attrs.update(factor=factor, term=name, z=z)
+    return data
+
+
+def ranef_plot(result, term: str | None = None, group: str | None = None, top: int | None = None,
+               max_groups: int = 1000, z: float = 1.96, width: int = 420):
+    """Caterpillar plot: each group's conditional mode with a ``± z`` conditional-SD interval.
+
+    Parameters
+    ----------
+    term
+        Random-effect term (column of ``result.ranef[group]``); default the first (the intercept).
+    group
+        Grouping factor; default the first (the level with the most groups).
+    top
+        Show only the ``top`` groups with the largest absolute mode (still sorted by mode).
+    max_groups
+        Most groups drawn (at most 5,000, Altair's row limit). With more, an even thinning by rank
+        (keeping the extremes) is drawn and the subtitle says how many of how many are shown.
+    z
+        Interval half-width in conditional SDs (1.96: approximate 95% intervals).
+
+    The y axis names each group when at most 60 are drawn, else shows their rank. Tooltips give
+    the group label, its number of rows ``n``, the mode, conditional SD and the interval.
+    """
+    import altair as alt
+
+    if not isinstance(max_groups, int | np.integer) or not 1 <= max_groups <= ALTAIR_MAX_ROWS:
+        raise ArgumentError(f"max_groups must be an integer from 1 to {ALTAIR_MAX_ROWS}, got {max_groups!r}.")
+    data = ranef_data(result, term=term, group=group, z=z)
+    factor, name = data.attrs["factor"], data.attrs["term"]
+    total = len(data)
+    notes = []
+    if top is not None:
+        if not isinstance(top, int | np.integer) or top < 1:
+            raise ArgumentError(f"top must be a positive integer, got {top!r}.")
+        if top < total:
+            keep = data["mode"].abs().sort_values(ascending=False, kind="stable").index[:top]
+            data = data.loc[sorted(keep)]
+            notes.append(f"the {top:,} groups with the largest |mode| of {total:,}")
+    if len(data) > max_groups:
+        positions = np.unique(np.round(np.linspace(0, len(data) - 1, max_groups)).astype(int))
+        notes.append(f"{len(positions):,} of {len(data):,} groups shown, evenly by rank (extremes kept)")
+        data = data.iloc[positions]
+    data = data.reset_index(drop=True)
+    shown = len(data)
+    labelled = shown <= LABELLED_GROUPS
+    has_sd = bool(np.isfinite(data["sd"]).any())
+
+    subtitle = [f"{shown:,} group(s); intervals: mode ± {z:g} conditional SD" if has_sd
+                else f"{shown:,} group(s)"]
+    subtitle += notes
+    if labelled:
+        y = alt.Y("group:N", sort=list(data["group"]), title=factor)
+        y_rule = y
+        height = alt.Step(14)
+    else:
+        y = alt.Y("rank:Q", title=f"rank of the mode among {total:,} {factor} groups",
+                  scale=alt.Scale(zero=False, nice=False))
+        y_rule = y
+        height = 420
+    tooltip = [
+        alt.Tooltip("group:N", title=factor),
+        alt.Tooltip("n:Q", title="n (rows)"),
+        alt.Tooltip("mode:Q", title="mode", format=".4g"),
+        alt.Tooltip("sd:Q", title="conditional SD", format=".4g"),
+        alt.Tooltip("lower:Q", format=".4g"),
+        alt.Tooltip("upper:Q", format=".4g"),
+        alt.Tooltip("rank:Q"),
+    ]
+    base = alt.Chart(data)
+    layers = [alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(color="#999", strokeDash=[4, 3])
+              .encode(x="zero:Q")]
+    if has_sd:
+        layers.append(base.mark_rule(color="#4c78a8", opacity=0.6 if labelled else 0.35).encode(
+            x=alt.X("lower:Q", title=f"conditional mode of {name}"), x2="upper:Q", y=y_rule, tooltip=tooltip))
+    layers.append(base.mark_point(filled=True, color="#1f3b73", size=30 if labelled else 8).encode(
+        x=alt.X("mode:Q", title=f"conditional mode of {name}"), y=y, tooltip=tooltip))
+    return alt.layer(*layers).properties(
+        title=alt.TitleParams(f"Random effects: {name} by {factor}", subtitle=subtitle),
+        width=width, height=height,
+    )
+
+
+def coef_plot(result, level: float = 0.95, intercept: bool = True, terms: list[str] | None = None,
+              width: int = 420):
+    """Forest plot of the fixed effects: estimates with ``level`` confidence intervals (robust SEs).
+
+    ``intercept=False`` drops the intercept (often on another scale); ``terms`` keeps only those
+    coefficients. Terms are listed top to bottom in the model's order.
+    """
+    data = coef_frame(result, level)
+    data = _select_terms(data, intercept, terms)
+    return _forest(data, level, title=f"Fixed effects: {result.formula}", width=width)
+
+
+def compare_plot(comparison, level: float = 0.95, intercept: bool = True, width: int = 420):
+    """Coefficients of several models on one forest plot, dodged and coloured by model."""
+    frames = []
+    for name, model in zip(comparison.names, comparison.models, strict=True):
+        frame = coef_frame(model, level)
+        frame.insert(0, "model", name)
+        frames.append(frame)
+    data = _select_terms(pd.concat(frames, ignore_index=True), intercept, None)
+    return _forest(data, level, title="Model comparison: fixed effects", width=width,
+                   models=list(comparison.names))
+
+
+def _select_terms(data: pd.DataFrame, intercept: bool, terms) -> pd.DataFrame:
+    if not intercept:
+        data = data[~data["term"].isin(["Intercept", "(Intercept)"])]
+    if terms is not None:
+        unknown = sorted(set(terms) - set(data["term"]))
+        if unknown:
+            raise ArgumentError(f"terms not in the model: {unknown}.")
+        data = data[data["term"].isin(terms)]
+    if data.empty:
+        raise ArgumentError("No coefficients left to plot.")
+    return data.reset_index(drop=True)
+
+
+def _forest(data: pd.DataFrame, level: float, title: str, width: int, models: list[str] | None = None):
+    import altair as alt
+
+    pct = f"{100 * level:g}%"
+    order = list(dict.fromkeys(data["term"]))
+    y = alt.Y("term:N", sort=order, title=None)
+    tooltip = [
+        alt.Tooltip("term:N"),
+        alt.Tooltip("estimate:Q", format=".4g"),
+        alt.Tooltip("std_error:Q", title="robust SE", format=".4g"),
+        alt.Tooltip("p_value:Q", title="p", format=".3g"),
+        alt.Tooltip("conf_low:Q", title=f"{pct} CI low", format=".4g"),
+        alt.Tooltip("conf_high:Q", title=f"{pct} CI high", format=".4g"),
+    ]
+    encode = {"y": y}
+    if models is not None:
+        tooltip.insert(0, alt.Tooltip("model:N"))
+        encode["yOffset"] = alt.YOffset("model:N", sort=models)
+        encode["color"] = alt.Color("model:N", sort=models, title="model")
+    base = alt.Chart(data)
+    zero = (alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(color="#999", strokeDash=[4, 3])
+            .encode(x="zero:Q"))
+    bars = base.mark_rule(strokeWidth=2).encode(
+        x=alt.X("conf_low:Q", title=f"estimate with {pct} confidence interval"), x2="conf_high:Q",
+        tooltip=tooltip, **encode)
+    points = base.mark_point(filled=True, size=60).encode(x="estimate:Q", tooltip=tooltip, **encode)
+    if models is None:
+        bars = bars.encode(color=alt.value("#4c78a8"))
+        points = points.encode(color=alt.value("#1f3b73"))
+    step = 22 if models is None else 14 * len(models) + 8
+    return alt.layer(zero, bars, points).properties(
+        title=alt.TitleParams(title, subtitle=[f"{pct} intervals from robust (sandwich) standard errors"]),
+        width=width, height=alt.Step(step),
+    )
