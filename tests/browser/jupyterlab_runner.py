@@ -306,7 +306,7 @@ def _run_all(page) -> str:
         return "command notebook:run-all-cells"
 
 
-def _wait(page, lab: JupyterLab, end: float, done, poll_ms: int = 250, stable_s: float = 1.0):
+def _wait(page, end: float, done, poll_ms: int = 250, stable_s: float = 1.0):
     """Poll until done() has held for stable_s seconds; False on reaching `end`."""
     since = None
     while time.monotonic() < end:
@@ -423,7 +423,7 @@ def _drive(context, lab, nb, run, end, t0, click_first_button) -> None:
     page.goto(f"{lab.url}/lab/tree/{urllib.parse.quote(nb.name)}?reset&token={lab.token}",
               wait_until="domcontentloaded", timeout=60_000)
     page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
-    if not _wait(page, lab, end, lab.kernels_idle, stable_s=0.5):
+    if not _wait(page, end, lab.kernels_idle, stable_s=0.5):
         raise RunnerError("the kernel never became idle after the notebook opened")
     run.timings["open_s"] = round(time.monotonic() - t1, 1)
 
@@ -431,7 +431,7 @@ def _drive(context, lab, nb, run, end, t0, click_first_button) -> None:
     run.run_via = _run_all(page)
     page.wait_for_timeout(500)
     finished = _wait(
-        page, lab, end,
+        page, end,
         lambda: not page.evaluate(_INSPECT_JS, RENDER_FAILURE_MARKERS)["running"]
         and lab.kernels_idle(),
     )
@@ -449,7 +449,7 @@ def _drive(context, lab, nb, run, end, t0, click_first_button) -> None:
         unchanged, previous[0] = key == previous[0], key
         return unchanged and not seen["loading_widgets"] and not seen["undrawn_embeds"]
 
-    _wait(page, lab, min(end, t3 + 15), settled, poll_ms=500, stable_s=1.0)
+    _wait(page, min(end, t3 + 15), settled, poll_ms=500, stable_s=1.0)
     run.timings["settle_s"] = round(time.monotonic() - t3, 1)
 
     if click_first_button:
@@ -472,10 +472,12 @@ def _drive(context, lab, nb, run, end, t0, click_first_button) -> None:
                     break
             run.click_changed_output = changed
             # let the callback finish before the final look
-            _wait(page, lab, min(end, time.monotonic() + 10), lab.kernels_idle, stable_s=0.5)
+            _wait(page, min(end, time.monotonic() + 10), lab.kernels_idle, stable_s=0.5)
 
     seen = page.evaluate(_INSPECT_JS, RENDER_FAILURE_MARKERS)
-    model = page.evaluate(_MODEL_JS, nb.name) or {"cells": []}
+    model = page.evaluate(_MODEL_JS, nb.name)
+    if model is None:
+        raise RunnerError(f"JupyterLab has no open notebook at {nb.name!r}")
     code = [c for c in model["cells"] if c["cell_type"] == "code"]
     run.code_cells = len(code)
     run.unexecuted_cells = sum(
