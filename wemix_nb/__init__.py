@@ -19,12 +19,18 @@ from . import (
     errors,
 )
 from ._api import mix
+from .extras import degrees_of_freedom
+from .large import mix_dask
+from .parallel import fit_many
+from .pv import PVResult
 from .inference import WaldTest, wald_test
 from .results import MixResult
+from .scaling import scale_weights
 
 __version__ = "0.1.0"
 
 __all__ = ["MixResult", "WaldTest", "datasets", "errors", "mix", "wald_test"]
+__all__ += ["PVResult", "degrees_of_freedom", "fit_many", "mix_dask", "scale_weights"]
 
 
 # the notebook layer is imported on first use, so `import wemix_nb` never loads great_tables,

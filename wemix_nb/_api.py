@@ -30,6 +30,11 @@ def mix(
     start: Sequence[float] | None = None,
     keep_adapting: bool = False,
     verbose: bool = False,
+    pv: Sequence[str] | None = None,
+    n_jobs: int | None = None,
+    client: Any = None,
+    scale_weights: str = "none",
+    progress: bool | None = None,
 ) -> MixResult:
     """Fit a mixed model with survey weights at every level (multilevel pseudo-ML).
 
@@ -66,11 +71,34 @@ def mix(
         GLMMs: re-centre the quadrature at every Newton step.
     verbose
         Print optimiser progress (GLMMs).
+    pv
+        Plausible-value columns (``["pv1math", ..., "pv5math"]``): the model is fitted once per
+        plausible value (replacing the formula's response) and the fits combined by Rubin's rules
+        into a :class:`~wemix_nb.pv.PVResult`. A response with a range, ``"pv{1..5}math ~ ..."``,
+        does the same.
+    n_jobs, client
+        Plausible values only: fit them on ``n_jobs`` local processes (``-1``: one per CPU) or on
+        a Dask ``distributed.Client`` (see :func:`wemix_nb.fit_many`).
+    scale_weights
+        ``"none"`` (default, as WeMix), ``"cluster"`` or ``"effective"``: rescale the conditional
+        level-1 weights within each level-2 group to sum to its size or its effective size (see
+        :func:`wemix_nb.scale_weights`).
+    progress
+        Progress bar over plausible values (``None``: only in an interactive session).
 
     Returns
     -------
     MixResult
     """
+    from .pv import fit_plausible_values, has_pv_range
+
+    if pv is not None or has_pv_range(formula):
+        return fit_plausible_values(
+            formula, data, weights, pv=pv, n_jobs=n_jobs, client=client, progress=progress, family=family,
+            link=link, cweights=cweights, center_group=center_group, center_grand=center_grand, nquad=nquad,
+            max_iteration=max_iteration, start=start, keep_adapting=keep_adapting, verbose=verbose,
+            scale_weights=scale_weights,
+        )
     fam = None
     if family is not None and family != "gaussian":
         from .families import get_family
@@ -78,6 +106,11 @@ def mix(
         fam = get_family(family, link)
     if isinstance(nquad, bool) or not isinstance(nquad, int | np.integer) or nquad < 1:
         raise ArgumentError(f"nquad must be a positive integer, got {nquad!r}.")
+    if scale_weights != "none":
+        from .scaling import scaled_data
+
+        data = scaled_data(formula, data, weights, scale_weights, cweights=cweights, center_group=center_group,
+                           center_grand=center_grand, binomial_response=fam is not None and fam.name == "binomial")
     frame = build_model_frame(
         formula, data, weights, cweights=cweights, center_group=center_group,
         center_grand=center_grand, binomial_response=fam is not None and fam.name == "binomial",

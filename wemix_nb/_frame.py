@@ -273,6 +273,7 @@ def build_model_frame(
     center_grand: str | None = None,
     binomial_response: bool = False,
     check_response: bool = True,
+    check_rank: bool = True,
 ) -> ModelFrame:
     """Build the :class:`ModelFrame` of a model.
 
@@ -493,7 +494,8 @@ def build_model_frame(
     fixed_names = [str(c) for c in fixed_mm.columns]
     if X.shape[1] == 0:
         raise FormulaError(f"The formula {formula!r} has no fixed effect; use at least '~ 1 + ...'.")
-    _check_rank(X, fixed_names)
+    if check_rank:  # mix_dask checks the rank of the whole design, not of each partition
+        _check_rank(X, fixed_names)
 
     # -- random designs, one level per grouping factor ---------------------------------------------
     levels: list[RandomLevel] = []

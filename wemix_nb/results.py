@@ -250,6 +250,12 @@ class MixResult:
         values = eta if type == "link" else self._inverse_link(eta)
         return pd.Series(values, index=newdata.index, name="predicted")
 
+    def r_squared(self) -> pd.Series:
+        """Marginal and conditional R^2 (Nakagawa & Schielzeth 2013); see :mod:`wemix_nb.extras`."""
+        from .extras import r_squared
+
+        return r_squared(self)
+
     # -- the notebook layer (imported lazily: the core does not depend on it) ---------------------
 
     def _repr_html_(self) -> str:

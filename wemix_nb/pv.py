@@ -1,0 +1,381 @@
+"""Plausible values: one fit per plausible value, combined with Rubin's rules.
+
+Large-scale assessments (PISA, TIMSS, NAEP...) report proficiency as ``M`` plausible values
+(multiple imputations) per student. A model of proficiency is fitted once per plausible value and
+the ``M`` fits are combined (Rubin 1987; Barnard & Rubin 1999):
+
+* estimate ``Q = mean_m Q_m``;
+* within-imputation (sampling) covariance ``U = mean_m U_m`` (the robust ``cov_mat`` of each fit);
+* between-imputation covariance ``B = sum_m (Q_m - Q)(Q_m - Q)' / (M - 1)``;
+* total covariance ``T = U + (1 + 1/M) B``;
+* per coefficient: relative increase in variance ``r = (1 + 1/M) B_jj / U_jj``, proportion of the
+  variance due to the imputation ``lambda = (1 + 1/M) B_jj / T_jj``, Barnard-Rubin degrees of
+  freedom ``nu = (1/nu_old + 1/nu_obs)^-1`` with ``nu_old = (M - 1) / lambda^2`` and
+  ``nu_obs = (nu_com + 1) / (nu_com + 3) * nu_com * (1 - lambda)``, where the complete-data
+  degrees of freedom ``nu_com`` are the number of top-level groups minus the number of fixed
+  effects, and the fraction of missing information ``fmi = (r + 2 / (nu + 3)) / (r + 1)``.
+
+Variance components are averaged over the fits, and their standard errors combined by the same
+rule on the variances (``SE^2 = mean SE_m^2 + (1 + 1/M) var_m(estimate)``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import pandas as pd
+
+from .errors import ArgumentError, FormulaError
+from .results import MixResult
+
+_RANGE = re.compile(r"\{\s*(\d+)\s*\.\.\s*(\d+)\s*\}")
+
+
+# -------------------------------------------------------------------------------------------------
+# formulas
+
+
+def has_pv_range(formula: str) -> bool:
+    """True if the response of ``formula`` contains a ``{i..j}`` range, e.g. ``"pv{1..5}math ~ x"``."""
+    if not isinstance(formula, str) or "~" not in formula:
+        return False
+    return bool(_RANGE.search(formula.split("~", 1)[0]))
+
+
+def expand_pv(text: str) -> list[str]:
+    """Expand one ``{i..j}`` range: ``"pv{1..5}math"`` -> ``["pv1math", ..., "pv5math"]``."""
+    matches = list(_RANGE.finditer(text))
+    if len(matches) != 1:
+        raise FormulaError(
+            f"The response {text!r} must contain exactly one '{{i..j}}' range, e.g. 'pv{{1..5}}math'."
+        )
+    match = matches[0]
+    first, last = int(match.group(1)), int(match.group(2))
+    step = 1 if last >= first else -1
+    return [text[: match.start()] + str(k) + text[match.end() :] for k in range(first, last + step, step)]
+
+
+def pv_formulas(formula: str, pv: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
+    """The plausible-value column names and one formula per plausible value.
+
+    The response of ``formula`` is replaced by each name in ``pv``; without ``pv`` it must contain
+    a ``{i..j}`` range that is expanded.
+    """
+    if not isinstance(formula, str) or "~" not in formula:
+        raise FormulaError(f"The formula {formula!r} needs a response: 'pv{{1..5}}math ~ x + (1|g)'.")
+    lhs, rhs = formula.split("~", 1)
+    lhs = lhs.strip()
+    if pv is not None:
+        if isinstance(pv, str):
+            raise ArgumentError("pv must be a list of column names, e.g. ['pv1math', ..., 'pv5math'].")
+        names = [str(name) for name in pv]
+        if _RANGE.search(lhs) and expand_pv(lhs) != names:
+            raise ArgumentError(
+                f"The response {lhs!r} expands to {expand_pv(lhs)}, which differs from pv={names}."
+            )
+    else:
+        names = expand_pv(lhs)
+    if len(names) < 2:
+        raise ArgumentError(f"Combining plausible values needs at least 2 of them; got {names}.")
+    if len(set(names)) != len(names):
+        raise ArgumentError(f"pv has repeated names: {names}.")
+    return names, [f"{name} ~{rhs}" for name in names]
+
+
+# -------------------------------------------------------------------------------------------------
+# the combined result
+
+
+@dataclass(eq=False)
+class PVResult(MixResult):
+    """A model fitted once per plausible value and combined with Rubin's rules.
+
+    It is a :class:`~wemix_nb.MixResult` whose estimates are the combined ones: ``coef`` the mean
+    of the per-PV estimates, ``cov_mat`` the total covariance ``U + (1 + 1/M) B`` (so ``SE``,
+    Wald tests, summaries and charts account for the imputation), ``vars``/``varDF``/``theta``
+    the mean variance components (``SEvcov`` combined by Rubin's rules), ``lnl`` and ``ICC`` the
+    means over fits, ``ranef`` the mean modes (``ranef_sd`` including the between-PV spread),
+    ``resid``/``fitted`` the means.
+
+    Attributes
+    ----------
+    fits
+        The per-PV :class:`~wemix_nb.MixResult` objects.
+    pv
+        The plausible-value column names.
+    rubin
+        Per coefficient: ``estimate``, ``SE``, ``within`` (mean sampling variance), ``between``
+        (variance of the estimates over PVs), ``total``, ``riv`` (relative increase in variance),
+        ``lambda``, ``df`` (Barnard-Rubin) and ``fmi`` (fraction of missing information).
+    rubin_vars
+        The same for the variance components (rows of ``varDF``): ``estimate``, ``within``,
+        ``between``, ``total``, ``SE``.
+    df_complete
+        ``nu_com``: number of top-level groups minus the number of fixed effects.
+    """
+
+    fits: list = field(default_factory=list, repr=False)
+    pv: list = field(default_factory=list)
+    rubin: pd.DataFrame | None = field(default=None, repr=False)
+    rubin_vars: pd.DataFrame | None = field(default=None, repr=False)
+    df_complete: float | None = None
+
+    @property
+    def n_pv(self) -> int:
+        return len(self.fits)
+
+    @property
+    def df(self) -> pd.Series:
+        """Barnard-Rubin degrees of freedom per coefficient."""
+        return self.rubin["df"]
+
+    @property
+    def fmi(self) -> pd.Series:
+        """Fraction of missing information per coefficient."""
+        return self.rubin["fmi"]
+
+    def __repr__(self) -> str:
+        return (
+            f"<PVResult {self.formula!r}: {self.n_pv} plausible values combined by Rubin's rules; "
+            f"{self.nobs} rows, "
+            f"{', '.join(f'{k} {v}' for k, v in self.ngroups.iloc[1:].items())} groups; "
+            f"mean lnl={self.lnl:.6g}>"
+        )
+
+    def r_squared(self) -> pd.Series:
+        """Marginal and conditional R^2, averaged over the plausible values."""
+        return pd.concat([fit.r_squared() for fit in self.fits], axis=1).mean(axis=1).rename("r_squared")
+
+
+def _barnard_rubin(within: np.ndarray, between: np.ndarray, M: int, df_complete: float) -> pd.DataFrame:
+    factor = 1.0 + 1.0 / M
+    total = within + factor * between
+    with np.errstate(divide="ignore", invalid="ignore"):
+        riv = np.where(within > 0, factor * between / within, np.inf)
+        lam = np.where(total > 0, factor * between / total, 0.0)
+        nu_old = np.where(lam > 0, (M - 1) / lam**2, np.inf)
+        if df_complete is not None and np.isfinite(df_complete) and df_complete > 0:
+            nu_obs = (df_complete + 1) / (df_complete + 3) * df_complete * (1 - lam)
+            df = np.where(np.isinf(nu_old), nu_obs, 1.0 / (1.0 / nu_old + 1.0 / nu_obs))
+        else:
+            df = nu_old
+        fmi = (riv + 2.0 / (df + 3.0)) / (riv + 1.0)
+    return pd.DataFrame(
+        {
+            "within": within,
+            "between": between,
+            "total": total,
+            "riv": riv,
+            "lambda": lam,
+            "df": df,
+            "fmi": fmi,
+        }
+    )
+
+
+def _sigma_entries(fit: MixResult) -> np.ndarray | None:
+    """The (co)variance entry behind each theta, for the between-PV part of ``var_theta``."""
+    if fit.frame is None:
+        return None
+    from ._covariance import CovarianceStructure
+
+    st = CovarianceStructure(fit.frame.levels)
+    if st.size != len(fit.theta):
+        return None
+    scale = fit.sigma**2 if fit.family is None else 1.0
+    covs = st.covariances(fit.theta.to_numpy(), scale)
+    return np.array([covs[e.level][e.row, e.col] for e in st.entries])
+
+
+def _mean_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(frames).groupby(level=0, sort=False).mean().reindex(frames[0].index)
+
+
+def combine_pv(
+    fits: Sequence[MixResult], pv: Sequence[str] | None = None, formula: str | None = None
+) -> PVResult:
+    """Combine fits of the same model to different plausible values by Rubin's rules.
+
+    Parameters
+    ----------
+    fits
+        Two or more :class:`~wemix_nb.MixResult` of the same model (same fixed effects), one per
+        plausible value.
+    pv
+        Names of the plausible values (default: the fits' responses).
+    formula
+        The formula to report (default: the first fit's).
+
+    Returns
+    -------
+    PVResult
+    """
+    fits = list(fits)
+    M = len(fits)
+    if M < 2:
+        raise ArgumentError(f"Rubin's rules need at least 2 fits; got {M}.")
+    first = fits[0]
+    names = list(first.coef.index)
+    for k, fit in enumerate(fits[1:], start=2):
+        if list(fit.coef.index) != names:
+            raise ArgumentError(f"Fit {k} has fixed effects {list(fit.coef.index)}, fit 1 has {names}.")
+        if list(fit.vars.index) != list(first.vars.index):
+            raise ArgumentError(
+                f"Fit {k} has variance components {list(fit.vars.index)}, fit 1 has {list(first.vars.index)}."
+            )
+    factor = 1.0 + 1.0 / M
+    Q = np.array([fit.coef.to_numpy() for fit in fits])
+    coef = Q.mean(axis=0)
+    U = np.mean([fit.cov_mat.to_numpy() for fit in fits], axis=0)
+    B = np.atleast_2d(np.cov(Q, rowvar=False, ddof=1))
+    T = U + factor * B
+    n_top = int(first.ngroups.iloc[-1])
+    df_complete = float(n_top - len(names))
+    rubin = _barnard_rubin(np.diag(U), np.diag(B), M, df_complete)
+    rubin.index = pd.Index(names)
+    rubin.insert(0, "SE", np.sqrt(np.diag(T)))
+    rubin.insert(0, "estimate", coef)
+
+    # variance components: means, and Rubin's rule on their sampling variances
+    vcov = np.array([fit.varDF["vcov"].to_numpy(dtype=float) for fit in fits])
+    se = np.array([fit.varDF["SEvcov"].to_numpy(dtype=float) for fit in fits])
+    within_v = np.mean(se**2, axis=0)
+    between_v = vcov.var(axis=0, ddof=1)
+    total_v = within_v + factor * between_v
+    varDF = first.varDF.copy()
+    varDF["vcov"] = vcov.mean(axis=0)
+    varDF["SEvcov"] = np.sqrt(total_v)
+    labels = [
+        ".".join(str(x) for x in (row.grp, row.var1, row.var2) if x is not None and not pd.isna(x))
+        for row in first.varDF.itertuples()
+    ]
+    rubin_vars = pd.DataFrame(
+        {
+            "estimate": vcov.mean(axis=0),
+            "within": within_v,
+            "between": between_v,
+            "total": total_v,
+            "SE": np.sqrt(total_v),
+        },
+        index=pd.Index(labels),
+    )
+    vars_ = pd.concat([fit.vars for fit in fits], axis=1).mean(axis=1).rename("vars")
+
+    theta_names = list(first.theta.index)
+    var_theta = np.mean([fit.var_theta.to_numpy() for fit in fits], axis=0)
+    entries = [_sigma_entries(fit) for fit in fits]
+    if all(e is not None for e in entries):
+        var_theta = var_theta + factor * np.atleast_2d(np.cov(np.array(entries), rowvar=False, ddof=1))
+    sigma = (
+        float(np.sqrt(vars_["Residual"]))
+        if "Residual" in vars_.index
+        else float(np.mean([f.sigma for f in fits]))
+    )
+    iccs = [fit.ICC for fit in fits]
+
+    ranef, ranef_sd = {}, {}
+    for level, table in first.ranef.items():
+        tables = [fit.ranef[level] for fit in fits]
+        ranef[level] = _mean_frames(tables)
+        if level in first.ranef_sd:
+            spread = pd.concat(tables).groupby(level=0, sort=False).var(ddof=1).reindex(table.index)
+            within_sd = _mean_frames([fit.ranef_sd[level] ** 2 for fit in fits])
+            ranef_sd[level] = np.sqrt(within_sd + factor * spread.fillna(0.0))
+
+    def mean_series(attribute: str) -> pd.Series:
+        series = [getattr(fit, attribute) for fit in fits]
+        out = pd.concat(series, axis=1).mean(axis=1)
+        return out.rename(series[0].name)
+
+    pv_names = (
+        list(pv)
+        if pv is not None
+        else [fit.frame.parsed.response if fit.frame else str(k) for k, fit in enumerate(fits, start=1)]
+    )
+    converged = all(fit.converged for fit in fits)
+    not_converged = [name for name, fit in zip(pv_names, fits, strict=True) if not fit.converged]
+    message = f"{M} plausible values combined by Rubin's rules" + (
+        f"; not converged: {', '.join(not_converged)}" if not_converged else ""
+    )
+    base = {f.name: getattr(first, f.name) for f in fields(MixResult)}
+    base.update(
+        formula=formula if formula is not None else first.formula,
+        coef=pd.Series(coef, index=names, name="coef"),
+        SE=pd.Series(np.sqrt(np.diag(T)), index=names, name="SE"),
+        cov_mat=pd.DataFrame(T, index=names, columns=names),
+        model_cov=pd.DataFrame(
+            np.mean([f.model_cov.to_numpy() for f in fits], axis=0) + factor * B, index=names, columns=names
+        ),
+        theta=pd.Series(np.mean([f.theta.to_numpy() for f in fits], axis=0), index=theta_names, name="theta"),
+        vars=vars_,
+        sigma=sigma,
+        lnl=float(np.mean([fit.lnl for fit in fits])),
+        ICC=None if any(v is None for v in iccs) else float(np.mean(iccs)),
+        var_theta=pd.DataFrame(var_theta, index=theta_names, columns=theta_names),
+        varDF=varDF,
+        ranef=ranef,
+        ranef_sd=ranef_sd,
+        resid=mean_series("resid"),
+        fitted=mean_series("fitted"),
+        converged=converged,
+        n_iterations=max(fit.n_iterations for fit in fits),
+        message=message,
+        options={**first.options, "pv": pv_names},
+        extra={"pv_responses": pv_names},
+    )
+    return PVResult(
+        **base, fits=fits, pv=pv_names, rubin=rubin, rubin_vars=rubin_vars, df_complete=df_complete
+    )
+
+
+def fit_plausible_values(
+    formula: str,
+    data: pd.DataFrame,
+    weights: Sequence[str] | None = None,
+    *,
+    pv: Sequence[str] | None = None,
+    n_jobs: int | None = None,
+    client=None,
+    progress: bool | None = None,
+    **mix_kwargs,
+) -> PVResult:
+    """Fit ``formula`` once per plausible value and combine the fits by Rubin's rules.
+
+    Parameters
+    ----------
+    formula
+        The model; its response is replaced by each plausible value. Without ``pv`` the response
+        must contain a ``{i..j}`` range: ``"pv{1..5}math ~ escs + (1|schoolid)"``.
+    data, weights
+        As for :func:`~wemix_nb.mix`.
+    pv
+        The plausible-value columns, e.g. ``["pv1math", ..., "pv5math"]``.
+    n_jobs
+        Fit the plausible values on this many local processes (``-1``: one per CPU); ``None``
+        fits them one after the other in this process.
+    client
+        A Dask ``distributed.Client`` to fit them on.
+    progress
+        Progress bar over the fits (``None``: only in an interactive session).
+    **mix_kwargs
+        Passed on to :func:`~wemix_nb.mix` (family, cweights, scale_weights...).
+
+    Returns
+    -------
+    PVResult
+    """
+    from .parallel import fit_many
+
+    names, formulas = pv_formulas(formula, pv)
+    specs = [{"formula": f, "data": data, "weights": weights, **mix_kwargs} for f in formulas]
+    if client is None and n_jobs is None:
+        processes = 1
+    elif n_jobs is not None and int(n_jobs) < 0:
+        processes = None  # one per CPU
+    else:
+        processes = n_jobs
+    fits = fit_many(specs, client=client, processes=processes, progress=progress, desc="plausible values")
+    return combine_pv(fits, pv=names, formula=formula)
