@@ -20,10 +20,10 @@ from . import (
 )
 from ._api import mix
 from .extras import degrees_of_freedom
+from .inference import WaldTest, wald_test
 from .large import mix_dask
 from .parallel import fit_many
 from .pv import PVResult
-from .inference import WaldTest, wald_test
 from .results import MixResult
 from .scaling import scale_weights
 
