@@ -1,0 +1,299 @@
+"""Response families of the generalised linear mixed models: binomial (logit, probit), Poisson (log).
+
+Each family knows its inverse link, the derivative of the inverse link, the variance function and
+the log-density of one observation. The estimator in :mod:`wemix_nb._glmm` also needs, per row,
+the first and second derivatives of the log-density with respect to the linear predictor and the
+Fisher weight ``mu'(eta)^2 / V(mu)`` with its derivative; :meth:`Family.eta_derivatives` returns
+them in one pass, computed in numerically stable forms (softplus for the logit, ``log_ndtr`` and
+the inverse Mills ratio for the probit) so that extreme linear predictors do not produce
+``log(0)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit, gammaln, log_ndtr, ndtr
+
+from .errors import FamilyError
+
+_LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
+_ETA_MAX = 700.0  # exp(700) is finite; beyond that a Poisson mean is meaningless anyway
+
+
+class Family:
+    """Base class of the response families.
+
+    Attributes
+    ----------
+    name
+        ``"binomial"`` or ``"poisson"``.
+    link
+        The link function's name.
+    canonical
+        True when the link is canonical, so that the observed and expected information agree.
+    """
+
+    name: str = ""
+    link: str = ""
+    canonical: bool = True
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(link={self.link!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Family) and (self.name, self.link) == (other.name, other.link)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.link))
+
+    # -- the public, R-like interface -----------------------------------------------------------
+    def linkfun(self, mu: np.ndarray) -> np.ndarray:
+        """The link ``eta = g(mu)``."""
+        raise NotImplementedError
+
+    def linkinv(self, eta: np.ndarray) -> np.ndarray:
+        """The inverse link ``mu = g^{-1}(eta)``."""
+        raise NotImplementedError
+
+    def mu_eta(self, eta: np.ndarray) -> np.ndarray:
+        """``d mu / d eta``."""
+        raise NotImplementedError
+
+    def variance(self, mu: np.ndarray) -> np.ndarray:
+        """The variance function ``V(mu)``."""
+        raise NotImplementedError
+
+    def log_density(self, y: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """``log f(y | mu)`` of one observation (vectorised)."""
+        raise NotImplementedError
+
+    def loglik_eta(self, y: np.ndarray, eta: np.ndarray) -> np.ndarray:
+        """``log f(y | mu(eta))`` evaluated stably from the linear predictor."""
+        return self.log_density(y, self.linkinv(eta))
+
+    # -- what the estimator needs ---------------------------------------------------------------
+    def loglik_d1(self, y: np.ndarray, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(log f, d log f / d eta)`` at ``eta`` (``y`` broadcasts against ``eta``)."""
+        raise NotImplementedError
+
+    def eta_derivatives(self, y: np.ndarray, eta: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-row derivatives with respect to the linear predictor.
+
+        Returns a dict with ``ll`` (log-density), ``d1``, ``d2`` (first and second derivatives of
+        the log-density), ``w`` (Fisher weight ``mu'^2 / V``) and ``dw`` (its derivative in eta).
+        """
+        raise NotImplementedError
+
+    def check_response(self, y: np.ndarray, column: str) -> None:
+        """Raise :class:`~wemix_nb.errors.DataError` if ``y`` is not valid for this family."""
+
+
+class Binomial(Family):
+    """Bernoulli responses (0/1) with a logit or probit link.
+
+    Parameters
+    ----------
+    link
+        ``"logit"`` (default) or ``"probit"``.
+    """
+
+    name = "binomial"
+
+    def __init__(self, link: str = "logit"):
+        if link not in ("logit", "probit"):
+            raise FamilyError(
+                f"Unsupported link {link!r} for the binomial family; use 'logit' or 'probit'."
+            )
+        self.link = link
+        self.canonical = link == "logit"
+
+    def linkfun(self, mu):
+        mu = np.asarray(mu, dtype=float)
+        if self.link == "logit":
+            return np.log(mu) - np.log1p(-mu)
+        from scipy.special import ndtri
+
+        return ndtri(mu)
+
+    def linkinv(self, eta):
+        eta = np.asarray(eta, dtype=float)
+        return expit(eta) if self.link == "logit" else ndtr(eta)
+
+    def mu_eta(self, eta):
+        eta = np.asarray(eta, dtype=float)
+        if self.link == "logit":
+            p = expit(eta)
+            return p * (1.0 - p)
+        return np.exp(-0.5 * eta * eta - _LOG_SQRT_2PI)
+
+    def variance(self, mu):
+        mu = np.asarray(mu, dtype=float)
+        return mu * (1.0 - mu)
+
+    def log_density(self, y, mu):
+        y = np.asarray(y, dtype=float)
+        mu = np.asarray(mu, dtype=float)
+        with np.errstate(divide="ignore"):
+            return np.where(y > 0.5, np.log(mu), np.log1p(-mu))
+
+    def loglik_eta(self, y, eta):
+        return self.loglik_d1(y, eta)[0]
+
+    def loglik_d1(self, y, eta):
+        eta = np.asarray(eta, dtype=float)
+        if self.link == "logit":
+            # log f = y eta - softplus(eta); d/deta = y - expit(eta); one exp and one log1p
+            e = np.exp(-np.abs(eta))
+            one_e = 1.0 + e
+            ll = y * eta - (np.maximum(eta, 0.0) + np.log1p(e))
+            mu = np.where(eta >= 0.0, 1.0, e) / one_e
+            return ll, y - mu
+        s = 2.0 * np.asarray(y, dtype=float) - 1.0  # +1 for successes, -1 for failures
+        x = s * eta
+        ll = log_ndtr(x)
+        mills = np.exp(-0.5 * x * x - _LOG_SQRT_2PI - ll)  # phi(x) / Phi(x), stable in the tails
+        return ll, s * mills
+
+    def eta_derivatives(self, y, eta):
+        eta = np.asarray(eta, dtype=float)
+        if self.link == "logit":
+            ll, d1 = self.loglik_d1(y, eta)
+            mu = y - d1
+            w = mu * (1.0 - mu)
+            return {"ll": ll, "d1": d1, "d2": -w, "w": w, "dw": w * (1.0 - 2.0 * mu)}
+        s = 2.0 * np.asarray(y, dtype=float) - 1.0
+        x = s * eta
+        ll = log_ndtr(x)
+        mills = np.exp(-0.5 * x * x - _LOG_SQRT_2PI - ll)
+        d1 = s * mills
+        d2 = -mills * (x + mills)
+        # Fisher weight phi^2 / (Phi (1 - Phi)), in logs so the tails do not underflow to 0/0
+        log_phi = -0.5 * eta * eta - _LOG_SQRT_2PI
+        log_p, log_q = log_ndtr(eta), log_ndtr(-eta)
+        w = np.exp(2.0 * log_phi - log_p - log_q)
+        # d log w / d eta = -2 eta - phi/Phi + phi/(1 - Phi)
+        dlogw = -2.0 * eta - np.exp(log_phi - log_p) + np.exp(log_phi - log_q)
+        return {"ll": ll, "d1": d1, "d2": d2, "w": w, "dw": w * dlogw}
+
+    def check_response(self, y, column):
+        from .errors import DataError
+
+        y = np.asarray(y, dtype=float)
+        bad = ~np.isin(y, (0.0, 1.0))
+        if bad.any():
+            examples = list(dict.fromkeys(y[bad].tolist()))[:5]
+            raise DataError(
+                f"For a binomial model the response {column!r} must be 0 or 1; found other "
+                f"values, e.g. {examples}."
+            )
+
+
+class Poisson(Family):
+    """Counts with a log link.
+
+    Parameters
+    ----------
+    link
+        Only ``"log"`` is supported.
+    """
+
+    name = "poisson"
+
+    def __init__(self, link: str = "log"):
+        if link != "log":
+            raise FamilyError(f"Unsupported link {link!r} for the poisson family; use 'log'.")
+        self.link = link
+        self.canonical = True
+
+    def linkfun(self, mu):
+        return np.log(np.asarray(mu, dtype=float))
+
+    def linkinv(self, eta):
+        return np.exp(np.minimum(np.asarray(eta, dtype=float), _ETA_MAX))
+
+    def mu_eta(self, eta):
+        return self.linkinv(eta)
+
+    def variance(self, mu):
+        return np.asarray(mu, dtype=float)
+
+    def log_density(self, y, mu):
+        y = np.asarray(y, dtype=float)
+        mu = np.asarray(mu, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(y > 0, y * np.log(mu), 0.0) - mu - gammaln(y + 1.0)
+
+    def loglik_eta(self, y, eta):
+        return self.loglik_d1(y, eta)[0]
+
+    def loglik_d1(self, y, eta):
+        eta = np.minimum(np.asarray(eta, dtype=float), _ETA_MAX)
+        mu = np.exp(eta)
+        # the constant -log(y!) is added by the caller once per row (it does not depend on eta)
+        return y * eta - mu, y - mu
+
+    def eta_derivatives(self, y, eta):
+        eta = np.minimum(np.asarray(eta, dtype=float), _ETA_MAX)
+        mu = np.exp(eta)
+        return {"ll": y * eta - mu - gammaln(y + 1.0), "d1": y - mu, "d2": -mu, "w": mu, "dw": mu}
+
+    def log_constant(self, y: np.ndarray) -> np.ndarray:
+        """``-log(y!)``, the part of the log-density that does not depend on eta."""
+        return -gammaln(np.asarray(y, dtype=float) + 1.0)
+
+    def check_response(self, y, column):
+        from .errors import DataError
+
+        y = np.asarray(y, dtype=float)
+        bad = ~np.isfinite(y) | (y < 0) | (y != np.round(y))
+        if bad.any():
+            examples = list(dict.fromkeys(y[bad].tolist()))[:5]
+            raise DataError(
+                f"For a poisson model the response {column!r} must hold non-negative integer "
+                f"counts; found e.g. {examples}."
+            )
+
+
+_FAMILIES = {"binomial": Binomial, "poisson": Poisson}
+
+
+def get_family(family: str | Family, link: str | None = None) -> Family:
+    """Return a :class:`Family` from a name or an instance.
+
+    Parameters
+    ----------
+    family
+        ``"binomial"``, ``"poisson"`` (case-insensitive), or a :class:`Family` instance.
+    link
+        Optional link name; with an instance it must agree with the instance's link.
+
+    Raises
+    ------
+    FamilyError
+        For an unknown family (including ``"gaussian"``, which is fitted without ``family``) or a
+        link the family does not support.
+    """
+    if isinstance(family, Family):
+        if link is not None and link != family.link:
+            raise FamilyError(
+                f"link={link!r} conflicts with the family object {family!r}; pass one of them."
+            )
+        return family
+    if not isinstance(family, str):
+        raise FamilyError(
+            "family must be 'binomial', 'poisson' or a wemix_nb.families.Family instance, "
+            f"got {type(family).__name__}."
+        )
+    key = family.strip().lower()
+    if key not in _FAMILIES:
+        hint = " Linear (gaussian) models are fitted by leaving family unset." if key in (
+            "gaussian", "normal") else ""
+        raise FamilyError(
+            f"Unimplemented family {family!r}; supported families: 'binomial' (links 'logit', "
+            f"'probit') and 'poisson' (link 'log').{hint}"
+        )
+    cls = _FAMILIES[key]
+    return cls() if link is None else cls(link=link)
+
+
+__all__ = ["Binomial", "Family", "Poisson", "get_family"]
