@@ -13,7 +13,7 @@ from ._covariance import CovarianceStructure
 from ._frame import ModelFrame, build_model_frame, check_linear_identifiable
 from ._linear import LinearProblem, LinearSolution, fit_linear
 from .errors import ArgumentError
-from .results import MixResult
+from .results import VARDF_COLUMNS, MixResult
 
 
 def mix(
@@ -203,8 +203,7 @@ def _linear_result(formula, frame, problem: LinearProblem, sol: LinearSolution, 
     vars_["Residual"] = sigma2
     var_rows.sort(key=lambda row: row[5])
     var_rows.append(("Residual", None, None, sigma2, frame.n, 1, sol.var_se.get(("residual",)), "Residual"))
-    columns = ["grp", "var1", "var2", "vcov", "ngrp", "level", "SEvcov", "fullGroup"]
-    varDF = pd.DataFrame(var_rows, columns=columns)
+    varDF = pd.DataFrame(var_rows, columns=VARDF_COLUMNS)
     re_total = sum(np.trace(c) for c in covs)
     ngroups, wgt = group_tables(frame)
     ranef, ranef_sd = random_effect_tables(frame, sol.b, sol.b_cov)

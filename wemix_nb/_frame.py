@@ -322,20 +322,13 @@ def build_model_frame(
             "weights must be a list of column names, level 1 first, e.g. ['w_student', 'w_school']."
         )
     used = list(dict.fromkeys([*fixed_vars, *random_vars, *group_columns, *centre_vars, *weight_cols]))
-    missing_weights = [col for col in weight_cols if col not in data.columns]
-    if missing_weights:
-        raise ColumnNotFoundError(
-            f"Weight column(s) {', '.join(map(repr, missing_weights))} are not in the data. "
-            f"Available columns: {', '.join(map(str, data.columns[:20]))}"
-            + ("..." if len(data.columns) > 20 else "")
-        )
-    missing_cols = [col for col in used if col not in data.columns]
-    if missing_cols:
-        raise ColumnNotFoundError(
-            f"Column(s) {', '.join(map(repr, missing_cols))} used by the model are not in the data. "
-            f"Available columns: {', '.join(map(str, data.columns[:20]))}"
-            + ("..." if len(data.columns) > 20 else "")
-        )
+    available = ", ".join(map(str, data.columns[:20])) + ("..." if len(data.columns) > 20 else "")
+    for columns, what in [(weight_cols, "Weight column(s)"), (used, "Column(s) used by the model")]:
+        missing = [col for col in columns if col not in data.columns]
+        if missing:
+            raise ColumnNotFoundError(
+                f"{what} {', '.join(map(repr, missing))} not in the data. Available columns: {available}"
+            )
     for col in weight_cols:
         dtype = data[col].dtype
         if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):

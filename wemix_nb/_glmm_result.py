@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ._frame import ModelFrame
-from .results import MixResult
+from .results import VARDF_COLUMNS, MixResult
 
 # variance of the latent residual on the link scale (logistic: pi^2/3, standard normal: 1)
 _LATENT_RESIDUAL = {"logit": np.pi**2 / 3, "probit": 1.0}
@@ -43,7 +43,7 @@ def glmm_result(formula: str, frame: ModelFrame, family, fit, options: dict) -> 
                              level.n_groups, level.number, fit.var_params_se[j],
                              f"{level.name}.{level.terms[a]}"))
     rows.sort(key=lambda row: (row[5], row[2] is not None))
-    varDF = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "ngrp", "level", "SEvcov", "fullGroup"])
+    varDF = pd.DataFrame(rows, columns=VARDF_COLUMNS)
 
     # covariance of the (co)variance estimates, laid out like theta (as for linear models)
     from ._covariance import CovarianceStructure

@@ -16,6 +16,9 @@ import pandas as pd
 from ._frame import ModelFrame, group_labels
 from .errors import ArgumentError, NewLevelError
 
+# columns of the variance table (WeMix's varDF)
+VARDF_COLUMNS = ["grp", "var1", "var2", "vcov", "ngrp", "level", "SEvcov", "fullGroup"]
+
 
 @dataclass(eq=False)
 class MixResult:
@@ -326,7 +329,6 @@ class MixResult:
         from .display.maketables import stat_labels
 
         return stat_labels(self)
-
 
 
 def _predict_link(result: MixResult, newdata: pd.DataFrame, allow_new_levels: bool) -> np.ndarray:

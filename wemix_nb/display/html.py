@@ -56,37 +56,8 @@ def significance_stars(p: float) -> str:
 
 
 def coef_frame(result, level: float = 0.95) -> pd.DataFrame:
-    """Fixed effects as a tidy DataFrame with the columns of ``MixResult.tidy``.
-
-    Uses ``result.tidy(level=level)`` when available; otherwise the same quantities from
-    ``coef`` and ``SE`` (Wald statistic, two-sided normal p-value, normal CI).
-    """
-    tidy = getattr(result, "tidy", None)
-    if callable(tidy):
-        try:
-            frame = tidy(level=level)
-        except TypeError:
-            frame = None
-        if isinstance(frame, pd.DataFrame) and set(TIDY_COLUMNS) <= set(frame.columns):
-            frame = frame[TIDY_COLUMNS].reset_index(drop=True)
-            if len(frame) == len(result.coef):
-                return frame
-    from scipy import stats
-
-    est = result.coef.to_numpy(dtype=float)
-    se = result.SE.reindex(result.coef.index).to_numpy(dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = est / se
-    crit = stats.norm.ppf(0.5 + level / 2)
-    return pd.DataFrame({
-        "term": [str(t) for t in result.coef.index],
-        "estimate": est,
-        "std_error": se,
-        "statistic": z,
-        "p_value": 2 * stats.norm.sf(np.abs(z)),
-        "conf_low": est - crit * se,
-        "conf_high": est + crit * se,
-    })
+    """Fixed effects as a tidy DataFrame: ``result.tidy`` is the single source of these numbers."""
+    return result.tidy(level=level)[TIDY_COLUMNS].reset_index(drop=True)
 
 
 def variance_frame(result) -> pd.DataFrame:
