@@ -8,7 +8,7 @@ case        lnl        coef     vars     SE (beta)
 G1          2e-16      1e-8     4e-8     2e-7
 G2          4e-14      1e-8     5e-8     3e-8   (nquad = 1 with ``laplace_rounding``)
 G3          1e-15      1e-8     3e-7     1e-3   (WeMix's Hessian is taken at a shifted point)
-G4          see test_g4_wemix_stopped_early: WeMix is not at the optimum (gradient ~1 there)
+G4          2e-13 at WeMix's estimate, which is not the optimum (see test_g4_wemix_stopped_early)
 G5          2e-9       1e-8     2e-7     2e-4
 A4          2e-16      4e-8     8e-8     3e-7
 A8b         8e-16      1e-8     2e-7     3e-4
@@ -134,6 +134,9 @@ def test_g1_random_effects_and_group_likelihoods(ref_data):
     assert max(abs(ours[g] - b) for g, b in wemix_b.items()) < 1e-5
     assert np.allclose(fit.lnl_by_group, e["lnlf_bygroup_at_estimate"], rtol=1e-6)
     assert np.isclose(fit.lnl_by_group.sum(), fit.lnl)
+    # the Hessian in (beta, vars) equals WeMix's (its variance is > 1, so WeMix does not shift
+    # the point): 5e-7 relative
+    assert np.allclose(fit.hessian, e["invHessian"]["values"], rtol=1e-5)
     assert np.all(fit.modes[0].b_sd > 0) and fit.modes[0].u.shape == (36, 1)
 
 
@@ -300,6 +303,29 @@ def test_three_level_against_nested_integration(ref_data):
     assert aghq == pytest.approx(brute, rel=1e-9)
     laplace = _ThreeLevel(frame, family, 1, False).evaluate(beta, theta)["value"]
     assert abs(laplace - brute) > 1e-3  # the quadrature is doing something
+
+
+@pytest.mark.parametrize("nquad", [1, 3, 5])
+def test_three_level_reduces_to_two_levels(ref_data, nquad):
+    """A zero variance at one level turns the nested formula into a 2-level one: level 3 off
+    gives the class model (weights w1, w2); level 2 off gives the school model with level-1
+    weights conditional on the school (w1, w3). Exercises q2 = 2 and q3 = 2."""
+    data, _ = ref_data
+    family = Binomial()
+    beta = np.array([-1.0, 0.6])
+
+    def lnl(model, formula, weights, theta):
+        frame = build_model_frame(formula, data, weights, binomial_response=True)
+        return model(frame, family, nquad, False).evaluate(beta, np.array(theta))["value"]
+
+    three = lnl(_ThreeLevel, "ybin ~ x + (1 + x|class) + (1|school)", ["w1", "w2", "w3"],
+                [1.1, 0.3, 0.5, 0.0])
+    two = lnl(_TwoLevel, "ybin ~ x + (1 + x|class)", ["w1", "w2"], [1.1, 0.3, 0.5])
+    assert three == pytest.approx(two, rel=1e-12)
+    three = lnl(_ThreeLevel, "ybin ~ x + (1|class) + (1 + x|school)", ["w1", "w2", "w3"],
+                [0.0, 1.1, 0.3, 0.5])
+    two = lnl(_TwoLevel, "ybin ~ x + (1 + x|school)", ["w1", "w3"], [1.1, 0.3, 0.5])
+    assert three == pytest.approx(two, rel=1e-12)
 
 
 def test_three_level_fit(ref_data):
