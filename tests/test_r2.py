@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 import wemix_nb
-from wemix_nb.extras import degrees_of_freedom, t_table
+from wemix_nb.extras import degrees_of_freedom
 
 WEIGHTS = ["w_fstuwt", "w_fschwt"]
 
@@ -106,10 +106,10 @@ def test_degrees_of_freedom(ri_fit, pisa):
         degrees_of_freedom(ri_fit, "rubin")
     with pytest.raises(wemix_nb.errors.ArgumentError):
         degrees_of_freedom(ri_fit, "satterthwaite")
-    table = t_table(ri_fit, "normal")
+    table = ri_fit.tidy(df="normal")
     z = ri_fit.coef / ri_fit.SE
     np.testing.assert_allclose(table["p_value"], 2 * stats.norm.sf(np.abs(z)), rtol=1e-10)
-    groups = t_table(ri_fit, "groups")
+    groups = ri_fit.tidy(df="groups")
     assert (groups["p_value"] >= table["p_value"]).all()
     assert (groups["conf_high"] - groups["conf_low"] > table["conf_high"] - table["conf_low"]).all()
     data = pisa.assign(pv2math=pisa["pv1math"] + np.random.default_rng(2).normal(0, 20, len(pisa)))

@@ -124,8 +124,9 @@ def test_short_str(a2):
 def test_tidy_confint_consistency(a2):
     fit, _, _ = a2
     t = fit.tidy()
-    assert list(t.columns) == ["term", "estimate", "std_error", "statistic", "p_value", "conf_low",
-                               "conf_high"]
+    assert list(t.columns) == ["term", "estimate", "std_error", "statistic", "df", "p_value",
+                               "conf_low", "conf_high"]
+    assert np.isinf(t["df"]).all()
     np.testing.assert_allclose(t["estimate"], fit.coef)
     np.testing.assert_allclose(t["std_error"], fit.SE)
     np.testing.assert_allclose(t["statistic"], fit.tvalues)

@@ -320,25 +320,35 @@ def short_text(result: MixResult) -> str:
 # tidy tables
 
 
-def tidy(result: MixResult, level: float = 0.95) -> pd.DataFrame:
-    """One row per fixed effect: estimate, robust SE, z statistic, normal p-value and interval."""
+def tidy(result: MixResult, level: float = 0.95, df: str = "normal") -> pd.DataFrame:
+    """One row per fixed effect: estimate, robust SE, statistic, df, p-value and interval.
+
+    ``df="normal"`` (WeMix's choice) uses the normal reference; ``"groups"`` a t reference with
+    (top-level groups - fixed effects) degrees of freedom, as survey analysts often do; plausible-
+    value results use Barnard-Rubin degrees of freedom for both ``"groups"`` and ``"rubin"``.
+    """
+    from .extras import degrees_of_freedom
+
     _check_level(level)
-    z = stats.norm.ppf(0.5 + level / 2)
+    dof = degrees_of_freedom(result, df).to_numpy()
     est, se = result.coef.to_numpy(float), result.SE.to_numpy(float)
-    statistic = est / se
+    with np.errstate(divide="ignore", invalid="ignore"):
+        statistic = est / se
+    crit = stats.t.ppf(0.5 + level / 2, dof)
     return pd.DataFrame({
         "term": [str(t) for t in result.coef.index],
         "estimate": est,
         "std_error": se,
         "statistic": statistic,
-        "p_value": 2 * stats.norm.sf(np.abs(statistic)),
-        "conf_low": est - z * se,
-        "conf_high": est + z * se,
+        "df": dof,
+        "p_value": 2 * stats.t.sf(np.abs(statistic), dof),
+        "conf_low": est - crit * se,
+        "conf_high": est + crit * se,
     })
 
 
-def confint(result: MixResult, level: float = 0.95) -> pd.DataFrame:
-    table = tidy(result, level).set_index("term")
+def confint(result: MixResult, level: float = 0.95, df: str = "normal") -> pd.DataFrame:
+    table = tidy(result, level, df).set_index("term")
     out = table[["conf_low", "conf_high"]].rename(columns={"conf_low": "lower", "conf_high": "upper"})
     out.index.name = None
     return out

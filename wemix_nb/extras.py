@@ -120,26 +120,3 @@ def degrees_of_freedom(result, kind: str = "normal") -> pd.Series:
         n_top = int(result.ngroups.iloc[-1])
         values = np.full(len(index), float(max(n_top - len(index), 1)))
     return pd.Series(values, index=index, name="df")
-
-
-def t_table(result, kind: str = "normal", level: float = 0.95) -> pd.DataFrame:
-    """estimate, std_error, statistic, df, p_value and the interval at ``level`` with ``kind`` df."""
-    from scipy import stats
-
-    df = degrees_of_freedom(result, kind).to_numpy()
-    est, se = result.coef.to_numpy(float), result.SE.to_numpy(float)
-    stat = est / se
-    p = 2 * stats.t.sf(np.abs(stat), df)
-    crit = stats.t.ppf(0.5 + level / 2, df)
-    return pd.DataFrame(
-        {
-            "estimate": est,
-            "std_error": se,
-            "statistic": stat,
-            "df": df,
-            "p_value": p,
-            "conf_low": est - crit * se,
-            "conf_high": est + crit * se,
-        },
-        index=result.coef.index,
-    )

@@ -168,18 +168,23 @@ class MixResult:
         return pd.Series(2 * stats.norm.sf(np.abs(self.tvalues.to_numpy(float))), index=self.coef.index,
                          name="p value")
 
-    def tidy(self, level: float = 0.95) -> pd.DataFrame:
-        """Fixed effects as a tidy table: term, estimate, std_error, statistic (z), p_value (normal),
-        conf_low, conf_high (normal interval at ``level``, robust SEs)."""
+    def tidy(self, level: float = 0.95, df: str = "normal") -> pd.DataFrame:
+        """Fixed effects as a tidy table: term, estimate, std_error, statistic, df, p_value,
+        conf_low, conf_high (robust SEs; interval at ``level``).
+
+        ``df``: ``"normal"`` (default, as WeMix), ``"groups"`` (t with top-level groups minus
+        fixed effects; Barnard-Rubin for plausible-value results) or ``"rubin"``.
+        """
         from ._report import tidy
 
-        return tidy(self, level)
+        return tidy(self, level, df)
 
-    def confint(self, level: float = 0.95) -> pd.DataFrame:
-        """Normal confidence intervals of the fixed effects (columns ``lower``, ``upper``)."""
+    def confint(self, level: float = 0.95, df: str = "normal") -> pd.DataFrame:
+        """Confidence intervals of the fixed effects (columns ``lower``, ``upper``); ``df`` as in
+        :meth:`tidy`."""
         from ._report import confint
 
-        return confint(self, level)
+        return confint(self, level, df)
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """statsmodels-style alias: ``confint(level=1 - alpha)``."""
