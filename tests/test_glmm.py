@@ -29,6 +29,7 @@ import pandas as pd
 import pytest
 from scipy.special import logsumexp
 
+import wemix_nb
 from wemix_nb._frame import build_model_frame
 from wemix_nb._glmm import _Objective, _ThreeLevel, _TwoLevel, fit_glmm
 from wemix_nb.errors import (
@@ -458,3 +459,15 @@ def test_no_warnings_on_a_clean_fit(ref_data):
     assert fit.converged and fit.family == Binomial("probit")
     assert np.allclose(fit.mu, family.linkinv(fit.eta))
     assert fit.hessian.shape == (3, 3) and fit.vcov_full.shape == (3, 3)
+
+
+def test_mix_passes_laplace_rounding_and_progress(ref_data):
+    """The public entry point reproduces WeMix's rounded Laplace fixture and stays silent."""
+    data, outputs = ref_data
+    expected = outputs["G2"]
+    fit = wemix_nb.mix(expected["formula"], data, weights=expected["weights"], family="binomial",
+                       nquad=1, laplace_rounding=True, progress=False)
+    assert fit.lnl == pytest.approx(expected["lnl"], rel=1e-9)
+    exact = wemix_nb.mix(expected["formula"], data, weights=expected["weights"], family="binomial",
+                         nquad=1, progress=False)
+    assert exact.lnl != pytest.approx(expected["lnl"], rel=1e-6)  # the weights are not integers

@@ -36,6 +36,7 @@ def mix(
     client: Any = None,
     scale_weights: str = "none",
     progress: bool | None = None,
+    laplace_rounding: bool = False,
 ) -> MixResult:
     """Fit a mixed model with survey weights at every level (multilevel pseudo-ML).
 
@@ -85,7 +86,11 @@ def mix(
         level-1 weights within each level-2 group to sum to its size or its effective size (see
         :func:`wemix_nb.scale_weights`).
     progress
-        Progress bar over plausible values (``None``: only in an interactive session).
+        Progress bar over plausible values, and over the iterations of a GLMM fit that takes more
+        than about two seconds (``None``: only in an interactive session; ``False``: never).
+    laplace_rounding
+        Binomial GLMMs with ``nquad=1`` only: reproduce WeMix's Laplace objective, which rounds
+        non-integer level-1 weights (a WeMix quirk; the default uses the weights exactly).
 
     Returns
     -------
@@ -136,7 +141,8 @@ def mix(
         from ._glmm_result import glmm_result
 
         fit = fit_glmm(frame, fam, nquad=int(nquad), start=start, max_iteration=max_iteration,
-                       keep_adapting=keep_adapting, verbose=verbose)
+                       keep_adapting=keep_adapting, verbose=verbose, progress=progress,
+                       laplace_rounding=laplace_rounding)
         options.update(nquad=int(nquad), max_iteration=max_iteration, keep_adapting=keep_adapting)
         return glmm_result(formula, frame, fam, fit, options)
 

@@ -67,6 +67,7 @@ import numpy as np
 
 from ._covariance import CovarianceStructure
 from ._frame import ModelFrame
+from ._progress import iteration_bar
 from .errors import ArgumentError, ConvergenceWarning, DataError, FormulaError, NumericalWarning
 from .families import Family, get_family
 
@@ -931,7 +932,7 @@ class _Objective:
 
 
 def _quasi_newton(obj: _Objective, x: np.ndarray, Hneg: np.ndarray | None, max_iter: int,
-                  verbose: bool, label: str, tol: float = 1e-12) -> dict:
+                  verbose: bool, label: str, tol: float = 1e-12, bar=None) -> dict:
     """Maximise with BFGS-updated Newton steps and backtracking.
 
     ``Hneg`` approximates the negative Hessian; if None it is built by finite differences.
@@ -971,6 +972,9 @@ def _quasi_newton(obj: _Objective, x: np.ndarray, Hneg: np.ndarray | None, max_i
         if verbose:
             print(f"[{label}] iteration {it}: lnl = {vn:.10g}, step = {t:g}, "
                   f"decrement = {dec:.3g}")
+        if bar is not None:
+            bar.update()
+            bar.set_postfix_str(f"{label} lnl={vn:.8g}")
         x, val, g = xn, vn, gn
         if np.max(np.abs(s) / (1.0 + np.abs(x))) < 1e-11:
             converged = True
@@ -1019,6 +1023,7 @@ def fit_glmm(
     keep_adapting: bool = False,
     verbose: bool = False,
     laplace_rounding: bool = False,
+    progress: bool | None = None,
 ) -> GlmmFit:
     """Fit a weighted GLMM by adaptive Gauss-Hermite quadrature.
 
@@ -1044,6 +1049,9 @@ def fit_glmm(
     laplace_rounding
         Binomial with ``nquad=1`` only: use WeMix's objective with rounded level-1 weights
         (spec 4.3), for compatibility with WeMix's numbers. Default: exact weights.
+    progress
+        Progress bar over the optimiser's iterations, shown only if the fit takes more than about
+        two seconds (``None``: only in an interactive session; ``False``: never).
 
     Returns
     -------
@@ -1084,6 +1092,7 @@ def fit_glmm(
     x = np.r_[beta0, theta0]
 
     # ---- Laplace pre-fit (cheap), then the quadrature objective ----
+    bar = iteration_bar(2 * max_iteration, progress=progress)  # shown only if the fit is slow
     analytic = isinstance(model, _TwoLevel)
     tol = 1e-12 if analytic else 1e-8  # finite-difference gradients (3 levels) are noisier
     Hneg = None
@@ -1092,7 +1101,7 @@ def fit_glmm(
         pre = Model(frame, family, 1, False)
         # only a start for the quadrature phase: stop when the expected gain is below 1e-4
         res = _quasi_newton(_Objective(pre, p), x, None, max_iteration, verbose, "Laplace",
-                            max(tol, 2e-4))
+                            max(tol, 2e-4), bar)
         x, Hneg = res["x"], res["Hneg"]
         iterations += res["iterations"]
         n_evals += pre.n_evaluations
@@ -1100,7 +1109,8 @@ def fit_glmm(
         if not analytic:
             model.v = pre.v.copy()
     obj = _Objective(model, p)
-    res = _quasi_newton(obj, x, Hneg, max_iteration, verbose, f"AGHQ({nquad})", tol)
+    res = _quasi_newton(obj, x, Hneg, max_iteration, verbose, f"AGHQ({nquad})", tol, bar)
+    bar.close()
     x, converged = res["x"], res["converged"]
     iterations += res["iterations"]
 
