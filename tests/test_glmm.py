@@ -119,7 +119,7 @@ def _check(fit, lnl, coef, vars_, se, var_se=None, lnl_tol=LNL_TOL, coef_tol=COE
 @pytest.mark.parametrize("key", ["G1", "G2", "G3", "G5"])
 def test_wemix_reference_fixtures(ref_data, key):
     frame, family, e = _ref_frame(ref_data, key)
-    # G2 (nQuad = 1) has non-integer weights: WeMix's objective rounds them (spec 4.3)
+    # G2 (nQuad = 1) has non-integer weights: WeMix's objective rounds them
     fit = fit_glmm(frame, family, nquad=e["nQuad"], laplace_rounding=key == "G2")
     _check(fit, e["lnl"], _values(e["coef"]), _values(e["vars"]), _values(e["SE"]),
            _values(e["var_theta"]))
@@ -348,7 +348,7 @@ def test_three_level_fit(ref_data):
 
 
 # ---------------------------------------------------------------------------------------------
-# replication invariances (spec 2: integer weights = replicated units)
+# replication invariances (integer weights = replicated units)
 
 
 def _small_binomial(seed=3, n_groups=12):

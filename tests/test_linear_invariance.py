@@ -129,7 +129,7 @@ def test_unit_weights_equal_statsmodels_ml(formula, re_formula):
     assert ours.vars["Residual"] == pytest.approx(theirs.scale, rel=1e-4)
     re_cov = theirs.cov_re.to_numpy()
     np.testing.assert_allclose(ours.vars.iloc[0], re_cov[0, 0], rtol=1e-4)
-    # lme4's reference values (spec section 3.3) for the random-intercept model
+    # lme4's ML values for the random-intercept model
     if re_formula is None:
         assert ours.lnl == pytest.approx(-897.039321502613, rel=1e-12)
         assert ours.theta.iloc[0] == pytest.approx(1.16561176532399, rel=1e-6)

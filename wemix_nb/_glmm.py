@@ -1,6 +1,6 @@
 """Weighted generalised linear mixed models by adaptive Gauss-Hermite quadrature (2 and 3 levels).
 
-The weighted pseudo-log-likelihood (estimation spec section 4.1) is
+The weighted pseudo-log-likelihood is
 
     2 levels:  l = sum_g w2_g log  int phi(u) prod_{i in g} f(y_i | eta_i(u))^{c1_i} du
     3 levels:  l = sum_h w3_h log  int phi(v) prod_{g in h} [ int phi(u) prod_{i in g}
@@ -32,7 +32,7 @@ Implementation notes
   (BFGS-updated Newton) iteration with backtracking, started from a finite-difference Hessian of
   the analytic gradient; a final Newton polish with a fresh finite-difference Hessian gives a
   tight optimum and the Hessian needed for the standard errors.
-* **Standard errors** (spec 5.3): per-top-group score vectors ``s_h`` of the per-group
+* **Standard errors**: per-top-group score vectors ``s_h`` of the per-group
   log-likelihood with respect to ``(beta, vars)``, where ``vars`` are, per level, the variances
   then the covariances (column-major lower triangle); ``J = G/(G-1) sum_h s_h s_h'``; ``H`` the
   Hessian of the total log-likelihood in the same parameterisation, at the estimate;
@@ -45,10 +45,10 @@ Differences from WeMix (deliberate)
   estimate. On the reference fixtures the SEs differ by at most 1.1e-3 relative (G3, variance
   0.15, where the shift matters most).
 * Three levels: WeMix's AGHQ uses ``w1 w3 / w2`` as the level-1 conditional weight and attaches
-  level-2 groups to level-3 groups by position; both are bugs (spec 4.6). This module implements
+  level-2 groups to level-3 groups by position; both are bugs. This module implements
   the nested formula above, with ``c1 = w1 / w2``, ``c2 = w2 / w3`` and the true nesting.
-* With ``nquad = 1`` WeMix's binomial objective rounds the level-1 weights (``round(w1) log f``;
-  spec 4.3). Exact weights are the default here; ``laplace_rounding=True`` reproduces WeMix
+* With ``nquad = 1`` WeMix's binomial objective rounds the level-1 weights (``round(w1) log f``).
+  Exact weights are the default here; ``laplace_rounding=True`` reproduces WeMix
   (objective and reported lnl use rounded weights, the per-group scores for the SEs exact ones,
   as in WeMix).
 * Start values come from a weighted GLM (IRLS) and identity factors, not from an unweighted
@@ -404,7 +404,7 @@ class _TwoLevel:
         self.rounding = bool(laplace_rounding and nquad == 1 and family.name == "binomial")
         w2 = np.asarray(level.cond_weight, dtype=float)  # top level: conditional = unconditional
         c1 = frame.cond_weight1[order]
-        # WeMix's nQuad = 1 binomial objective: round(w1) log f (spec 4.3)
+        # WeMix's nQuad = 1 binomial objective: round(w1) log f
         c_node = np.round(frame.weight1[order]) / w2[g] if self.rounding else c1
         nodes, logw = _gh_rule(nquad, self.q)
         entries = self.structure.entries
@@ -1048,7 +1048,7 @@ def fit_glmm(
         Print the optimiser's progress.
     laplace_rounding
         Binomial with ``nquad=1`` only: use WeMix's objective with rounded level-1 weights
-        (spec 4.3), for compatibility with WeMix's numbers. Default: exact weights.
+       , for compatibility with WeMix's numbers. Default: exact weights.
     progress
         Progress bar over the optimiser's iterations, shown only if the fit takes more than about
         two seconds (``None``: only in an interactive session; ``False``: never).
