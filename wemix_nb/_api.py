@@ -16,6 +16,7 @@ from .errors import ArgumentError
 from .results import VARDF_COLUMNS, MixResult
 
 
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def mix(
     formula: str,
     data: pd.DataFrame,
@@ -95,6 +96,11 @@ def mix(
     Returns
     -------
     MixResult
+
+    Notes
+    -----
+    The fit runs with one BLAS thread: its matrices are tiny per-group blocks, for which threaded
+    BLAS only adds synchronisation (about 3x slower on two cores).
     """
     from .pv import fit_plausible_values, has_pv_range
 
@@ -131,20 +137,17 @@ def mix(
     }
     if scale_weights != "none":
         options["scale_weights"] = scale_weights
-    # The per-group matrices are tiny: threaded BLAS only adds synchronisation (about 3x slower on
-    # two cores), so the fit runs with one BLAS thread.
-    with threadpool_limits(limits=1, user_api="blas"):
-        if fam is None:
-            return _fit_linear_model(formula, frame, start, options)
-        fam.check_response(frame.y, frame.parsed.response)
-        from ._glmm import fit_glmm
-        from ._glmm_result import glmm_result
+    if fam is None:
+        return _fit_linear_model(formula, frame, start, options)
+    fam.check_response(frame.y, frame.parsed.response)
+    from ._glmm import fit_glmm
+    from ._glmm_result import glmm_result
 
-        fit = fit_glmm(frame, fam, nquad=int(nquad), start=start, max_iteration=max_iteration,
-                       keep_adapting=keep_adapting, verbose=verbose, progress=progress,
-                       laplace_rounding=laplace_rounding)
-        options.update(nquad=int(nquad), max_iteration=max_iteration, keep_adapting=keep_adapting)
-        return glmm_result(formula, frame, fam, fit, options)
+    fit = fit_glmm(frame, fam, nquad=int(nquad), start=start, max_iteration=max_iteration,
+                   keep_adapting=keep_adapting, verbose=verbose, progress=progress,
+                   laplace_rounding=laplace_rounding)
+    options.update(nquad=int(nquad), max_iteration=max_iteration, keep_adapting=keep_adapting)
+    return glmm_result(formula, frame, fam, fit, options)
 
 
 def _fit_linear_model(formula: str, frame: ModelFrame, start, options: dict) -> MixResult:

@@ -231,6 +231,14 @@ def _weighted_mean_by(values: np.ndarray, weights: np.ndarray, index: np.ndarray
     return np.bincount(index, weights * values, n) / np.bincount(index, weights, n)
 
 
+class _InterceptOnly:
+    """Stands in for formulaic's model spec of a random intercept ``(1 | g)``: a column of ones.
+    (Building it through formulaic costs about as much as a whole small fit.)"""
+
+    def get_model_matrix(self, data: pd.DataFrame, na_action: str = "ignore") -> pd.DataFrame:
+        return pd.DataFrame({"Intercept": np.ones(len(data))}, index=data.index)
+
+
 def _design_matrix(expression: str, data: pd.DataFrame, what: str):
     try:
         matrix = model_matrix(expression, data, na_action="ignore")
@@ -246,7 +254,10 @@ def _check_rank(X: np.ndarray, names: list[str]) -> None:
         return
     scale = np.sqrt((X**2).sum(axis=0))
     scale[scale == 0] = 1.0
-    _, R, pivot = scipy.linalg.qr(X / scale, mode="economic", pivoting=True)
+    # a plain QR of the tall matrix, then the rank-revealing (pivoted) QR of its small R factor:
+    # the same rank and pivots as a pivoted QR of X, at the cost of one unpivoted factorisation
+    R0 = np.linalg.qr(X / scale, mode="r")
+    _, R, pivot = scipy.linalg.qr(R0, pivoting=True)
     diag = np.abs(np.diag(R))
     tol = max(X.shape) * np.finfo(float).eps * (diag[0] if len(diag) else 0.0) * 1e3
     rank = int((diag > tol).sum())
@@ -498,7 +509,12 @@ def build_model_frame(
         for bar in parsed.bars:
             if bar.group != factor:
                 continue
-            mm = _design_matrix(bar.expr, work, f"random-effect design of '({bar.expr} | {factor})'")
+            if bar.expr.replace(" ", "") == "1":
+                spec = _InterceptOnly()
+                mm = spec.get_model_matrix(work)
+            else:
+                mm = _design_matrix(bar.expr, work, f"random-effect design of '({bar.expr} | {factor})'")
+                spec = mm.model_spec
             names = [str(c) for c in mm.columns]
             if not names:
                 raise FormulaError(f"The random term '({bar.expr} | {factor})' has no columns.")
@@ -513,7 +529,7 @@ def build_model_frame(
                     )
             terms.extend(names)
             columns.append(values)
-            specs.append(mm.model_spec)
+            specs.append(spec)
             bars.append(bar)
         random_specs[factor] = specs
         levels.append(
