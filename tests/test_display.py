@@ -377,9 +377,7 @@ def test_maketables_hooks(pisa_fit):
 
 def test_maketables_etable(intercept_fit, slope_fit):
     mt = pytest.importorskip("maketables")
-    from wemix_nb.display.maketables import as_maketables
 
-    table = mt.ETable([as_maketables(intercept_fit), as_maketables(slope_fit)],
-                      model_stats=["N", "se_type", "ll"]).df
+    table = mt.ETable([intercept_fit, slope_fit], model_stats=["N", "se_type", "ll"]).df
     assert "10.467" in str(table.iloc[0, 0]) or "10.467" in table.to_string()
     assert "robust, by: Subject" in table.to_string()

@@ -130,7 +130,7 @@ def test_tidy_confint_consistency(a2):
     np.testing.assert_allclose(t["estimate"], fit.coef)
     np.testing.assert_allclose(t["std_error"], fit.SE)
     np.testing.assert_allclose(t["statistic"], fit.tvalues)
-    np.testing.assert_allclose(t["p_value"], fit.pvalues)
+    assert not hasattr(fit, "pvalues")  # else maketables would read results as statsmodels ones
     np.testing.assert_allclose(t["p_value"], 2 * stats.norm.sf(np.abs(fit.coef / fit.SE)))
     ci = fit.confint()
     np.testing.assert_allclose(ci["lower"], fit.coef - 1.959963984540054 * fit.SE)

@@ -160,14 +160,6 @@ class MixResult:
         """``coef / SE`` (WeMix's ``t value``; referred to the normal distribution)."""
         return (self.coef / self.SE).rename("t value")
 
-    @property
-    def pvalues(self) -> pd.Series:
-        """Two-sided normal p-values of :attr:`tvalues`."""
-        from scipy import stats
-
-        return pd.Series(2 * stats.norm.sf(np.abs(self.tvalues.to_numpy(float))), index=self.coef.index,
-                         name="p value")
-
     def tidy(self, level: float = 0.95, df: str = "normal") -> pd.DataFrame:
         """Fixed effects as a tidy table: term, estimate, std_error, statistic, df, p_value,
         conf_low, conf_high (robust SEs; interval at ``level``).

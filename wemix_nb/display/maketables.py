@@ -14,12 +14,9 @@ attributes. ``MixResult`` defines them as thin wrappers around the functions her
 >>> import maketables as mt                                  # doctest: +SKIP
 >>> mt.ETable([fit1, fit2])                                  # doctest: +SKIP
 
-Note (maketables 0.2.0): ``get_extractor`` tries its registered extractors before the plug-in
-format, and its statsmodels extractor accepts any object with ``params``, ``bse`` and ``pvalues``
--- which ``MixResult`` has (statsmodels-style aliases). ``ETable([fit])`` then shows the same
-coefficients, SEs, stars, N and log-likelihood, but not the plug-in's extra statistics (S.E. type,
-groups, ICC). :func:`as_maketables` wraps a result in an object that has *only* the plug-in
-attributes, so maketables uses them: ``mt.ETable([as_maketables(f) for f in fits])``.
+maketables tries its registered extractors before the plug-in format, and its statsmodels
+extractor takes any object with ``params``, ``bse`` and ``pvalues``. ``MixResult`` therefore has
+no ``pvalues`` attribute (its p-values are in ``tidy()``), so that maketables uses these hooks.
 """
 
 from __future__ import annotations
@@ -28,7 +25,7 @@ import pandas as pd
 
 from .html import coef_frame
 
-__all__ = ["as_maketables", "coef_table", "default_stat_keys", "depvar", "stat", "stat_labels", "vcov_info"]
+__all__ = ["coef_table", "default_stat_keys", "depvar", "stat", "stat_labels", "vcov_info"]
 
 
 def coef_table(result) -> pd.DataFrame:
@@ -103,45 +100,3 @@ def stat_labels(result) -> dict[str, str]:
     }
     labels.update({f"groups:{k}": f"Groups ({k})" for k in result.ngroups.index[1:]})
     return labels
-
-
-class MakeTablesView:
-    """A result seen only through the maketables plug-in protocol (see :func:`as_maketables`)."""
-
-    def __init__(self, result):
-        self.result = result
-
-    @property
-    def __maketables_coef_table__(self) -> pd.DataFrame:
-        return coef_table(self.result)
-
-    def __maketables_stat__(self, key: str):
-        return stat(self.result, key)
-
-    @property
-    def __maketables_depvar__(self) -> str:
-        return depvar(self.result)
-
-    @property
-    def __maketables_vcov_info__(self) -> dict:
-        return vcov_info(self.result)
-
-    @property
-    def __maketables_default_stat_keys__(self) -> list[str]:
-        return default_stat_keys(self.result)
-
-    @property
-    def __maketables_stat_labels__(self) -> dict[str, str]:
-        return stat_labels(self.result)
-
-    def __repr__(self) -> str:
-        return f"MakeTablesView({self.result!r})"
-
-
-def as_maketables(result) -> MakeTablesView:
-    """Wrap a fit so that ``maketables.ETable`` reads it through the plug-in attributes.
-
-    Needed with maketables versions whose statsmodels extractor claims every object with
-    ``params``/``bse``/``pvalues`` before the plug-in format is tried (0.2.0 does).
-    """
-    return MakeTablesView(result)
