@@ -184,7 +184,9 @@ def test_to_dict_is_json(a2):
     np.testing.assert_allclose(back["var_theta"]["data"], fit.var_theta.to_numpy())
     assert back["varDF"][0]["var2"] is None  # NaN -> null
     first = fit.ranef["Subject"].iloc[0]
-    assert back["ranef"]["Subject"][str(first.name)]["Days"] == pytest.approx(first["Days"])
+    ranef = back["ranef"]["Subject"]  # ids, column names and a row-major matrix, like cov_mat
+    assert ranef["ids"][0] == str(first.name)
+    assert ranef["data"][0][ranef["names"].index("Days")] == pytest.approx(first["Days"])
     assert back["wgtStats"]["1"]["sum"] == pytest.approx(210)
 
 

@@ -468,7 +468,7 @@ def to_dict(result: MixResult) -> dict:
         ],
         "var_theta": (_matrix(result.var_theta) if isinstance(result.var_theta, pd.DataFrame)
                       else _series(pd.Series(result.var_theta))),
-        "ranef": {factor: {str(g): _series(row) for g, row in table.iterrows()}
+        "ranef": {factor: {"ids": [str(g) for g in table.index], **_matrix(table)}
                   for factor, table in result.ranef.items()},
         "options": result.options,
     }
