@@ -138,6 +138,11 @@ def test_string_hypotheses(a2):
     W = diff**2 / (R @ fit.cov_mat.to_numpy() @ R)
     assert contrast.statistic == pytest.approx(W, rel=1e-12)
     assert contrast.names == ["Intercept - 20*Days"]
+    # a negative hypothesised value ("= -x" is not an operator)
+    negative = wemix_nb.wald_test(fit, hypothesis="Days - Intercept = -240")
+    diff = fit.coef["Days"] - fit.coef["Intercept"] + 240
+    W = diff**2 / (np.array([-1.0, 1.0]) @ fit.cov_mat.to_numpy() @ np.array([-1.0, 1.0]))
+    assert negative.statistic == pytest.approx(W, rel=1e-12)
     lam = wemix_nb.wald_test(fit, type="Lambda", hypothesis="Subject.Days = 30")
     assert lam.statistic == pytest.approx(
         wemix_nb.wald_test(fit, type="Lambda", coefs="Subject.Days", hypothesis=30).statistic, rel=1e-12)

@@ -83,9 +83,60 @@ def progress_bar(total: int | None, desc: str, progress: bool | None = None, del
     """
     if not wants_progress(progress):
         return _NoBar()
+    if delay > 0:
+        # tqdm's own ``delay`` only holds back terminal bars; the notebook widget is drawn at once
+        return _DelayedBar(total, desc, delay, kwargs)
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, delay=delay, **kwargs)
+    return tqdm(total=total, desc=desc, **kwargs)
+
+
+class _DelayedBar:
+    """A tqdm bar created only once ``delay`` seconds have passed (in terminals and notebooks)."""
+
+    def __init__(self, total: int | None, desc: str, delay: float, kwargs: dict):
+        import time
+
+        self._clock = time.monotonic
+        self._start = self._clock()
+        self._args = (total, desc, delay, kwargs)
+        self._bar = None
+        self._done = 0
+        self._postfix = ""
+
+    def _ensure(self):
+        if self._bar is None and self._clock() - self._start >= self._args[2]:
+            from tqdm.auto import tqdm
+
+            total, desc, _, kwargs = self._args
+            self._bar = tqdm(total=total, desc=desc, initial=self._done, **kwargs)
+        return self._bar
+
+    def update(self, n: int = 1) -> None:
+        self._done += n
+        bar = self._ensure()
+        if bar is not None:
+            bar.update(n)
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        self._postfix = s
+        bar = self._ensure()
+        if bar is not None:
+            bar.set_postfix_str(s, refresh=refresh)
+
+    def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
+        if self._bar is not None:
+            self._bar.set_description(desc, refresh=refresh)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def iteration_bar(max_iteration: int, desc: str = "GLMM fit", progress: bool | None = None):

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -213,8 +214,10 @@ def _constraint_label(row: np.ndarray, names: list[str]) -> str:
 def _from_string(spec: str, valid: list[str], what: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     from formulaic.utils.constraints import LinearConstraints
 
+    # formulaic's tokenizer reads "= -30" as an operator "=-"; "= 0 - 30" means the same
+    parsed_spec = re.sub(r"=\s*-", "= 0 -", spec)
     try:
-        constraints = LinearConstraints.from_spec(spec, variable_names=valid)
+        constraints = LinearConstraints.from_spec(parsed_spec, variable_names=valid)
     except KeyError as exc:
         name = exc.args[0] if exc.args else str(exc)
         raise CoefficientNotFoundError(
