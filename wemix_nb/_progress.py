@@ -114,9 +114,10 @@ class _DelayedBar:
 
     def update(self, n: int = 1) -> None:
         self._done += n
-        bar = self._ensure()
-        if bar is not None:
-            bar.update(n)
+        if self._bar is not None:
+            self._bar.update(n)
+        else:
+            self._ensure()  # a new bar starts at the steps already done
 
     def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
         self._postfix = s
