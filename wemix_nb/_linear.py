@@ -306,11 +306,14 @@ class LinearProblem:
         x = res.x
         # a few Newton steps on the exact gradient polish the flat optimum
         x, polished = self._newton_polish(x)
+        converged = bool(res.success or polished)
+        gradient = float(np.max(np.abs(self.deviance(x, gradient=True)[1]), initial=0.0))
         info = {
-            "converged": bool(res.success or polished),
+            "converged": converged,
             "iterations": int(res.nit),
             "evaluations": int(res.nfev),
-            "message": str(res.message),
+            "message": (f"profiled deviance minimised; largest gradient entry {gradient:.1e}" if converged
+                        else f"stopped: {res.message}"),
         }
         if not info["converged"]:
             warnings.warn(

@@ -130,10 +130,13 @@ def _fmt(x: float, decimals: int = 3) -> str:
     return f"{x:,.{decimals}f}".replace("-", "−")
 
 
-def _fmt_p(p: float) -> str:
+def _fmt_p(p: float, relation: bool = False) -> str:
+    """``<0.001`` or ``0.123``; with ``relation``, ready to follow "p": ``< 0.001`` / ``= 0.123``."""
     if p is None or not np.isfinite(p):
         return "—"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+    if p < 0.001:
+        return "< 0.001" if relation else "<0.001"
+    return f"= {p:.3f}" if relation else f"{p:.3f}"
 
 
 # -------------------------------------------------------------------------------------------------
@@ -290,7 +293,7 @@ def wald_gt(test):
     title = "Wald test" + (f" of {what}" if what else "")
     p = float(test.p_value)
     subtitle = (
-        f"chi-square = {_fmt(float(test.statistic), 3)}, df = {int(test.df)}, p = {_fmt_p(p)} "
+        f"chi-square = {_fmt(float(test.statistic), 3)}, df = {int(test.df)}, p {_fmt_p(p, relation=True)} "
         f"{significance_stars(p)}"
     ).strip()
     numbers = [c for c in ("estimate", "hypothesis", "difference", "std_error") if c in body.columns]
