@@ -124,42 +124,79 @@ def _small_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass
+class CrossProducts:
+    """The sufficient statistics of a weighted linear mixed model.
+
+    Attributes
+    ----------
+    T
+        ``(G2, m, m)`` per-level-2-group cross-products of ``[Z, X, -r0]`` with the conditional
+        level-1 weights, ``r0 = y - X beta0``.
+    beta0
+        ``(p,)`` the weighted least-squares coefficients subtracted from ``y``.
+    n_weighted
+        Sum of the unconditional level-1 weights.
+    n_weighted_top
+        ``(G_top,)`` the same sum within each top-level group.
+    """
+
+    T: np.ndarray
+    beta0: np.ndarray
+    n_weighted: float
+    n_weighted_top: np.ndarray
+
+
+def cross_products(frame: ModelFrame, beta0: np.ndarray | None = None) -> CrossProducts:
+    """One pass over the rows: the :class:`CrossProducts` of a model frame.
+
+    ``beta0`` defaults to the weighted least-squares fit; subtracting ``X beta0`` from ``y`` keeps
+    the sums of squares small, so the profiled residual sum of squares loses no digits.
+    """
+    X, y, w1 = frame.X, frame.y, frame.weight1
+    if beta0 is None:
+        sw = np.sqrt(w1)
+        beta0 = np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]
+    r0 = y - X @ beta0
+    columns = np.column_stack([frame.Z, X, -r0])  # rows of Z b + X delta - r0 = -residual
+    m = columns.shape[1]
+    level2, top = frame.levels[0], frame.levels[-1]
+    g2, n2 = level2.group_index, level2.n_groups
+    c1 = frame.cond_weight1
+    # per-level-2-group cross-products, one weighted bincount per upper-triangle pair
+    T = np.empty((n2, m, m))
+    for a in range(m):
+        weighted = c1 * columns[:, a]
+        for b in range(a, m):
+            T[:, a, b] = np.bincount(g2, weighted * columns[:, b], minlength=n2)
+            T[:, b, a] = T[:, a, b]
+    top_of_row = g2
+    for level in frame.levels[:-1]:
+        top_of_row = level.parent_index[top_of_row]
+    return CrossProducts(T, beta0, float(w1.sum()), np.bincount(top_of_row, w1, minlength=top.n_groups))
+
+
 class LinearProblem:
     """The sufficient statistics of a weighted linear mixed model and its likelihood.
 
     Parameters
     ----------
     frame
-        The model frame.
+        The model frame (its levels; its rows only if ``statistics`` is not given).
+    statistics
+        Precomputed sufficient statistics (e.g. combined over the partitions of a Dask frame).
     """
 
-    def __init__(self, frame: ModelFrame):
+    def __init__(self, frame: ModelFrame, statistics: CrossProducts | None = None):
         self.frame = frame
         self.structure = CovarianceStructure(frame.levels)
         levels = frame.levels
-        X, y, w1 = frame.X, frame.y, frame.weight1
-        self.p = X.shape[1]
+        self.p = frame.X.shape[1]
         self.Q = self.structure.Q
-        self.n_weighted = float(w1.sum())
-
-        # weighted least squares start: subtracting X beta0 from y keeps sums of squares small
-        sw = np.sqrt(w1)
-        self.beta0 = np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]
-        r0 = y - X @ self.beta0
-
-        columns = np.column_stack([frame.Z, X, -r0])  # rows of Z b + X delta - r0 = -residual
-        self.m = columns.shape[1]
-        level2 = levels[0]
-        g2, n2 = level2.group_index, level2.n_groups
-        c1 = frame.cond_weight1
-        # per-level-2-group cross-products, one weighted bincount per upper-triangle pair
-        T = np.empty((n2, self.m, self.m))
-        for a in range(self.m):
-            weighted = c1 * columns[:, a]
-            for b in range(a, self.m):
-                T[:, a, b] = np.bincount(g2, weighted * columns[:, b], minlength=n2)
-                T[:, b, a] = T[:, a, b]
-        self.T = T
+        stats = cross_products(frame) if statistics is None else statistics
+        self.T, self.beta0 = stats.T, stats.beta0
+        self.n_weighted, self.n_weighted_top = stats.n_weighted, stats.n_weighted_top
+        self.m = self.T.shape[1]
 
         # aggregation from each level to its parent, with the child's conditional weight
         self.aggregators = []
@@ -181,8 +218,6 @@ class LinearProblem:
         top = levels[-1]
         self.n_top = top.n_groups
         self.top_weight = top.weight
-        self.top_index_rows = self.top_of[0][g2]
-        self.n_weighted_top = np.bincount(self.top_index_rows, w1, minlength=self.n_top)
 
     # -- the likelihood ----------------------------------------------------------------------------
 

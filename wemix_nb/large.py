@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ._frame import build_model_frame
-from ._linear import LinearProblem
+from ._linear import CrossProducts, LinearProblem, cross_products
 from .errors import (
     ArgumentError,
     DataError,
@@ -51,7 +51,7 @@ def _partition_statistics(pdf: pd.DataFrame, formula, weights, cweights, center_
             if "No rows are left" in str(exc):
                 return None
             raise
-    problem = LinearProblem(frame)
+    statistics = cross_products(frame)
     X, y, w1 = frame.X, frame.y, frame.weight1
     XtW = (X * w1[:, None]).T
     levels = [
@@ -80,13 +80,13 @@ def _partition_statistics(pdf: pd.DataFrame, formula, weights, cweights, center_
         row_index=pd.RangeIndex(0),
     )
     return {
-        "T": problem.T,
-        "beta0": problem.beta0,
+        "T": statistics.T,
+        "beta0": statistics.beta0,
         "XtWX": XtW @ X,
         "XtWy": XtW @ y,
         "n": frame.n,
         "w1": (float(w1.sum()), float(w1.min()), float(w1.max())),
-        "n_weighted_top": problem.n_weighted_top,
+        "n_weighted_top": statistics.n_weighted_top,
         "y_range": (float(y.min()), float(y.max())),
         "levels": levels,
         "fixed_names": list(frame.fixed_names),
@@ -323,11 +323,10 @@ def mix_dask(
         n_dropped_zero_weight=dropped_zero,
     )
 
-    problem = LinearProblem(frame)  # no rows: only the level structure; the statistics come next
-    problem.T = stats["T"]
-    problem.beta0 = stats["beta0"]
-    problem.n_weighted = float(sum(part["w1"][0] for part in parts))
-    problem.n_weighted_top = stats["n_weighted_top"]
+    problem = LinearProblem(frame, CrossProducts(
+        T=stats["T"], beta0=stats["beta0"], n_weighted=float(sum(part["w1"][0] for part in parts)),
+        n_weighted_top=stats["n_weighted_top"],
+    ))
     if start is not None:
         start = np.asarray(start, dtype=float)
         if start.shape != (problem.structure.size,):
