@@ -11,7 +11,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-import pytest
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,9 +49,9 @@ def test_binder_pins_cover_pyproject():
     assert os.access(BINDER / "postBuild", os.X_OK), "binder/postBuild must be executable"
 
 
-@pytest.mark.slow
-def test_binder_environment_builds(tmp_path):
-    """A fresh venv from the pins, then postBuild on a copy of the repository, imports wemix_nb."""
+def test_binder_environment_builds_and_runs_a_tutorial(tmp_path):
+    """A fresh venv from binder/ only (the pins, then postBuild on a copy of the repository)
+    imports wemix_nb and runs the first tutorial top to bottom (as Binder would)."""
     files = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT, check=True, capture_output=True,
@@ -87,3 +86,8 @@ def test_binder_environment_builds(tmp_path):
     assert Path(location).is_relative_to(venv), f"wemix_nb imported from {location}, not the venv"
     lab = run(python, "-m", "jupyterlab", "--version").strip()
     assert lab == binder_pins()["jupyterlab"]
+    executed = tmp_path / "executed.ipynb"
+    run(python, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+        "--ExecutePreprocessor.timeout=300", "--ExecutePreprocessor.kernel_name=python3",
+        "--output", str(executed), "tutorials/01-introduction.ipynb", cwd=repo)
+    assert "key numbers agree with R WeMix" in executed.read_text()
