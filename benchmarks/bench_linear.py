@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/bench_linear.py`` (add ``--quick`` to skip the 1,000,000-row case).
 Each case runs in a fresh process so that peak memory is its own; the table reports the best of
-three fits and its ratio to the target.
+five fits and its ratio to the target.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ else:
     weights = ["w1", "w2"]
 wemix_nb.mix(formula, data, weights=weights)  # warm-up
 times = []
-for _ in range(3):
+for _ in range(5):
     start = time.perf_counter()
     wemix_nb.mix(formula, data, weights=weights)
     times.append(time.perf_counter() - start)

@@ -7,6 +7,7 @@ fixed-effect design, and the nested random-effect levels. The estimators only se
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -145,12 +146,18 @@ def _as_formula_string(spec: str | None, argument: str) -> str | None:
 
 
 def _variables_of(expression: str, data: pd.DataFrame) -> list[str]:
-    """Data columns an expression uses (formulaic's view, restricted to real columns)."""
+    """Variables an expression uses (formulaic's view)."""
+    return list(_required_variables(expression))
+
+
+@functools.lru_cache(maxsize=512)
+def _required_variables(expression: str) -> tuple[str, ...]:
+    # parsing is pure and repeated for every fit of the same formula (plausible values, fit_many)
     try:
         names = Formula(expression).required_variables
     except Exception as exc:  # formulaic's parse errors have many types
         raise FormulaError(f"Cannot parse {expression!r}: {exc}") from exc
-    return sorted(str(name) for name in names)
+    return tuple(sorted(str(name) for name in names))
 
 
 def group_labels(data: pd.DataFrame, factor: str) -> pd.Series:
