@@ -460,6 +460,11 @@ def build_model_frame(
 
     # -- centering (on the weight column as passed, like WeMix), before any design is built -------
     work = frame.copy()
+    # categories without rows (never used, or only in dropped rows) would give all-zero dummy
+    # columns; R's model frame drops them too
+    for column in work.columns:
+        if isinstance(work[column].dtype, pd.CategoricalDtype):
+            work[column] = work[column].cat.remove_unused_categories()
     centering = Centering()
     first_weight = W[:, 0]
     for factor, expr in group_exprs.items():
