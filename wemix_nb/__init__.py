@@ -17,6 +17,7 @@ from . import (
     accessor,  # noqa: F401  (registers DataFrame.wemix)
     datasets,
     errors,
+    families,
 )
 from ._api import mix
 from .extras import degrees_of_freedom
@@ -29,7 +30,7 @@ from .scaling import scale_weights
 
 __version__ = "0.1.0"
 
-__all__ = ["MixResult", "WaldTest", "datasets", "errors", "mix", "wald_test"]
+__all__ = ["MixResult", "WaldTest", "datasets", "errors", "families", "mix", "wald_test"]
 __all__ += ["PVResult", "degrees_of_freedom", "fit_many", "mix_dask", "scale_weights"]
 
 
