@@ -218,6 +218,23 @@ def test_glmm_blocks(a2):
     both = wemix_nb.wald_test(glmm)
     b = glmm.coef.to_numpy()
     assert both.statistic == pytest.approx(b @ np.linalg.solve(full[:2, :2], b), rel=1e-12)
-    # Lambda: the variance block of the joint sandwich, against the variances themselves
-    lam = wemix_nb.wald_test(glmm, type="Lambda", coefs=["Subject.Days"], hypothesis=[1.0])
-    assert lam.statistic == pytest.approx((vars_["Subject.Days"] - 1) ** 2 / full[4, 4], rel=1e-12)
+
+
+
+def test_glmm_lambda_test_with_a_random_slope():
+    """A real GLMM: the (co)variance estimates against the variance block of the joint sandwich."""
+    data = wemix_nb.datasets.sleepstudy()
+    data["bin"] = (data["Reaction"] > 300).astype(int)
+    fit = wemix_nb.mix("bin ~ Days + (1 + Days|Subject)", data, family="binomial", nquad=3)
+    full = fit.extra["vcov_full"]
+    cov = fit.varDF.set_index(["var1", "var2"], drop=False)
+    days = float(fit.vars["Subject.Days"])
+    one = wemix_nb.wald_test(fit, type="Lambda", coefs=["Subject.Days"], hypothesis=[0.1])
+    assert one.statistic == pytest.approx((days - 0.1) ** 2 / full.loc["Subject.Days", "Subject.Days"],
+                                          rel=1e-10)
+    all_three = wemix_nb.wald_test(fit, type="Lambda")
+    names = ["Subject.Intercept", "Subject.Days.Intercept", "Subject.Days"]
+    est = np.array([fit.vars["Subject.Intercept"], float(cov["vcov"].iloc[2]), days])
+    V = full.loc[names, names].to_numpy()
+    assert all_three.names == names and all_three.df == 3
+    assert all_three.statistic == pytest.approx(est @ np.linalg.solve(V, est), rel=1e-10)

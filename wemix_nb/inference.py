@@ -169,21 +169,8 @@ def _variance_labels(result: MixResult) -> dict[str, float]:
 
 def _lambda_parameters(result: MixResult) -> tuple[pd.Series, pd.DataFrame]:
     """Random-effect (co)variance estimates and the covariance of those same estimates."""
-    extra = result.extra or {}
-    if result.family is not None and extra.get("vcov_full") is not None and extra.get("var_param_names"):
-        names = [str(n) for n in extra["var_param_names"]]
-        full = extra["vcov_full"]
-        if isinstance(full, pd.DataFrame) and all(n in full.index for n in names):
-            V = full.loc[names, names].to_numpy(float)
-        else:
-            k = len(names)
-            V = np.asarray(full, dtype=float)[-k:, -k:]
-        values = result.vars
-        if all(n in values.index for n in names):
-            est = values.loc[names].to_numpy(float)
-        else:
-            est = values.to_numpy(float)[: len(names)]
-        return pd.Series(est, index=names), pd.DataFrame(V, index=names, columns=names)
+    # linear and GLMM results alike: var_theta is the covariance of the (co)variance estimates,
+    # labelled by the theta entries they belong to; the estimates themselves come from varDF
     vt = result.var_theta
     if not isinstance(vt, pd.DataFrame) or vt.shape[0] == 0:
         raise ArgumentError(
