@@ -17,6 +17,9 @@ import pytest
 import wemix_nb
 from wemix_nb import errors as E
 
+# the design-non-finite case evaluates np.log(0) on purpose
+pytestmark = pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
+
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 F = "Reaction ~ Days + (1|Subject)"
 W = ["W1", "W2"]
@@ -102,6 +105,32 @@ ERRORS = {
                                E.ArgumentError, ["2 value(s)", "'Days'"]),
     "predict-new-level": (lambda: _fit_small().predict(sleep().assign(Subject="999")),
                           E.NewLevelError, ["'Subject'", "'999'", "allow_new_levels"]),
+    "response-infinite": (lambda: wemix_nb.mix(F, where(sleep(), np.arange(180) == 7, np.inf, "Reaction"), W),
+                          E.DataError, ["response", "'Reaction'", "non-finite", "row 7"]),
+    "design-non-finite": (lambda: wemix_nb.mix("Reaction ~ np.log(Days) + (1|Subject)", sleep(), W),
+                          E.DataError, ["fixed-effect design", "'np.log(Days)'", "18 row(s)"]),
+    "binomial-constant": (lambda: wemix_nb.mix("b ~ Days + (1|Subject)", sleep().assign(b=0), W,
+                                               family="binomial"),
+                          E.DataError, ["'b'", "constant"]),
+    "center-transformed-term": (lambda: wemix_nb.mix(F, sleep(), W, center_grand="~ np.log(Days)"),
+                                E.ArgumentError, ["center_grand", "'np.log(Days)'", "column"]),
+    "link-without-family": (lambda: wemix_nb.mix(F, sleep(), W, link="probit"),
+                            E.ArgumentError, ["link", "'probit'", "family"]),
+    "max-iteration-below-1": (lambda: wemix_nb.mix(F, sleep(), W, family="binomial", max_iteration=0),
+                              E.ArgumentError, ["max_iteration", "0"]),
+    "cweights-not-bool": (lambda: wemix_nb.mix(F, sleep(), W, cweights="no"), E.ArgumentError, ["cweights"]),
+    "duplicate-columns": (lambda: wemix_nb.mix(F, pd.concat([sleep(), sleep()[["Days"]]], axis=1), W),
+                          E.ArgumentError, ["'Days'", "several columns"]),
+    "predict-missing-column": (lambda: _fit_small().predict(sleep().drop(columns="Days")),
+                               E.ColumnNotFoundError, ["'Days'", "newdata"]),
+    "predict-unseen-category": (lambda: wemix_nb.mix(
+                                    "Reaction ~ Days + f + (1|Subject)",
+                                    sleep().assign(f=lambda d: np.where(d.Days < 5, "a", "b")), W,
+                                ).predict(sleep().assign(f="zz")),
+                                E.ArgumentError, ["'f'", "'zz'", "not seen in the fit"]),
+    "wald-dependent-restrictions": (lambda: wemix_nb.wald_test(_fit_small(),
+                                                               hypothesis="Days = 2, 2*Days = 4"),
+                                    E.ArgumentError, ["linearly dependent"]),
 }
 
 # id -> (data modifier, expected warning substrings, rows left); the fit goes ahead

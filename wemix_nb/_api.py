@@ -118,6 +118,14 @@ def mix(
         fam = get_family(family, link)
     if isinstance(nquad, bool) or not isinstance(nquad, int | np.integer) or nquad < 1:
         raise ArgumentError(f"nquad must be a positive integer, got {nquad!r}.")
+    if fam is None and link not in (None, "identity"):
+        raise ArgumentError(
+            f"link={link!r} needs a GLMM family (family='binomial' or 'poisson'); the linear model has "
+            "the identity link."
+        )
+    if isinstance(max_iteration, bool) or not isinstance(max_iteration, int | np.integer) \
+            or max_iteration < 1:
+        raise ArgumentError(f"max_iteration must be a positive integer, got {max_iteration!r}.")
     if scale_weights != "none":
         from .scaling import scaled_data
 
@@ -139,7 +147,6 @@ def mix(
         options["scale_weights"] = scale_weights
     if fam is None:
         return _fit_linear_model(formula, frame, start, options)
-    fam.check_response(frame.y, frame.parsed.response)
     from ._glmm import fit_glmm
     from ._glmm_result import glmm_result
 

@@ -8,6 +8,7 @@ fixed-effect design, and the nested random-effect levels. The estimators only se
 from __future__ import annotations
 
 import functools
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -112,6 +113,15 @@ class ModelFrame:
     random_specs: dict[str, list[object]]  # level name -> formulaic ModelSpecs of its bars
     centering: Centering
     response_levels: tuple | None = None  # for a categorical binomial response: (failure, success)
+    categories: dict[str, tuple] = field(default_factory=dict)  # fitted values of categorical covariates
+
+    @property
+    def covariate_columns(self) -> list[str]:
+        """The data columns that predictions need: covariates of both parts and grouping columns."""
+        names = _variables_of(self.parsed.fixed)
+        names += [v for bar in self.parsed.bars for v in _variables_of(bar.expr)]
+        names += [c for level in self.levels for c in group_columns_of(level.name)]
+        return list(dict.fromkeys(names))
 
     @property
     def n(self) -> int:
@@ -145,7 +155,7 @@ def _as_formula_string(spec: str | None, argument: str) -> str | None:
     return text[1:].strip() if text.startswith("~") else text
 
 
-def _variables_of(expression: str, data: pd.DataFrame) -> list[str]:
+def _variables_of(expression: str) -> list[str]:
     """Variables an expression uses (formulaic's view)."""
     return list(_required_variables(expression))
 
@@ -153,22 +163,63 @@ def _variables_of(expression: str, data: pd.DataFrame) -> list[str]:
 @functools.lru_cache(maxsize=512)
 def _required_variables(expression: str) -> tuple[str, ...]:
     # parsing is pure and repeated for every fit of the same formula (plausible values, fit_many)
+    # Backticked names (`x.1`, `my var`) are swapped for plain placeholders first: formulaic's
+    # list of required variables reads `x.1` as attribute access of `x`.
+    quoted: dict[str, str] = {}
+
+    def protect(match: re.Match) -> str:
+        placeholder = f"_wemix_quoted_{len(quoted)}_"
+        quoted[placeholder] = match.group(1)
+        return placeholder
+
+    plain = re.sub(r"`([^`]+)`", protect, expression)
     try:
-        names = Formula(expression).required_variables
+        names = Formula(plain).required_variables
     except Exception as exc:  # formulaic's parse errors have many types
         raise FormulaError(f"Cannot parse {expression!r}: {exc}") from exc
-    return tuple(sorted(str(name) for name in names))
+    return tuple(sorted(quoted.get(str(name), str(name)) for name in names))
+
+
+def _bare_columns(expression: str, argument: str) -> list[str]:
+    """Column names of a centering formula, which may only list columns: ``"~ x1 + `x 2`"``."""
+    names = []
+    for term in expression.split("+"):
+        term = term.strip()
+        name = term[1:-1] if term.startswith("`") and term.endswith("`") else term
+        if not name or not re.fullmatch(r"[^`()*:/^~|-]+", name) or name in ("0", "1"):
+            raise ArgumentError(
+                f"{argument} may only list data columns joined by '+' (e.g. '~ x1 + x2'), so that "
+                f"the column itself is centred; got the term {term!r} in {expression!r}. Centre a "
+                "transformed variable by adding it to the data as a column first."
+            )
+        names.append(name)
+    return names
+
+
+def group_columns_of(factor: str) -> list[str]:
+    """The data columns of a grouping factor: ``"school:class"`` -> ``["school", "class"]``."""
+    return [part.strip().strip("`") for part in factor.split(":")]
+
+
+def _label_strings(values: pd.Series) -> pd.Series:
+    """Group labels as text; whole numbers stored as floats print as integers (``3``, not ``3.0``)
+    so that labels do not depend on whether the column once held a missing value."""
+    if pd.api.types.is_float_dtype(values.dtype):
+        whole = values.dropna()
+        if len(whole) and np.all(np.mod(whole.to_numpy(dtype=float), 1) == 0):
+            return values.map(lambda v: v if pd.isna(v) else str(int(v)))
+    return values.astype(str)
 
 
 def group_labels(data: pd.DataFrame, factor: str) -> pd.Series:
     """Labels of a grouping factor; ``a:b`` joins the columns' values as ``"<a>:<b>"``."""
-    columns = [part.strip() for part in factor.split(":")]
+    columns = group_columns_of(factor)
     if len(columns) == 1:
         return data[columns[0]]
-    joined = data[columns[0]].astype(str)
+    joined = _label_strings(data[columns[0]])
     for column in columns[1:]:
-        joined = joined + ":" + data[column].astype(str)
-    return joined
+        joined = joined + ":" + _label_strings(data[column])
+    return joined.rename(factor)
 
 
 def _factorize(labels: pd.Series) -> tuple[np.ndarray, pd.Index]:
@@ -181,6 +232,20 @@ def _check_numeric(data: pd.DataFrame, column: str, what: str) -> None:
     dtype = data[column].dtype
     if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
         raise DataError(f"{what} column {column!r} must be numeric, but has dtype {dtype}.")
+
+
+def _check_finite(values: np.ndarray, names: list[str], what: str, rows: pd.Index) -> None:
+    """Infinite values (or NaN made by a transformation such as log of a negative number) are
+    errors, not missing data: they come from the data or the formula, not from non-response."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        columns = [names[j] for j in np.flatnonzero(bad.any(axis=0))]
+        row_has = bad.any(axis=1)
+        raise DataError(
+            f"{what} has non-finite values (inf, or NaN from a transformation) in "
+            f"{', '.join(map(repr, columns))}: {int(row_has.sum())} row(s), first at row "
+            f"{rows[np.flatnonzero(row_has)[0]]!r}."
+        )
 
 
 def _drop_rows(data: pd.DataFrame, keep: np.ndarray, message: str) -> pd.DataFrame:
@@ -214,12 +279,14 @@ def _parent_index(
     bad = parent[lower_index] != upper_index
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        group = lower_labels[lower_index[row]]
+        group = str(lower_labels[lower_index[row]])
         inside = sorted({str(upper_labels[u]) for u in upper_index[lower_index == lower_index[row]]})
         raise NestingError(
             f"Group {group!r} of {lower!r} lies in more than one group of {upper!r} "
-            f"({', '.join(inside[:5])}): the factors are not nested. If {lower!r} labels restart "
-            f"within each {upper!r}, use the composite factor '{upper}:{lower}' or '({upper}/{lower})'."
+            f"({', '.join(inside[:5])}): the factors are not nested. If the labels of one factor "
+            f"restart within the groups of the other (e.g. class 1, 2, 3 in every school), make them "
+            f"unique with a composite factor: '(1 | {upper}/{lower})' if {lower!r} lies within "
+            f"{upper!r}, or '(1 | {lower}/{upper})' if {upper!r} lies within {lower!r}."
         )
     return parent
 
@@ -292,6 +359,7 @@ def build_model_frame(
     binomial_response: bool = False,
     check_response: bool = True,
     check_rank: bool = True,
+    drop_unused_categories: bool = True,
 ) -> ModelFrame:
     """Build the :class:`ModelFrame` of a model.
 
@@ -312,6 +380,10 @@ def build_model_frame(
         ``"~ x1 + x2"``: subtract weighted grand means.
     binomial_response
         Recode a two-valued response (0/1, booleans, two-level categorical) to 0/1.
+    check_response, check_rank
+        Refuse a constant response / a rank-deficient fixed design.
+    drop_unused_categories
+        Drop categories that have no rows from categorical columns (as R does).
     """
     if not isinstance(data, pd.DataFrame):
         raise ArgumentError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
@@ -328,18 +400,23 @@ def build_model_frame(
     for bar in parsed.bars:
         if bar.group not in factors:
             factors.append(bar.group)
-    group_columns = sorted({col for factor in factors for col in factor.split(":")})
-    fixed_vars = _variables_of(parsed.fixed_formula, data)
-    random_vars = sorted({v for bar in parsed.bars for v in _variables_of(bar.expr, data)})
-    centre_vars = sorted(
-        {v for expr in [grand_expr, *group_exprs.values()] if expr for v in _variables_of(expr, data)}
-    )
+    group_columns = sorted({col for factor in factors for col in group_columns_of(factor)})
+    fixed_vars = _variables_of(parsed.fixed_formula)
+    random_vars = sorted({v for bar in parsed.bars for v in _variables_of(bar.expr)})
+    grand_vars = _bare_columns(grand_expr, "center_grand") if grand_expr else []
+    group_vars = {k: _bare_columns(v, f"center_group[{k!r}]") for k, v in group_exprs.items() if v}
+    centre_vars = sorted({*grand_vars, *(v for names in group_vars.values() for v in names)})
+    if not isinstance(cweights, bool | np.bool_):
+        raise ArgumentError(f"cweights must be True or False, got {cweights!r}.")
     weight_cols = list(weights) if weights is not None else []
     if weights is not None and (isinstance(weights, str) or not all(isinstance(w, str) for w in weights)):
         raise ArgumentError(
             "weights must be a list of column names, level 1 first, e.g. ['w_student', 'w_school']."
         )
     used = list(dict.fromkeys([*fixed_vars, *random_vars, *group_columns, *centre_vars, *weight_cols]))
+    duplicated = sorted({str(c) for c in data.columns[data.columns.duplicated()] if c in used})
+    if duplicated:
+        raise ArgumentError(f"The data have several columns named {', '.join(map(repr, duplicated))}.")
     available = ", ".join(map(str, data.columns[:20])) + ("..." if len(data.columns) > 20 else "")
     for columns, what in [(weight_cols, "Weight column(s)"), (used, "Column(s) used by the model")]:
         missing = [col for col in columns if col not in data.columns]
@@ -461,30 +538,40 @@ def build_model_frame(
     # -- centering (on the weight column as passed, like WeMix), before any design is built -------
     work = frame.copy()
     # categories without rows (never used, or only in dropped rows) would give all-zero dummy
-    # columns; R's model frame drops them too
-    for column in work.columns:
+    # columns; R's model frame drops them too (not per partition of a Dask frame, whose
+    # partitions must share one design)
+    for column in work.columns if drop_unused_categories else []:
         if isinstance(work[column].dtype, pd.CategoricalDtype):
             work[column] = work[column].cat.remove_unused_categories()
     centering = Centering()
     first_weight = W[:, 0]
-    for factor, expr in group_exprs.items():
+    for factor, names in group_vars.items():
         factor = factor.replace("/", ":")
         idx, labs = _factorize(group_labels(work, factor))
         means = {}
-        for var in _variables_of(expr, work):
+        for var in names:
             _check_numeric(work, var, "Centred")
             values = work[var].to_numpy(dtype=float)
             group_means = _weighted_mean_by(values, first_weight, idx, len(labs))
             work[var] = values - group_means[idx]
             means[var] = pd.Series(group_means, index=labs)
         centering.group[factor] = means
-    if grand_expr:
-        for var in _variables_of(grand_expr, work):
+    if grand_vars:
+        for var in grand_vars:
             _check_numeric(work, var, "Centred")
             values = work[var].to_numpy(dtype=float)
             mean = float(np.sum(first_weight * values) / np.sum(first_weight))
             work[var] = values - mean
             centering.grand[var] = mean
+
+    # the values of categorical covariates seen in the fit, for checking newdata in predict
+    categories = {
+        col: tuple(pd.unique(work[col].dropna()))
+        for col in dict.fromkeys([*fixed_vars, *random_vars])
+        if col in work.columns and col != parsed.response and (
+            isinstance(work[col].dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(work[col].dtype)
+            or not pd.api.types.is_numeric_dtype(work[col].dtype))
+    }
 
     # -- response ---------------------------------------------------------------------------------
     response_levels = None
@@ -501,7 +588,8 @@ def build_model_frame(
                 f"but has dtype {y_raw.dtype}."
             )
         y = y_raw.to_numpy(dtype=float)
-    if check_response and not binomial_response and np.ptp(y) == 0:
+    _check_finite(y[:, None], [parsed.response], "The response", frame.index)
+    if check_response and np.ptp(y) == 0:
         raise DataError(f"The response {parsed.response!r} is constant ({float(y[0])!r}); nothing to model.")
 
     # -- fixed design ------------------------------------------------------------------------------
@@ -510,6 +598,7 @@ def build_model_frame(
     fixed_names = [str(c) for c in fixed_mm.columns]
     if X.shape[1] == 0:
         raise FormulaError(f"The formula {formula!r} has no fixed effect; use at least '~ 1 + ...'.")
+    _check_finite(X, fixed_names, "The fixed-effect design", frame.index)
     if check_rank:  # mix_dask checks the rank of the whole design, not of each partition
         _check_rank(X, fixed_names)
 
@@ -528,6 +617,8 @@ def build_model_frame(
                 mm = _design_matrix(bar.expr, work, f"random-effect design of '({bar.expr} | {factor})'")
                 spec = mm.model_spec
             names = [str(c) for c in mm.columns]
+            _check_finite(np.asarray(mm, dtype=float), names, f"The random-effect design of {factor!r}",
+                          frame.index)
             if not names:
                 raise FormulaError(f"The random term '({bar.expr} | {factor})' has no columns.")
             values = np.asarray(mm, dtype=float)
@@ -578,6 +669,7 @@ def build_model_frame(
         random_specs=random_specs,
         centering=centering,
         response_levels=response_levels,
+        categories=categories,
     )
 
 
@@ -606,7 +698,8 @@ def _binomial_response(y_raw: pd.Series, name: str) -> tuple[np.ndarray, tuple |
         return values, None
     values = pd.unique(y_raw)
     if len(values) == 2:
-        ordered = sorted(values)
+        # R's factor order (alphabetical, case-insensitive): the second value is the success
+        ordered = sorted(values, key=lambda v: (str(v).casefold(), str(v)))
         return (y_raw == ordered[1]).to_numpy(dtype=float), tuple(ordered)
     raise DataError(
         f"A binomial response must be 0/1, boolean or have two categories; {name!r} has "

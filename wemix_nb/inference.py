@@ -321,12 +321,21 @@ def wald_test(
         for i, name in enumerate(names):
             R[i, valid.index(name)] = 1.0
 
+    rank = np.linalg.matrix_rank(R)
+    if rank < R.shape[0]:
+        raise ArgumentError(
+            f"The restrictions of the hypothesis are linearly dependent (rank {rank} of {R.shape[0]} "
+            "rows): remove the repeated or contradictory ones."
+        )
     diff = R @ est.to_numpy(float) - r
     RVR = R @ V.to_numpy(float) @ R.T
-    try:
+    # a tested variance at its boundary (or an exactly known parameter) has no sampling variance:
+    # the chi-square reference does not apply there, so the statistic is undefined
+    eig = np.linalg.eigvalsh(0.5 * (RVR + RVR.T))
+    if eig.min() <= 1e-12 * max(eig.max(), 0.0):
+        statistic = float("nan")
+    else:
         statistic = float(diff @ np.linalg.solve(RVR, diff))
-    except np.linalg.LinAlgError:
-        statistic = float(diff @ np.linalg.pinv(RVR) @ diff)
     q = len(names)
     return WaldTest(
         statistic=statistic,

@@ -46,6 +46,7 @@ def _partition_statistics(pdf: pd.DataFrame, formula, weights, cweights, center_
                 center_group=center_group,
                 check_response=False,
                 check_rank=False,
+                drop_unused_categories=False,
             )
         except DataError as exc:
             if "No rows are left" in str(exc):

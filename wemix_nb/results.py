@@ -7,6 +7,7 @@ core never needs great-tables, Altair or ipywidgets.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ._frame import ModelFrame, group_labels
-from .errors import ArgumentError, NewLevelError
+from .errors import ArgumentError, ColumnNotFoundError, NewLevelError
 
 # columns of the variance table (WeMix's varDF)
 VARDF_COLUMNS = ["grp", "var1", "var2", "vcov", "ngrp", "level", "SEvcov", "fullGroup"]
@@ -328,8 +329,32 @@ class MixResult:
         return stat_labels(self)
 
 
+def _check_newdata(frame: ModelFrame, newdata) -> np.ndarray:
+    """Refuse newdata the model cannot read; return the rows with a missing value (predicted NaN)."""
+    if not isinstance(newdata, pd.DataFrame):
+        raise ArgumentError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}.")
+    needed = frame.covariate_columns
+    missing = [col for col in needed if col not in newdata.columns]
+    if missing:
+        raise ColumnNotFoundError(
+            f"newdata lacks the column(s) {', '.join(map(repr, missing))} that the model uses."
+        )
+    for col, seen in frame.categories.items():
+        values = newdata[col]
+        unseen = values.notna() & ~values.isin(list(seen))
+        if unseen.any():
+            new = pd.unique(values[unseen])[:5]
+            raise ArgumentError(
+                f"newdata column {col!r} has value(s) not seen in the fit: "
+                f"{', '.join(repr(str(v)) for v in new)} (fitted categories: "
+                f"{', '.join(repr(str(v)) for v in seen[:10])})."
+            )
+    return newdata[needed].isna().any(axis=1).to_numpy()
+
+
 def _predict_link(result: MixResult, newdata: pd.DataFrame, allow_new_levels: bool) -> np.ndarray:
     frame = result.frame
+    incomplete = _check_newdata(frame, newdata)
     data = newdata.copy()
     if frame.parsed.response not in data.columns:
         data[frame.parsed.response] = 0.0
@@ -343,7 +368,11 @@ def _predict_link(result: MixResult, newdata: pd.DataFrame, allow_new_levels: bo
     for var, mean in frame.centering.grand.items():
         data[var] = pd.to_numeric(data[var], errors="coerce") - mean
 
-    X = frame.fixed_spec.get_model_matrix(data, na_action="ignore")
+    with warnings.catch_warnings():
+        # categories were checked above: what formulaic would warn about here is only a missing
+        # value, and those rows are set to NaN below
+        warnings.filterwarnings("ignore", message="Data has categories outside")
+        X = frame.fixed_spec.get_model_matrix(data, na_action="ignore")
     missing = [name for name in frame.fixed_names if name not in X.columns]
     if missing:
         raise ArgumentError(f"newdata does not produce the fitted columns {missing}.")
@@ -360,10 +389,13 @@ def _predict_link(result: MixResult, newdata: pd.DataFrame, allow_new_levels: bo
                 f"{', '.join(map(repr, map(str, new)))}. Set allow_new_levels=True to predict them "
                 "with a random effect of 0."
             )
-        Z = np.hstack([np.asarray(spec.get_model_matrix(data, na_action="ignore"), dtype=float)
-                       for spec in frame.random_specs[level.name]])
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Data has categories outside")
+            Z = np.hstack([np.asarray(spec.get_model_matrix(data, na_action="ignore"), dtype=float)
+                           for spec in frame.random_specs[level.name]])
         b = np.zeros((len(data), level.q))
         seen = position >= 0
         b[seen] = effects.to_numpy()[position[seen]]
         eta = eta + np.einsum("nq,nq->n", Z, b)
+    eta[incomplete] = np.nan  # a missing covariate or group label: no prediction
     return eta
