@@ -168,3 +168,13 @@ def test_random_slope_var_theta(pisa_pv):
     # the between-PV part makes var_theta larger (positive semidefinite difference)
     assert np.linalg.eigvalsh(fit.var_theta.to_numpy() - within).min() > -1e-6
     assert list(fit.var_theta.index) == list(fit.fits[0].theta.index)
+
+
+def test_a_row_missing_one_plausible_value_leaves_every_fit():
+    data = wemix_nb.datasets.pisa2012_like()
+    rng = np.random.default_rng(11)
+    data["pv2math"] = data["pv1math"] + rng.normal(0, 20, len(data))
+    data.loc[data.index[:3], "pv2math"] = np.nan
+    with pytest.warns(wemix_nb.errors.DroppedRowsWarning, match="3 row"):
+        fit = wemix_nb.mix("pv{1..2}math ~ escs + (1|schoolid)", data, weights=["w_fstuwt", "w_fschwt"])
+    assert [f.nobs for f in fit.fits] == [len(data) - 3] * 2

@@ -109,7 +109,7 @@ def mix(
             formula, data, weights, pv=pv, n_jobs=n_jobs, client=client, progress=progress, family=family,
             link=link, cweights=cweights, center_group=center_group, center_grand=center_grand, nquad=nquad,
             max_iteration=max_iteration, start=start, keep_adapting=keep_adapting, verbose=verbose,
-            scale_weights=scale_weights,
+            scale_weights=scale_weights, laplace_rounding=laplace_rounding,
         )
     fam = None
     if family is not None and family != "gaussian":

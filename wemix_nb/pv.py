@@ -22,13 +22,14 @@ rule on the variances (``SE^2 = mean SE_m^2 + (1 + 1/M) var_m(estimate)``).
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
 
-from .errors import ArgumentError, FormulaError
+from .errors import ArgumentError, DroppedRowsWarning, FormulaError
 from .results import MixResult
 
 _RANGE = re.compile(r"\{\s*(\d+)\s*\.\.\s*(\d+)\s*\}")
@@ -320,6 +321,7 @@ def combine_pv(
         ranef_sd=ranef_sd,
         resid=mean_series("resid"),
         fitted=mean_series("fitted"),
+        linear_predictor=None if first.linear_predictor is None else mean_series("linear_predictor"),
         converged=converged,
         n_iterations=max(fit.n_iterations for fit in fits),
         message=message,
@@ -370,6 +372,17 @@ def fit_plausible_values(
     from .parallel import fit_many
 
     names, formulas = pv_formulas(formula, pv)
+    present = [name for name in names if name in data.columns]
+    incomplete = data[present].isna().any(axis=1).to_numpy() if present else np.zeros(len(data), bool)
+    if incomplete.any():
+        # Rubin's rules combine fits of the same units: a row missing one plausible value is left
+        # out of every fit, not only of that one
+        counts = ", ".join(f"{c!r}: {int(k)}" for c, k in data[present].isna().sum().items() if k)
+        warnings.warn(
+            f"{int(incomplete.sum())} row(s) with a missing plausible value were removed from every "
+            f"fit ({counts}).", DroppedRowsWarning, stacklevel=3,
+        )
+        data = data.loc[~incomplete]
     specs = [{"formula": f, "data": data, "weights": weights, **mix_kwargs} for f in formulas]
     if client is None and n_jobs is None:
         processes = 1

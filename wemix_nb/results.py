@@ -66,6 +66,12 @@ class MixResult:
         by group label, one column per random-effect term.
     ranef_sd
         Conditional standard deviations of ``ranef`` (same layout).
+    resid, fitted
+        Response residuals ``y - fitted`` and fitted values on the response scale (for GLMMs the
+        mean ``mu``), both conditional on the random effects' modes, indexed like the data.
+    linear_predictor
+        GLMMs: the linear predictor ``eta = X beta + Z b`` of the fitting rows (``None`` for linear
+        models, where it equals ``fitted``).
     """
 
     formula: str
@@ -95,6 +101,7 @@ class MixResult:
     options: dict = field(default_factory=dict)
     frame: ModelFrame | None = field(default=None, repr=False)
     extra: dict = field(default_factory=dict, repr=False)
+    linear_predictor: pd.Series | None = field(default=None, repr=False)
 
     # -- basic facts -----------------------------------------------------------------------------
 
@@ -241,7 +248,7 @@ class MixResult:
         if type not in ("link", "response"):
             raise ArgumentError(f"type must be 'link' or 'response', got {type!r}.")
         if newdata is None:
-            eta = self.fitted.to_numpy()
+            eta = (self.fitted if self.linear_predictor is None else self.linear_predictor).to_numpy()
             return pd.Series(
                 eta if type == "link" else self._inverse_link(eta), index=self.fitted.index, name="predicted"
             )
