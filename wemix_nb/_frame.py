@@ -333,7 +333,9 @@ def _check_rank(X: np.ndarray, names: list[str]) -> None:
     R0 = np.linalg.qr(X / scale, mode="r")
     _, R, pivot = scipy.linalg.qr(R0, pivoting=True)
     diag = np.abs(np.diag(R))
-    tol = max(X.shape) * np.finfo(float).eps * (diag[0] if len(diag) else 0.0) * 1e3
+    # columns scaled to unit length: a pivot below 1e-7 means the column keeps less than 1e-7 of its
+    # length once the others are projected out (R's lm uses the same tolerance)
+    tol = 1e-7
     rank = int((diag > tol).sum())
     if rank < X.shape[1]:
         dropped = [names[j] for j in sorted(pivot[rank:])]

@@ -29,7 +29,7 @@ import scipy.sparse
 
 from ._covariance import CovarianceStructure
 from ._frame import ModelFrame
-from .errors import ConvergenceWarning, NumericalWarning
+from .errors import ArgumentError, ConvergenceWarning, DataError, NumericalWarning, RankDeficiencyError
 
 LOG_2PI = np.log(2.0 * np.pi)
 
@@ -341,7 +341,7 @@ class LinearProblem:
         x = res.x
         # a few Newton steps on the exact gradient polish the flat optimum
         x, polished = self._newton_polish(x)
-        converged = bool(res.success or polished)
+        converged = polished  # judged by the gradient at the point returned, whatever L-BFGS-B said
         gradient = float(np.max(np.abs(self.deviance(x, gradient=True)[1]), initial=0.0))
         info = {
             "converged": converged,
@@ -358,30 +358,38 @@ class LinearProblem:
             )
         return st.canonical(x), info
 
+    def _free(self, x: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """Parameters not resting on their bound (a diagonal entry at 0 pushed further down)."""
+        return ~(self.structure.diagonal & (x <= 1e-12) & (grad > 0))
+
     def _newton_polish(self, x: np.ndarray, steps: int = 4) -> tuple[np.ndarray, bool]:
+        """A few Newton steps on the exact gradient; returns the point and whether it is stationary
+        (largest free gradient entry below 1e-8 of the deviance's size)."""
         bounds = self.structure.diagonal
         for _ in range(steps):
             dev, grad = self.deviance(x, gradient=True)
-            free = ~(bounds & (x <= 1e-12) & (grad > 0))  # parameters resting on the bound stay
+            free = self._free(x, grad)
             if not free.any():
-                return x, True
+                break
             H = _jacobian(lambda t: self.deviance(t, gradient=True)[1], x)
-            H = 0.5 * (H + H.T)
-            Hf = H[np.ix_(free, free)]
+            Hf = 0.5 * (H + H.T)[np.ix_(free, free)]
             try:
                 if np.linalg.eigvalsh(Hf).min() <= 0:
-                    return x, False
+                    break
                 step = np.zeros_like(x)
                 step[free] = -np.linalg.solve(Hf, grad[free])
             except np.linalg.LinAlgError:
-                return x, False
+                break
             candidate = np.where(bounds, np.maximum(x + step, 0.0), x + step)
             if self.deviance(candidate) > dev:  # no further progress at machine precision
-                return x, bool(np.max(np.abs(grad[free])) < 1e-6 * max(abs(dev), 1.0))
+                break
             x = candidate
             if np.max(np.abs(step)) < 1e-10 * (1 + np.max(np.abs(x))):
-                return x, True
-        return x, True
+                break
+        dev, grad = self.deviance(x, gradient=True)
+        free = self._free(x, grad)
+        stationary = not free.any() or np.max(np.abs(grad[free])) < 1e-8 * max(abs(dev), 1.0)
+        return x, bool(stationary)
 
     # -- quantities at the estimate -------------------------------------------------------------------
 
@@ -591,5 +599,16 @@ def fit_linear(
     problem, solution, info
     """
     problem = LinearProblem(frame)
-    theta, info = problem.optimize(start)
-    return problem, problem.solution(theta), info
+    if start is not None and not np.all(np.isfinite(start)):
+        raise ArgumentError(f"start must hold finite numbers, got {list(np.asarray(start))}.")
+    try:
+        theta, info = problem.optimize(start)
+        solution = problem.solution(theta)
+    except np.linalg.LinAlgError as exc:
+        raise RankDeficiencyError(
+            "The weighted least-squares system of the fixed effects is numerically singular "
+            "(nearly collinear fixed-effect columns, or a response fitted exactly)."
+        ) from exc
+    if not np.isfinite(solution.lnl):
+        raise DataError("The log-likelihood is not finite at the estimate: check the response and weights.")
+    return problem, solution, info
