@@ -931,6 +931,12 @@ class _Objective:
         return _fd_jacobian(self.by_group, x, rel=1e-5)
 
 
+def _decrement_tolerance(tol: float, value: float) -> float:
+    """The Newton decrement (expected gain in lnl) cannot fall below the rounding noise of lnl
+    itself, about eps * |lnl|: with large counts or weights an absolute tolerance is unreachable."""
+    return max(tol, 1e3 * np.finfo(float).eps * abs(value))
+
+
 def _quasi_newton(obj: _Objective, x: np.ndarray, Hneg: np.ndarray | None, max_iter: int,
                   verbose: bool, label: str, tol: float = 1e-12, bar=None) -> dict:
     """Maximise with BFGS-updated Newton steps and backtracking.
@@ -950,7 +956,7 @@ def _quasi_newton(obj: _Objective, x: np.ndarray, Hneg: np.ndarray | None, max_i
         Hpd = _make_pd(Hneg)
         d = np.linalg.solve(Hpd, g)
         dec = float(g @ d)
-        if dec < tol:
+        if dec < _decrement_tolerance(tol, val):
             converged = True
             it -= 1
             break
@@ -1136,7 +1142,7 @@ def fit_glmm(
         if t * rel_step > 1e-5:  # moved far enough for the Hessian to change
             H = obj.hessian(x)
     dec = float(g @ np.linalg.solve(_make_pd(-H), g))
-    converged = bool(converged or dec < 100 * tol)
+    converged = bool(converged or dec < 100 * _decrement_tolerance(tol, val))
 
     # ---- canonical theta (diagonal >= 0) ----
     beta = x[:p].copy()
@@ -1205,6 +1211,14 @@ def fit_glmm(
 
     modes = model.level_modes(frame, theta, ev)
     eta = model.eta_rows(ev)
+    if family.name == "binomial":
+        mu = family.linkinv(eta)
+        extreme = int(np.sum((mu < 1e-8) | (mu > 1 - 1e-8)))
+        if extreme:
+            warnings.warn(
+                f"Fitted probabilities are numerically 0 or 1 for {extreme} row(s): the predictors "
+                "(or the groups) may separate the outcome, so some estimates diverge and their "
+                "standard errors are unreliable.", NumericalWarning, stacklevel=2)
     return GlmmFit(
         family=family,
         nquad=nquad,
