@@ -232,13 +232,10 @@ class LinearProblem:
         A = (LT.reshape(-1, m) @ lam).reshape(n2, m, m)
         levels = self.frame.levels
         last = len(levels) - 1
+        # Level 2's tangents d(Lambda' T Lambda)/d theta_j = e_c l' + l e_c' (l = column r of
+        # Lambda' T, (r, c) = the entry's position) are never stored: they are used through this
+        # rank-2 structure. Higher levels receive dense tangents (aggregated Schur complements).
         dA = None
-        if tangents and last > 0:  # two-level models never need the full tangents (see below)
-            dA = np.zeros((st.size, *A.shape))
-            for j, (r, c) in enumerate(zip(st.rows, st.cols, strict=True)):
-                # d(Lambda' T Lambda) = E' T Lambda + Lambda' T E, E = unit matrix at (r, c)
-                dA[j, :, :, c] += LT[:, :, r]
-                dA[j, :, c, :] += LT[:, :, r]
         D_top = np.zeros(self.n_top)
         dD_top = np.zeros((st.size, self.n_top)) if tangents else None
         solves = []
@@ -272,7 +269,21 @@ class LinearProblem:
             agg = self.aggregators[k_level]
             r = S.shape[-1]
             A = (agg @ S.reshape(len(S), -1)).reshape(-1, r, r)
-            if tangents:
+            if tangents and k_level == 0:
+                # with a = (e_c)_s - K'(e_c)_u and b = l_s - K' l_u, dS_j = a b' + b a'
+                dA = np.empty((st.size, A.shape[0], r, r))
+                for j, (row, col) in enumerate(zip(st.rows, st.cols, strict=True)):
+                    l_u, l_s = LT[:, :q, row], LT[:, q:, row]
+                    b = l_s - np.einsum("gqr,gq->gr", K, l_u)
+                    if col < q:
+                        a = -K[:, col, :]
+                        ab = a[:, :, None] * b[:, None, :]
+                    else:
+                        ab = np.zeros((len(b), r, r))
+                        ab[:, col - q, :] = b
+                    dS = ab + _swap(ab)
+                    dA[j] = (agg @ dS.reshape(len(dS), -1)).reshape(-1, r, r)
+            elif tangents:
                 dM = dA[:, :, :q, :q]
                 dB = dA[:, :, :q, q:]
                 KtdB = _swap(K) @ dB
