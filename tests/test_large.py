@@ -91,3 +91,24 @@ def test_rank_deficiency_of_the_whole_design(pisa):
             WEIGHTS,
             compute_kwargs={"scheduler": "sync"},
         )
+
+
+def test_levels_are_ordered_by_the_whole_data_not_by_a_partition():
+    """A partition holding one school with one class cannot tell the levels apart by itself."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for school in range(7):
+        u = rng.normal()
+        for klass in range(1 if school == 6 else 2):
+            v = 0.5 * rng.normal()
+            for _ in range(8):
+                x = rng.normal()
+                rows.append((school, f"{school}_{klass}", x, 1 + x + u + v + rng.normal()))
+    data = pd.DataFrame(rows, columns=["school", "klass", "x", "y"])
+    formula = "y ~ x + (1|school) + (1|klass)"
+    ddf = dd.concat([dd.from_pandas(part, npartitions=1)
+                     for part in (data[data.school < 6], data[data.school == 6])])
+    ours = wemix_nb.mix_dask(formula, ddf)
+    reference = wemix_nb.mix(formula, data)
+    assert ours.lnl == pytest.approx(reference.lnl, rel=1e-12)
+    np.testing.assert_allclose(ours.coef.to_numpy(), reference.coef.to_numpy(), rtol=1e-10)

@@ -362,6 +362,7 @@ def build_model_frame(
     check_response: bool = True,
     check_rank: bool = True,
     drop_unused_categories: bool = True,
+    level_order: Sequence[str] | None = None,
 ) -> ModelFrame:
     """Build the :class:`ModelFrame` of a model.
 
@@ -386,6 +387,9 @@ def build_model_frame(
         Refuse a constant response / a rank-deficient fixed design.
     drop_unused_categories
         Drop categories that have no rows from categorical columns (as R does).
+    level_order
+        The grouping factors from level 2 up, when decided elsewhere (a Dask partition may hold
+        too few groups to tell the levels apart); by default ordered by their numbers of groups.
     """
     if not isinstance(data, pd.DataFrame):
         raise ArgumentError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
@@ -486,7 +490,12 @@ def build_model_frame(
         )
 
     # -- levels, nesting -------------------------------------------------------------------------
-    ordered = _order_levels(frame, factors)
+    if level_order is None:
+        ordered = _order_levels(frame, factors)
+    elif sorted(level_order) == sorted(factors):
+        ordered = list(level_order)
+    else:
+        raise ArgumentError(f"level_order {list(level_order)} does not list the grouping factors {factors}.")
     n = len(frame)
     if weight_cols:
         W = frame[weight_cols].to_numpy(dtype=float)

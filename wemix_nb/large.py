@@ -19,10 +19,12 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from ._frame import build_model_frame
+from ._formula import parse_formula
+from ._frame import build_model_frame, group_columns_of
 from ._linear import CrossProducts, LinearProblem, cross_products
 from .errors import (
     ArgumentError,
+    ColumnNotFoundError,
     DataError,
     DroppedRowsWarning,
     FormulaError,
@@ -31,7 +33,8 @@ from .errors import (
 )
 
 
-def _partition_statistics(pdf: pd.DataFrame, formula, weights, cweights, center_group) -> dict | None:
+def _partition_statistics(pdf: pd.DataFrame, formula, weights, cweights, center_group,
+                          level_order) -> dict | None:
     """Sufficient statistics of one partition (``None`` if it has no usable rows)."""
     if len(pdf) == 0:
         return None
@@ -47,6 +50,7 @@ def _partition_statistics(pdf: pd.DataFrame, formula, weights, cweights, center_
                 check_response=False,
                 check_rank=False,
                 drop_unused_categories=False,
+                level_order=level_order,
             )
         except DataError as exc:
             if "No rows are left" in str(exc):
@@ -252,9 +256,19 @@ def mix_dask(
 
     if not hasattr(ddf, "to_delayed"):
         raise ArgumentError(f"ddf must be a Dask DataFrame, got {type(ddf).__name__}; for pandas use mix().")
+    # the levels are ordered by their numbers of groups in the whole data, not per partition
+    factors = list(dict.fromkeys(bar.group for bar in parse_formula(formula).bars))
+    missing = [c for factor in factors for c in group_columns_of(factor) if c not in ddf.columns]
+    if missing:
+        raise ColumnNotFoundError(f"Grouping column(s) {', '.join(map(repr, missing))} not in the data.")
+    counts = dask.compute(
+        *[ddf[group_columns_of(factor)].drop_duplicates().shape[0] for factor in factors],
+        **dict(compute_kwargs or {}),
+    )
+    level_order = [factor for _, factor in sorted(zip(counts, factors, strict=True), key=lambda t: -t[0])]
     tasks = [
         dask.delayed(_partition_statistics)(
-            part, formula, None if weights is None else list(weights), cweights, center_group
+            part, formula, None if weights is None else list(weights), cweights, center_group, level_order
         )
         for part in ddf.to_delayed()
     ]
