@@ -178,3 +178,13 @@ def test_a_row_missing_one_plausible_value_leaves_every_fit():
     with pytest.warns(wemix_nb.errors.DroppedRowsWarning, match="3 row"):
         fit = wemix_nb.mix("pv{1..2}math ~ escs + (1|schoolid)", data, weights=["w_fstuwt", "w_fschwt"])
     assert [f.nobs for f in fit.fits] == [len(data) - 3] * 2
+
+
+def test_combined_theta_reproduces_the_combined_variances():
+    data = wemix_nb.datasets.pisa2012_like()
+    rng = np.random.default_rng(5)
+    data["pv2math"] = data["pv1math"] + rng.normal(0, 30, len(data))
+    fit = wemix_nb.mix("pv{1..2}math ~ escs + (1 + escs|schoolid)", data, weights=["w_fstuwt", "w_fschwt"])
+    structure = fit.fits[0].extra["problem"].structure
+    cov = structure.covariances(fit.theta.to_numpy(), fit.sigma**2)[0]
+    np.testing.assert_allclose(np.diag(cov), fit.vars.iloc[:2].to_numpy(), rtol=1e-10)

@@ -40,6 +40,7 @@ class CovarianceStructure:
         self.level_names = [level.name for level in levels]
         self.q = [level.q for level in levels]
         self.terms = [list(level.terms) for level in levels]
+        self.blocks = [[list(block) for block in level.blocks] for level in levels]
         self.offsets = np.concatenate([[0], np.cumsum(self.q)])[:-1].astype(int).tolist()
         self.Q = int(sum(self.q))
         entries: list[ThetaEntry] = []
@@ -92,3 +93,31 @@ class CovarianceStructure:
     def covariances(self, theta: np.ndarray, scale: float = 1.0) -> list[np.ndarray]:
         """Per-level covariance matrices ``scale * Lambda_l Lambda_l'``."""
         return [scale * lam @ lam.T for lam in self.factors(theta)]
+
+    def theta_from_covariances(self, covariances: list[np.ndarray]) -> np.ndarray:
+        """Theta (diagonal >= 0) whose factors reproduce the given per-level covariance matrices.
+
+        Entries between different bars of a level are ignored (they are fixed at 0). A
+        positive semi-definite block on the boundary (a zero variance) is factorised too.
+        """
+        lam = np.zeros((self.Q, self.Q))
+        for k, cov in enumerate(covariances):
+            offset = self.offsets[k]
+            for block in self.blocks[k]:
+                index = np.array(block)
+                sub = np.asarray(cov, dtype=float)[np.ix_(index, index)]
+                lam[np.ix_(offset + index, offset + index)] = _psd_cholesky(sub)
+        return lam[self.rows, self.cols]
+
+
+def _psd_cholesky(S: np.ndarray) -> np.ndarray:
+    """Lower-triangular L with L L' = S for a symmetric positive semi-definite S."""
+    S = 0.5 * (S + S.T)
+    try:
+        return np.linalg.cholesky(S)
+    except np.linalg.LinAlgError:
+        eig, vec = np.linalg.eigh(S)
+        root = np.sqrt(np.clip(eig, 0.0, None))[:, None] * vec.T  # root' root = S
+        R = np.linalg.qr(root, mode="r")
+        L = R.T
+        return L * np.where(np.diag(L) < 0, -1.0, 1.0)[None, :]

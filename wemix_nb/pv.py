@@ -195,6 +195,18 @@ def _mean_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames).groupby(level=0, sort=False).mean().reindex(frames[0].index)
 
 
+def _combined_theta(fits: list[MixResult], sigma: float) -> np.ndarray:
+    """Theta of the averaged random-effect covariances (so that theta, vars and sigma agree)."""
+    from ._covariance import CovarianceStructure
+
+    structure = CovarianceStructure(fits[0].frame.levels)
+    linear = fits[0].family is None
+    per_fit = [structure.covariances(fit.theta.to_numpy(), fit.sigma**2 if linear else 1.0) for fit in fits]
+    mean = [np.mean([covs[k] for covs in per_fit], axis=0) for k in range(len(per_fit[0]))]
+    scale = sigma**2 if linear else 1.0
+    return structure.theta_from_covariances([cov / scale for cov in mean])
+
+
 def combine_pv(
     fits: Sequence[MixResult], pv: Sequence[str] | None = None, formula: str | None = None
 ) -> PVResult:
@@ -310,7 +322,7 @@ def combine_pv(
         model_cov=pd.DataFrame(
             np.mean([f.model_cov.to_numpy() for f in fits], axis=0) + factor * B, index=names, columns=names
         ),
-        theta=pd.Series(np.mean([f.theta.to_numpy() for f in fits], axis=0), index=theta_names, name="theta"),
+        theta=pd.Series(_combined_theta(fits, sigma), index=theta_names, name="theta"),
         vars=vars_,
         sigma=sigma,
         lnl=float(np.mean([fit.lnl for fit in fits])),
