@@ -67,11 +67,13 @@ def mix(
     nquad
         Quadrature points per random effect for GLMMs (1 = Laplace).
     max_iteration
-        Maximum Newton iterations for GLMMs.
+        GLMMs: maximum quasi-Newton iterations of each phase (a Laplace fit that supplies start
+        values, then the quadrature fit; a few final Newton steps follow).
     start
         Starting values: theta for linear models; (beta[, theta]) for GLMMs.
     keep_adapting
-        GLMMs: re-centre the quadrature at every Newton step.
+        Accepted for compatibility with WeMix, where it has no effect either: the quadrature is
+        always re-centred at the modes for every likelihood evaluation.
     verbose
         Print optimiser progress (GLMMs).
     pv

@@ -1053,8 +1053,8 @@ def fit_glmm(
     verbose
         Print the optimiser's progress.
     laplace_rounding
-        Binomial with ``nquad=1`` only: use WeMix's objective with rounded level-1 weights
-       , for compatibility with WeMix's numbers. Default: exact weights.
+        Binomial with ``nquad=1`` only: use WeMix's objective with rounded level-1 weights, for
+        compatibility with WeMix's numbers. Default: exact weights.
     progress
         Progress bar over the optimiser's iterations, shown only if the fit takes more than about
         two seconds (``None``: only in an interactive session; ``False``: never).
