@@ -191,15 +191,13 @@ def group_tables(frame: ModelFrame) -> tuple[pd.Series, pd.DataFrame]:
     return ngroups, wgt
 
 
-def random_effect_tables(frame: ModelFrame, b: list[np.ndarray], b_cov: list[np.ndarray] | None):
-    """Per grouping factor: DataFrames of modes and of their conditional SDs."""
+def random_effect_tables(frame: ModelFrame, b: list[np.ndarray], sd: list[np.ndarray]):
+    """Per grouping factor: DataFrames of the modes and of their conditional SDs (``(G, q)`` arrays)."""
     ranef, ranef_sd = {}, {}
-    for k, level in enumerate(frame.levels):
+    for level, modes, sds in zip(frame.levels, b, sd, strict=True):
         index = pd.Index(level.labels, name=level.name)
-        ranef[level.name] = pd.DataFrame(b[k], index=index, columns=level.terms)
-        if b_cov is not None:
-            sd = np.sqrt(np.clip(np.diagonal(b_cov[k], axis1=1, axis2=2), 0, None))
-            ranef_sd[level.name] = pd.DataFrame(sd, index=index, columns=level.terms)
+        ranef[level.name] = pd.DataFrame(modes, index=index, columns=level.terms)
+        ranef_sd[level.name] = pd.DataFrame(sds, index=index, columns=level.terms)
     return ranef, ranef_sd
 
 
@@ -224,7 +222,8 @@ def _linear_result(formula, frame, problem: LinearProblem, sol: LinearSolution, 
     varDF = pd.DataFrame(var_rows, columns=VARDF_COLUMNS)
     re_total = sum(np.trace(c) for c in covs)
     ngroups, wgt = group_tables(frame)
-    ranef, ranef_sd = random_effect_tables(frame, sol.b, sol.b_cov)
+    sd = [np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0, None)) for cov in sol.b_cov]
+    ranef, ranef_sd = random_effect_tables(frame, sol.b, sd)
     theta_names = st.names
     return MixResult(
         formula=formula,

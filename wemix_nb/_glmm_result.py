@@ -24,7 +24,7 @@ def _variance_layout(frame: ModelFrame) -> list[tuple[int, int, int]]:
 
 def glmm_result(formula: str, frame: ModelFrame, family, fit, options: dict) -> MixResult:
     """Assemble the result of a GLMM fit."""
-    from ._api import group_tables
+    from ._api import group_tables, random_effect_tables
 
     names = frame.fixed_names
     layout = _variance_layout(frame)
@@ -61,11 +61,7 @@ def glmm_result(formula: str, frame: ModelFrame, family, fit, options: dict) -> 
     except np.linalg.LinAlgError:
         model_cov = np.full((p, p), np.nan)
     ngroups, wgt = group_tables(frame)
-    ranef, ranef_sd = {}, {}
-    for level, modes in zip(frame.levels, fit.modes, strict=True):
-        index = pd.Index(level.labels, name=level.name)
-        ranef[level.name] = pd.DataFrame(modes.b, index=index, columns=level.terms)
-        ranef_sd[level.name] = pd.DataFrame(modes.b_sd, index=index, columns=level.terms)
+    ranef, ranef_sd = random_effect_tables(frame, [m.b for m in fit.modes], [m.b_sd for m in fit.modes])
     var_names = [f"{frame.levels[k].name}.{frame.levels[k].terms[a]}" if a == c else
                  f"{frame.levels[k].name}.{frame.levels[k].terms[a]}.{frame.levels[k].terms[c]}"
                  for k, a, c in layout]
