@@ -143,7 +143,8 @@ def describe_weights(
             if len(varying):
                 raise WeightError(
                     f"level-{k + 1} weight {column!r} varies within {len(varying)} group(s) of "
-                    f"{unit!r} (e.g. {varying.index[0]!r}); a group weight must be constant in its group."
+                    f"{unit!r} (e.g. {str(varying.index[0])!r}); a group weight must be constant in its "
+                    "group."
                 )
             values = by_group.first().to_numpy()
         rows.append({"level": k + 1, "unit": unit, "weight": column, **weight_stats(values)})
