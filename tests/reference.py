@@ -78,3 +78,16 @@ def r_center_group(expression: str | None) -> dict | None:
     if not expression:
         return None
     return dict(re.findall(r'"([\w.:/]+)"\s*=\s*(~[^,)]+)', expression))
+
+
+def pisa_with_plausible_values(count: int, seed: int, noise_sd: float = 20.0) -> pd.DataFrame:
+    """pisa2012_like with pv2math .. pv<count>math = pv1math + N(0, noise_sd^2) noise (seeded)."""
+    import numpy as np
+
+    import wemix_nb
+
+    data = wemix_nb.datasets.pisa2012_like()
+    rng = np.random.default_rng(seed)
+    for k in range(2, count + 1):
+        data[f"pv{k}math"] = data["pv1math"] + rng.normal(0.0, noise_sd, len(data))
+    return data

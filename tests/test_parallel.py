@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from reference import pisa_with_plausible_values
 
 import wemix_nb
 from wemix_nb._progress import _NoBar, progress_bar, wants_progress
@@ -18,11 +19,7 @@ RHS = "escs + st04q01 + (1|schoolid)"
 
 @pytest.fixture(scope="module")
 def pisa_pv() -> pd.DataFrame:
-    data = wemix_nb.datasets.pisa2012_like()
-    rng = np.random.default_rng(11)
-    for k in range(2, 5):
-        data[f"pv{k}math"] = data["pv1math"] + rng.normal(0.0, 20.0, len(data))
-    return data
+    return pisa_with_plausible_values(4, seed=11)
 
 
 @pytest.fixture(scope="module")

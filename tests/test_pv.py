@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from reference import pisa_with_plausible_values
 
 import wemix_nb
 from wemix_nb.errors import ArgumentError, FormulaError
@@ -18,12 +19,7 @@ RHS = "escs + st04q01 + (1|schoolid)"
 
 @pytest.fixture(scope="module")
 def pisa_pv() -> pd.DataFrame:
-    """pisa2012_like with pv2..pv5math = pv1math + N(0, 20^2) noise (seeded)."""
-    data = wemix_nb.datasets.pisa2012_like()
-    rng = np.random.default_rng(20240607)
-    for k in range(2, 6):
-        data[f"pv{k}math"] = data["pv1math"] + rng.normal(0.0, 20.0, len(data))
-    return data
+    return pisa_with_plausible_values(5, seed=20240607)
 
 
 @pytest.fixture(scope="module")
