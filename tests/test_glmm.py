@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from reference import WEMIX_REFERENCE, require_shared, vignette_case, wemix_case
 from scipy.special import logsumexp
 
 import wemix_nb
@@ -41,17 +41,7 @@ from wemix_nb.errors import (
 )
 from wemix_nb.families import Binomial, Poisson, get_family
 
-SHARED = Path(__file__).parents[1].parent / "shared"
-WEMIX_REF = SHARED / "docs" / "wemix-reference"
-WEMIX_R = SHARED / "reference" / "wemix-r"
-VIGNETTE = SHARED / "reference" / "vignette-pisa-like"
-
 LNL_TOL, COEF_TOL, VARS_TOL, SE_TOL = 1e-5, 1e-3, 1e-2, 2e-2
-
-
-def _require(path: Path) -> None:
-    if not path.exists():
-        pytest.skip(f"reference data {path} is not present (the ../shared folder is needed)")
 
 
 def _rel(a, b) -> float:
@@ -65,19 +55,11 @@ def _values(obj) -> list[float]:
     return list(np.ravel(obj))
 
 
-def _typed(data: pd.DataFrame, column_types: dict | None) -> pd.DataFrame:
-    for column, spec in (column_types or {}).items():
-        if spec.get("type") == "factor" and column in data:
-            data[column] = pd.Categorical(data[column].astype(str),
-                                          categories=[str(v) for v in spec["levels"]])
-    return data
-
-
 @pytest.fixture(scope="module")
 def ref_data() -> tuple[pd.DataFrame, dict]:
-    _require(WEMIX_REF / "expected_outputs.json")
-    data = pd.read_csv(WEMIX_REF / "wemix_ref_data.csv")
-    expected = json.loads((WEMIX_REF / "expected_outputs.json").read_text())
+    require_shared()
+    data = pd.read_csv(WEMIX_REFERENCE / "wemix_ref_data.csv")
+    expected = json.loads((WEMIX_REFERENCE / "expected_outputs.json").read_text())
     return data, expected
 
 
@@ -198,16 +180,9 @@ def test_g4_wemix_stopped_early(ref_data):
 # R reference cases
 
 
-def _case(folder: Path):
-    _require(folder / "expected.json")
-    expected = json.loads((folder / "expected.json").read_text())
-    data = _typed(pd.read_csv(folder / "data.csv"), expected.get("column_types"))
-    return data, expected
-
-
 @pytest.mark.parametrize("name", ["A4_sleepstudy_binomial", "A8b_survey_binomial"])
 def test_wemix_r_binomial_cases(name):
-    data, expected = _case(WEMIX_R / name)
+    data, expected = wemix_case(name)
     call, result = expected["call"], expected["result"]
     frame = build_model_frame(call["formula"], data, call["weights"], binomial_response=True)
     fit = fit_glmm(frame, "binomial", nquad=call["nQuad"])
@@ -218,10 +193,7 @@ def test_wemix_r_binomial_cases(name):
 
 
 def test_pisa_like_binomial():
-    folder = VIGNETTE / "pisa_like_b1"
-    _require(folder / "expected.json")
-    expected = json.loads((folder / "expected.json").read_text())
-    data = _typed(pd.read_csv(folder / "data.csv"), expected.get("column_types"))
+    data, expected = vignette_case("b1")
     data["high"] = (data["pv1math"] > 500).astype(float)
     call, result = expected["call"], expected["result"]
     frame = build_model_frame(call["formula"], data, call["weights"], binomial_response=True)
