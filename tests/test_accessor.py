@@ -8,7 +8,7 @@ import pytest
 from _html_tables import number, parse_tables, shown
 
 import wemix_nb
-from wemix_nb._weights import describe_weights, weight_stats
+from wemix_nb.survey.describe import describe_weights, weight_stats
 from wemix_nb.errors import ArgumentError, ColumnNotFoundError, WeightError
 
 WEIGHTS = ["w_fstuwt", "w_fschwt"]

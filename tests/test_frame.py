@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import wemix_nb
-from wemix_nb._frame import build_model_frame
+from wemix_nb.model.frame import build_model_frame
 from wemix_nb.errors import DroppedRowsWarning
 
 WEIGHTS = ["w_fstuwt", "w_fschwt"]

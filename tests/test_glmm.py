@@ -30,8 +30,8 @@ from reference import WEMIX_REFERENCE, require_shared, vignette_case, wemix_case
 from scipy.special import logsumexp
 
 import wemix_nb
-from wemix_nb._frame import build_model_frame
-from wemix_nb._glmm import _Objective, _ThreeLevel, _TwoLevel, fit_glmm
+from wemix_nb.model.frame import build_model_frame
+from wemix_nb.estimation.glmm.core import _Objective, _ThreeLevel, _TwoLevel, fit_glmm
 from wemix_nb.errors import (
     ArgumentError,
     ConvergenceWarning,
@@ -39,7 +39,7 @@ from wemix_nb.errors import (
     FamilyError,
     FormulaError,
 )
-from wemix_nb.families import Binomial, Poisson, get_family
+from wemix_nb.estimation.families import Binomial, Poisson, get_family
 
 LNL_TOL, COEF_TOL, VARS_TOL, SE_TOL = 1e-5, 1e-3, 1e-2, 2e-2
 

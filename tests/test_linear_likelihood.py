@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from reference import wemix_reference_case
 
-from wemix_nb._frame import build_model_frame
-from wemix_nb._linear import LinearProblem
+from wemix_nb.model.frame import build_model_frame
+from wemix_nb.estimation.linear import LinearProblem
 
 
 @pytest.mark.parametrize("name", ["L1", "L2", "L3", "L3c", "L4", "L5"])

@@ -11,7 +11,7 @@ from reference import pisa_with_plausible_values
 
 import wemix_nb
 from wemix_nb.errors import ArgumentError, FormulaError
-from wemix_nb.pv import PVResult, combine_pv, expand_pv, pv_formulas
+from wemix_nb.survey.pv import PVResult, combine_pv, expand_pv, pv_formulas
 
 WEIGHTS = ["w_fstuwt", "w_fschwt"]
 RHS = "escs + st04q01 + (1|schoolid)"

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 import wemix_nb
-from wemix_nb.extras import degrees_of_freedom
+from wemix_nb.results.extras import degrees_of_freedom
 
 WEIGHTS = ["w_fstuwt", "w_fschwt"]
 
@@ -73,7 +73,7 @@ def test_unweighted_equals_plain_nakagawa():
     ],
 )
 def test_glmm_distribution_specific_variance(ri_fit, family, link, expected):
-    get_family = pytest.importorskip("wemix_nb.families").get_family
+    get_family = wemix_nb.families.get_family
     fake = replace(ri_fit, family=get_family(family, link), sigma=1.0)
     r2 = fake.r_squared()
     assert r2["var_residual"] == pytest.approx(expected)
@@ -81,7 +81,7 @@ def test_glmm_distribution_specific_variance(ri_fit, family, link, expected):
 
 
 def test_poisson_lognormal_variance(ri_fit, pisa):
-    get_family = pytest.importorskip("wemix_nb.families").get_family
+    get_family = wemix_nb.families.get_family
     small = replace(ri_fit, family=get_family("poisson", None), sigma=1.0, coef=ri_fit.coef / 1000.0)
     r2 = small.r_squared()
     w = pisa["w_fstuwt"].to_numpy()

@@ -14,7 +14,7 @@ from scipy import stats
 
 import wemix_nb
 from wemix_nb.errors import ArgumentError, NewLevelError
-from wemix_nb.families import get_family
+from wemix_nb.estimation.families import get_family
 
 NUMBER = re.compile(r"(?<![\w.\[])-?\d+(?:\.\d+)?(?![\w.\]])")
 

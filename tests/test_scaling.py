@@ -8,7 +8,7 @@ import pytest
 
 import wemix_nb
 from wemix_nb.errors import ArgumentError, WeightError
-from wemix_nb.scaling import scale_weights
+from wemix_nb.survey.scaling import scale_weights
 
 WEIGHTS = ["w_fstuwt", "w_fschwt"]
 FORMULA = "pv1math ~ escs + st04q01 + (1|schoolid)"

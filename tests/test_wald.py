@@ -13,7 +13,7 @@ from scipy import stats
 
 import wemix_nb
 from wemix_nb.errors import ArgumentError, CoefficientNotFoundError
-from wemix_nb.families import get_family
+from wemix_nb.estimation.families import get_family
 
 
 def _fit_case(case: str):

@@ -13,25 +13,44 @@ tables, Altair charts, widgets) is imported only when it is used.
 
 from __future__ import annotations
 
-from . import (
+from wemix_nb import (
     accessor,  # noqa: F401  (registers DataFrame.wemix)
     datasets,
     errors,
-    families,
 )
-from ._api import mix
-from .extras import degrees_of_freedom
-from .inference import WaldTest, wald_test
-from .large import mix_dask
-from .parallel import fit_many
-from .pv import PVResult
-from .results import MixResult
-from .scaling import scale_weights
+from wemix_nb.api import mix
+from wemix_nb.distributed.dask import mix_dask
+from wemix_nb.distributed.parallel import fit_many
+from wemix_nb.estimation import families
+from wemix_nb.results.extras import degrees_of_freedom
+from wemix_nb.results.inference import WaldTest, wald_test
+from wemix_nb.results.report import MixSummary
+from wemix_nb.results.result import MixResult
+from wemix_nb.survey.describe import WeightSummary, describe_weights
+from wemix_nb.survey.pv import PVResult, combine_pv
+from wemix_nb.survey.scaling import scale_weights
 
 __version__ = "0.1.0"
 
-__all__ = ["MixResult", "WaldTest", "datasets", "errors", "families", "mix", "wald_test"]
-__all__ += ["PVResult", "degrees_of_freedom", "fit_many", "mix_dask", "scale_weights"]
+__all__ = [
+    "MixResult",
+    "MixSummary",
+    "PVResult",
+    "WaldTest",
+    "WeightSummary",
+    "combine_pv",
+    "compare",
+    "datasets",
+    "degrees_of_freedom",
+    "describe_weights",
+    "errors",
+    "families",
+    "fit_many",
+    "mix",
+    "mix_dask",
+    "scale_weights",
+    "wald_test",
+]
 
 
 # the notebook layer is imported on first use, so `import wemix_nb` never loads great_tables,
@@ -41,9 +60,13 @@ _LAZY_SUBMODULES = ("display", "widgets")
 
 def __getattr__(name: str):
     if name == "compare":
-        from .display.html import compare
+        from wemix_nb.display.html import compare
 
         return compare
+    if name == "widgets":  # one home: the notebook layer's widgets module
+        import importlib
+
+        return importlib.import_module(f"{__name__}.display.widgets")
     if name in _LAZY_SUBMODULES:
         import importlib
 

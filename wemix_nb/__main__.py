@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from . import datasets, mix
+from wemix_nb import datasets, mix
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ class WemixAccessor:
         Takes every option of :func:`wemix_nb.mix` (``family``, ``link``, ``cweights``,
         ``center_group``, ``center_grand``, ``nquad``...). Returns a :class:`~wemix_nb.MixResult`.
         """
-        from ._api import mix
+        from wemix_nb.api import mix
 
         return mix(formula, self._data, weights, **options)
 
@@ -44,6 +44,6 @@ class WemixAccessor:
         :class:`~wemix_nb._weights.WeightSummary` (``.table`` is a DataFrame; it shows as a
         great-tables table in notebooks).
         """
-        from ._weights import describe_weights
+        from wemix_nb.survey.describe import describe_weights
 
         return describe_weights(self._data, weights, groups)

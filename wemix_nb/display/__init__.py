@@ -54,7 +54,7 @@ def enable_offline_charts() -> str:
 
 def __getattr__(name: str):
     if name == "compare":
-        from .html import compare
+        from wemix_nb.display.html import compare
 
         return compare
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -82,7 +82,7 @@ def variance_frame(result) -> pd.DataFrame:
 
 def level_frame(result) -> pd.DataFrame:
     """Units and weights per level: ngroups + wgtStats (+ Kish design effect from the model frame)."""
-    from .._weights import weight_stats
+    from wemix_nb.survey.describe import weight_stats
 
     ngroups = result.ngroups
     wgt = result.wgtStats
@@ -358,14 +358,14 @@ class Comparison:
                  level: float = 0.95):
         models = list(models)
         if not models:
-            from ..errors import ArgumentError
+            from wemix_nb.errors import ArgumentError
 
             raise ArgumentError("compare() needs at least one fitted model.")
         if names is None:
             names = [f"({i + 1})" for i in range(len(models))]
         names = [str(n) for n in names]
         if len(names) != len(models) or len(set(names)) != len(names):
-            from ..errors import ArgumentError
+            from wemix_nb.errors import ArgumentError
 
             raise ArgumentError(f"names must be {len(models)} distinct labels, got {names}.")
         self.models = models
@@ -448,7 +448,7 @@ class Comparison:
 
     def plot(self, level: float | None = None, intercept: bool = True):
         """All models on one coefficient (forest) plot, dodged by model."""
-        from .plots import compare_plot
+        from wemix_nb.display.plots import compare_plot
 
         return compare_plot(self, level=self.level if level is None else level, intercept=intercept)
 

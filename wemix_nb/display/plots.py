@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import ArgumentError
-from .html import coef_frame
+from wemix_nb.display.html import coef_frame
+from wemix_nb.errors import ArgumentError
 
 __all__ = ["ALTAIR_MAX_ROWS", "LABELLED_GROUPS", "coef_plot", "compare_plot", "ranef_data", "ranef_plot"]
 

@@ -32,7 +32,7 @@ def _parse_values(text: str) -> list[float] | None:
     text = text.strip()
     if not text:
         return None
-    from ..errors import ArgumentError
+    from wemix_nb.errors import ArgumentError
 
     try:
         return [float(part) for part in text.replace(";", ",").split(",") if part.strip()]
@@ -78,7 +78,7 @@ class WaldWidget(widgets.VBox):
     @staticmethod
     def _lambda_names(result) -> list[str]:
         try:
-            from ..inference import wald_test
+            from wemix_nb.results.inference import wald_test
 
             return [str(n) for n in wald_test(result, type="Lambda").names]
         except Exception:  # no covariance of the variance estimates: Lambda tests unavailable
@@ -91,17 +91,17 @@ class WaldWidget(widgets.VBox):
         self.values.value = ""
 
     def _on_click(self, _button=None) -> None:
-        from ..inference import wald_test
+        from wemix_nb.results.inference import wald_test
 
         try:
             coefs = list(self.coefs.value)
             if not coefs:
-                from ..errors import ArgumentError
+                from wemix_nb.errors import ArgumentError
 
                 raise ArgumentError("Select at least one parameter to test.")
             self.test = wald_test(self.result, type=self.kind.value, coefs=coefs,
                                   hypothesis=_parse_values(self.values.value))
-            from .html import wald_html
+            from wemix_nb.display.html import wald_html
 
             self.output.value = wald_html(self.test)
         except Exception as exc:  # shown to the user, not raised into the event loop
@@ -196,13 +196,13 @@ class ModelBuilder(widgets.VBox):
         """Weight columns in :func:`wemix_nb.mix` order, or None (unweighted)."""
         if self.row_weight.value is None:
             if any(d.value is not None for d in self.group_weights.values()):
-                from ..errors import ArgumentError
+                from wemix_nb.errors import ArgumentError
 
                 raise ArgumentError("Choose a row weight too, or no weights at all.")
             return None
         missing = [g for g, d in self.group_weights.items() if d.value is None]
         if missing:
-            from ..errors import ArgumentError
+            from wemix_nb.errors import ArgumentError
 
             raise ArgumentError(f"Choose a weight for every grouping level; missing: {missing}.")
         return [self.row_weight.value] + [self.group_weights[g].value for g in self.ordered_groups()]
@@ -210,8 +210,8 @@ class ModelBuilder(widgets.VBox):
     # -- fitting ---------------------------------------------------------------------------------
 
     def _on_click(self, _button=None) -> None:
-        from .._api import mix
-        from .html import result_html
+        from wemix_nb.api import mix
+        from wemix_nb.display.html import result_html
 
         self.button.disabled = True
         self.progress.layout.visibility = "visible"
@@ -244,7 +244,7 @@ def model_builder(data: pd.DataFrame) -> ModelBuilder:
     the controls.
     """
     if not isinstance(data, pd.DataFrame):
-        from ..errors import ArgumentError
+        from wemix_nb.errors import ArgumentError
 
         raise ArgumentError(f"model_builder needs a pandas DataFrame, got {type(data).__name__}.")
     return ModelBuilder(data)

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
-from .errors import ArgumentError, DroppedRowsWarning, FormulaError
-from .results import MixResult
+from wemix_nb.errors import ArgumentError, DroppedRowsWarning, FormulaError
+from wemix_nb.results.result import MixResult
 
 _RANGE = re.compile(r"\{\s*(\d+)\s*\.\.\s*(\d+)\s*\}")
 
@@ -181,7 +181,7 @@ def _sigma_entries(fit: MixResult) -> np.ndarray | None:
     """The (co)variance entry behind each theta, for the between-PV part of ``var_theta``."""
     if fit.frame is None:
         return None
-    from ._covariance import CovarianceStructure
+    from wemix_nb.model.covariance import CovarianceStructure
 
     st = CovarianceStructure(fit.frame.levels)
     if st.size != len(fit.theta):
@@ -197,7 +197,7 @@ def _mean_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 def _combined_theta(fits: list[MixResult], sigma: float) -> np.ndarray:
     """Theta of the averaged random-effect covariances (so that theta, vars and sigma agree)."""
-    from ._covariance import CovarianceStructure
+    from wemix_nb.model.covariance import CovarianceStructure
 
     structure = CovarianceStructure(fits[0].frame.levels)
     linear = fits[0].family is None
@@ -381,7 +381,7 @@ def fit_plausible_values(
     -------
     PVResult
     """
-    from .parallel import fit_many
+    from wemix_nb.distributed.parallel import fit_many
 
     names, formulas = pv_formulas(formula, pv)
     present = [name for name in names if name in data.columns]

@@ -27,9 +27,15 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse
 
-from ._covariance import CovarianceStructure
-from ._frame import ModelFrame
-from .errors import ArgumentError, ConvergenceWarning, DataError, NumericalWarning, RankDeficiencyError
+from wemix_nb.errors import (
+    ArgumentError,
+    ConvergenceWarning,
+    DataError,
+    NumericalWarning,
+    RankDeficiencyError,
+)
+from wemix_nb.model.covariance import CovarianceStructure
+from wemix_nb.model.frame import ModelFrame
 
 LOG_2PI = np.log(2.0 * np.pi)
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from ._progress import progress_bar
-from .errors import ArgumentError
+from wemix_nb._progress import progress_bar
+from wemix_nb.errors import ArgumentError
 
 # data sets of the current worker process, keyed by their position in the caller's list
 _WORKER_DATA: dict[int, pd.DataFrame] = {}
@@ -60,7 +60,7 @@ def _split_data(specs: Sequence[Any]) -> tuple[list[pd.DataFrame], list[int], li
 
 def _run(kwargs: dict, data: pd.DataFrame):
     """One fit; returns the result and the warnings it raised (to re-raise in the caller)."""
-    from ._api import mix
+    from wemix_nb.api import mix
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 from formulaic import Formula, model_matrix
 
-from ._formula import ParsedFormula, RandomBar, parse_formula
-from .errors import (
+from wemix_nb.errors import (
     ArgumentError,
     ColumnNotFoundError,
     DataError,
@@ -28,6 +27,7 @@ from .errors import (
     RankDeficiencyError,
     WeightError,
 )
+from wemix_nb.model.formula import ParsedFormula, RandomBar, parse_formula
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ._frame import group_labels
-from .errors import ArgumentError, ColumnNotFoundError, WeightError
+from wemix_nb.errors import ArgumentError, ColumnNotFoundError, WeightError
+from wemix_nb.model.frame import group_labels
 
 METHODS = ("none", "cluster", "effective")
 
@@ -170,7 +170,7 @@ def scaled_data(
     _check_method(method)
     if method == "none" or weights is None:
         return data
-    from ._frame import build_model_frame
+    from wemix_nb.model.frame import build_model_frame
 
     positional = data.reset_index(drop=True)  # the data's own index may have duplicate labels
     with warnings.catch_warnings():

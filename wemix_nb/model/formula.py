@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import FormulaError
+from wemix_nb.errors import FormulaError
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .errors import ArgumentError
+from wemix_nb.errors import ArgumentError
 
 DF_KINDS = ("normal", "groups", "rubin")
 
@@ -34,7 +34,7 @@ def _weighted_var(x: np.ndarray, w: np.ndarray) -> float:
 
 def _random_variance_by_row(result) -> np.ndarray:
     """``sum_l z_il' Sigma_l z_il`` per row (Johnson 2014)."""
-    from ._covariance import CovarianceStructure
+    from wemix_nb.model.covariance import CovarianceStructure
 
     frame = result.frame
     st = CovarianceStructure(frame.levels)

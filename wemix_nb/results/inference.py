@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import ArgumentError, CoefficientNotFoundError
+from wemix_nb.errors import ArgumentError, CoefficientNotFoundError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .results import MixResult
+    from wemix_nb.results.result import MixResult
 
 __all__ = ["WaldTest", "wald_test"]
 
@@ -102,7 +102,7 @@ class WaldTest:
 
     def _repr_html_(self) -> str:
         try:
-            from .display.html import wald_html
+            from wemix_nb.display.html import wald_html
         except Exception:  # the notebook layer is optional
             return f"<pre>{html.escape(str(self))}</pre>"
         return wald_html(self)

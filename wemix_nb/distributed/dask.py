@@ -19,10 +19,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from ._formula import parse_formula
-from ._frame import build_model_frame, group_columns_of
-from ._linear import CrossProducts, LinearProblem, cross_products
-from .errors import (
+from wemix_nb.errors import (
     ArgumentError,
     ColumnNotFoundError,
     DataError,
@@ -31,6 +28,9 @@ from .errors import (
     NestingError,
     RankDeficiencyError,
 )
+from wemix_nb.estimation.linear import CrossProducts, LinearProblem, cross_products
+from wemix_nb.model.formula import parse_formula
+from wemix_nb.model.frame import build_model_frame, group_columns_of
 
 
 def _partition_statistics(pdf: pd.DataFrame, formula, weights, cweights, center_group,
@@ -252,7 +252,7 @@ def mix_dask(
     """
     import dask
 
-    from ._api import _linear_result
+    from wemix_nb.results.assemble import linear_result
 
     if not hasattr(ddf, "to_delayed"):
         raise ArgumentError(f"ddf must be a Dask DataFrame, got {type(ddf).__name__}; for pandas use mix().")
@@ -360,7 +360,7 @@ def mix_dask(
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        result = _linear_result(
+        result = linear_result(
             formula, replace(frame, weight1=np.array([np.nan])), problem, solution, info, options
         )
     w_sum = sum(part["w1"][0] for part in parts)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit, gammaln, log_ndtr, ndtr
 
-from .errors import FamilyError
+from wemix_nb.errors import FamilyError
 
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 _ETA_MAX = 700.0  # exp(700) is finite; beyond that a Poisson mean is meaningless anyway
@@ -176,7 +176,7 @@ class Binomial(Family):
         return {"ll": ll, "d1": d1, "d2": d2, "w": w, "dw": w * dlogw}
 
     def check_response(self, y, column):
-        from .errors import DataError
+        from wemix_nb.errors import DataError
 
         y = np.asarray(y, dtype=float)
         bad = ~np.isin(y, (0.0, 1.0))
@@ -242,7 +242,7 @@ class Poisson(Family):
         return -gammaln(np.asarray(y, dtype=float) + 1.0)
 
     def check_response(self, y, column):
-        from .errors import DataError
+        from wemix_nb.errors import DataError
 
         y = np.asarray(y, dtype=float)
         bad = ~np.isfinite(y) | (y < 0) | (y != np.round(y))

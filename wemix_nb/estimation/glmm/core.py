@@ -65,11 +65,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._covariance import CovarianceStructure
-from ._frame import ModelFrame
-from ._progress import iteration_bar
-from .errors import ArgumentError, ConvergenceWarning, DataError, FormulaError, NumericalWarning
-from .families import Family, get_family
+from wemix_nb._progress import iteration_bar
+from wemix_nb.errors import ArgumentError, ConvergenceWarning, DataError, FormulaError, NumericalWarning
+from wemix_nb.estimation.families import Family, get_family
+from wemix_nb.model.covariance import CovarianceStructure
+from wemix_nb.model.frame import ModelFrame
 
 _CHUNK = 1 << 15  # elements per (rows x nodes) block: small temporaries are reused by the
 # allocator and stay in cache; blocks of several MB cost page faults on every allocation

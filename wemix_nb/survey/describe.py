@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._frame import group_labels
-from .errors import ArgumentError, ColumnNotFoundError, WeightError
+from wemix_nb.errors import ArgumentError, ColumnNotFoundError, WeightError
+from wemix_nb.model.frame import group_labels
 
 COLUMNS = ["level", "unit", "weight", "n", "sum", "mean", "min", "max", "cv", "deff", "n_eff"]
 
@@ -74,12 +74,12 @@ class WeightSummary:
 
     def to_gt(self):
         """The great_tables ``GT`` table shown in notebooks (restyle or save it)."""
-        from .display.html import weights_gt
+        from wemix_nb.display.html import weights_gt
 
         return weights_gt(self)
 
     def _repr_html_(self) -> str:
-        from .display.html import weights_html
+        from wemix_nb.display.html import weights_html
 
         return weights_html(self)
 

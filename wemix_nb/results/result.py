@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._frame import ModelFrame, group_labels
-from .errors import ArgumentError, ColumnNotFoundError, NewLevelError
+from wemix_nb.errors import ArgumentError, ColumnNotFoundError, NewLevelError
+from wemix_nb.model.frame import ModelFrame, group_labels
 
 # columns of the variance table (WeMix's varDF)
 VARDF_COLUMNS = ["grp", "var1", "var2", "vcov", "ngrp", "level", "SEvcov", "fullGroup"]
@@ -147,7 +147,7 @@ class MixResult:
         )
 
     def __str__(self) -> str:
-        from ._report import short_text
+        from wemix_nb.results.report import short_text
 
         return short_text(self)
 
@@ -159,7 +159,7 @@ class MixResult:
         Returns a :class:`~wemix_nb._report.MixSummary`; ``print()`` it for the text layout. Its
         tables (``.variance``, ``.groups``, ``.coef``) are DataFrames.
         """
-        from ._report import summary
+        from wemix_nb.results.report import summary
 
         return summary(self, digits)
 
@@ -175,14 +175,14 @@ class MixResult:
         ``df``: ``"normal"`` (default, as WeMix), ``"groups"`` (t with top-level groups minus
         fixed effects; Barnard-Rubin for plausible-value results) or ``"rubin"``.
         """
-        from ._report import tidy
+        from wemix_nb.results.report import tidy
 
         return tidy(self, level, df)
 
     def confint(self, level: float = 0.95, df: str = "normal") -> pd.DataFrame:
         """Confidence intervals of the fixed effects (columns ``lower``, ``upper``); ``df`` as in
         :meth:`tidy`."""
-        from ._report import confint
+        from wemix_nb.results.report import confint
 
         return confint(self, level, df)
 
@@ -193,26 +193,26 @@ class MixResult:
     def variance_components(self) -> pd.DataFrame:
         """One row per random-effect variance and covariance (and the residual variance):
         level, group, term1, term2, kind, estimate, std_error, std_dev, correlation."""
-        from ._report import variance_components
+        from wemix_nb.results.report import variance_components
 
         return variance_components(self)
 
     def random_effects(self, with_sd: bool = True) -> dict[str, pd.DataFrame]:
         """Per grouping factor, a DataFrame indexed by group: the conditional modes (one column per
         term) and, with ``with_sd``, their conditional SDs (``<term>_sd``)."""
-        from ._report import random_effects
+        from wemix_nb.results.report import random_effects
 
         return random_effects(self, with_sd)
 
     def to_dict(self) -> dict:
         """The estimates as a JSON-serialisable dict (NaN becomes ``None``)."""
-        from ._report import to_dict
+        from wemix_nb.results.report import to_dict
 
         return to_dict(self)
 
     def wald_test(self, type: str = "beta", coefs=None, hypothesis=None):
         """Shortcut for :func:`wemix_nb.wald_test` on this result."""
-        from .inference import wald_test
+        from wemix_nb.results.inference import wald_test
 
         return wald_test(self, type=type, coefs=coefs, hypothesis=hypothesis)
 
@@ -260,14 +260,14 @@ class MixResult:
 
     def r_squared(self) -> pd.Series:
         """Marginal and conditional R^2 (Nakagawa & Schielzeth 2013); see :mod:`wemix_nb.extras`."""
-        from .extras import r_squared
+        from wemix_nb.results.extras import r_squared
 
         return r_squared(self)
 
     # -- the notebook layer (imported lazily: the core does not depend on it) ---------------------
 
     def _repr_html_(self) -> str:
-        from .display.html import result_html
+        from wemix_nb.display.html import result_html
 
         return result_html(self)
 
@@ -275,26 +275,26 @@ class MixResult:
 
     def to_gt(self, level: float = 0.95, digits: int = 3):
         """The HTML report's great-tables tables (``.fixed``, ``.variance``, ``.groups``) to restyle/save."""
-        from .display.html import result_gt
+        from wemix_nb.display.html import result_gt
 
         return result_gt(self, level=level, digits=digits)
 
     def plot_ranef(self, term: str | None = None, group: str | None = None, top: int | None = None,
                    **kwargs):
         """Altair caterpillar plot of the conditional modes (:func:`wemix_nb.display.plots.ranef_plot`)."""
-        from .display.plots import ranef_plot
+        from wemix_nb.display.plots import ranef_plot
 
         return ranef_plot(self, term=term, group=group, top=top, **kwargs)
 
     def plot_coef(self, level: float = 0.95, **kwargs):
         """Altair forest plot of the fixed effects (see :func:`wemix_nb.display.plots.coef_plot`)."""
-        from .display.plots import coef_plot
+        from wemix_nb.display.plots import coef_plot
 
         return coef_plot(self, level=level, **kwargs)
 
     def wald_widget(self):
         """ipywidgets front end to :func:`wemix_nb.wald_test` (see :mod:`wemix_nb.display.widgets`)."""
-        from .display.widgets import wald_widget
+        from wemix_nb.display.widgets import wald_widget
 
         return wald_widget(self)
 
@@ -302,36 +302,36 @@ class MixResult:
 
     @property
     def __maketables_coef_table__(self) -> pd.DataFrame:
-        from .display.maketables import coef_table
+        from wemix_nb.display.maketables import coef_table
 
         return coef_table(self)
 
     def __maketables_stat__(self, key: str):
-        from .display.maketables import stat
+        from wemix_nb.display.maketables import stat
 
         return stat(self, key)
 
     @property
     def __maketables_depvar__(self) -> str:
-        from .display.maketables import depvar
+        from wemix_nb.display.maketables import depvar
 
         return depvar(self)
 
     @property
     def __maketables_vcov_info__(self) -> dict:
-        from .display.maketables import vcov_info
+        from wemix_nb.display.maketables import vcov_info
 
         return vcov_info(self)
 
     @property
     def __maketables_default_stat_keys__(self) -> list[str]:
-        from .display.maketables import default_stat_keys
+        from wemix_nb.display.maketables import default_stat_keys
 
         return default_stat_keys(self)
 
     @property
     def __maketables_stat_labels__(self) -> dict[str, str]:
-        from .display.maketables import stat_labels
+        from wemix_nb.display.maketables import stat_labels
 
         return stat_labels(self)
 

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import stats
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .results import MixResult
+    from wemix_nb.results.result import MixResult
 
 # -------------------------------------------------------------------------------------------------
 # R-like number formatting
@@ -284,7 +284,7 @@ class MixSummary:
 
     def _repr_html_(self) -> str:
         try:
-            from .display.html import summary_html  # type: ignore[attr-defined]
+            from wemix_nb.display.html import summary_html  # type: ignore[attr-defined]
         except Exception:  # the notebook layer is optional
             return f"<pre>{html.escape(str(self))}</pre>"
         return summary_html(self)
@@ -327,7 +327,7 @@ def tidy(result: MixResult, level: float = 0.95, df: str = "normal") -> pd.DataF
     (top-level groups - fixed effects) degrees of freedom, as survey analysts often do; plausible-
     value results use Barnard-Rubin degrees of freedom for both ``"groups"`` and ``"rubin"``.
     """
-    from .extras import degrees_of_freedom
+    from wemix_nb.results.extras import degrees_of_freedom
 
     _check_level(level)
     dof = degrees_of_freedom(result, df).to_numpy()
@@ -355,7 +355,7 @@ def confint(result: MixResult, level: float = 0.95, df: str = "normal") -> pd.Da
 
 
 def _check_level(level: float) -> None:
-    from .errors import ArgumentError
+    from wemix_nb.errors import ArgumentError
 
     if not isinstance(level, int | float) or not 0 < level < 1:
         raise ArgumentError(f"level must be a number strictly between 0 and 1, got {level!r}.")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._frame import RandomLevel
+from wemix_nb.model.frame import RandomLevel
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from ._covariance import CovarianceStructure
-from ._frame import ModelFrame, build_model_frame, check_linear_identifiable
-from ._linear import LinearProblem, LinearSolution, fit_linear
-from .errors import ArgumentError
-from .results import VARDF_COLUMNS, MixResult
+from wemix_nb.errors import ArgumentError
+from wemix_nb.estimation.linear import fit_linear
+from wemix_nb.model.covariance import CovarianceStructure
+from wemix_nb.model.frame import ModelFrame, build_model_frame, check_linear_identifiable
+from wemix_nb.results.assemble import glmm_result, linear_result
+from wemix_nb.results.result import MixResult
 
 
 @threadpool_limits.wrap(limits=1, user_api="blas")
@@ -104,7 +105,7 @@ def mix(
     The fit runs with one BLAS thread: its matrices are tiny per-group blocks, for which threaded
     BLAS only adds synchronisation (about 3x slower on two cores).
     """
-    from .pv import fit_plausible_values, has_pv_range
+    from wemix_nb.survey.pv import fit_plausible_values, has_pv_range
 
     if pv is not None or has_pv_range(formula):
         return fit_plausible_values(
@@ -115,7 +116,7 @@ def mix(
         )
     fam = None
     if family is not None and family != "gaussian":
-        from .families import get_family
+        from wemix_nb.estimation.families import get_family
 
         fam = get_family(family, link)
     if isinstance(nquad, bool) or not isinstance(nquad, int | np.integer) or nquad < 1:
@@ -129,7 +130,7 @@ def mix(
             or max_iteration < 1:
         raise ArgumentError(f"max_iteration must be a positive integer, got {max_iteration!r}.")
     if scale_weights != "none":
-        from .scaling import scaled_data
+        from wemix_nb.survey.scaling import scaled_data
 
         data = scaled_data(
             formula, data, weights, scale_weights, cweights=cweights, center_group=center_group,
@@ -149,8 +150,7 @@ def mix(
         options["scale_weights"] = scale_weights
     if fam is None:
         return _fit_linear_model(formula, frame, start, options)
-    from ._glmm import fit_glmm
-    from ._glmm_result import glmm_result
+    from wemix_nb.estimation.glmm import fit_glmm
 
     fit = fit_glmm(frame, fam, nquad=int(nquad), start=start, max_iteration=max_iteration,
                    keep_adapting=keep_adapting, verbose=verbose, progress=progress,
@@ -170,85 +170,4 @@ def _fit_linear_model(formula: str, frame: ModelFrame, start, options: dict) -> 
                 f"{names}; got {start.size}."
             )
     problem, solution, info = fit_linear(frame, start)
-    return _linear_result(formula, frame, problem, solution, info, options)
-
-
-# -------------------------------------------------------------------------------------------------
-# assembling results
-
-
-def group_tables(frame: ModelFrame) -> tuple[pd.Series, pd.DataFrame]:
-    """``ngroups`` and ``wgtStats`` of a model frame."""
-    ngroups = pd.Series(
-        {"Number of obs": frame.n, **{lv.name: lv.n_groups for lv in frame.levels}}, name="ngroups"
-    )
-    rows = [frame.weight1] + [lv.weight for lv in frame.levels]
-    wgt = pd.DataFrame(
-        {"mean": [r.mean() for r in rows], "sum": [r.sum() for r in rows],
-         "min": [r.min() for r in rows], "max": [r.max() for r in rows]},
-        index=pd.RangeIndex(1, len(rows) + 1, name="level"),
-    )
-    return ngroups, wgt
-
-
-def random_effect_tables(frame: ModelFrame, b: list[np.ndarray], sd: list[np.ndarray]):
-    """Per grouping factor: DataFrames of the modes and of their conditional SDs (``(G, q)`` arrays)."""
-    ranef, ranef_sd = {}, {}
-    for level, modes, sds in zip(frame.levels, b, sd, strict=True):
-        index = pd.Index(level.labels, name=level.name)
-        ranef[level.name] = pd.DataFrame(modes, index=index, columns=level.terms)
-        ranef_sd[level.name] = pd.DataFrame(sds, index=index, columns=level.terms)
-    return ranef, ranef_sd
-
-
-def _linear_result(formula, frame, problem: LinearProblem, sol: LinearSolution, info, options) -> MixResult:
-    st = problem.structure
-    names = frame.fixed_names
-    sigma2 = sol.sigma**2
-    covs = st.covariances(sol.theta, sigma2)
-    var_rows, vars_ = [], {}
-    for k, level in enumerate(frame.levels):
-        for a, term in enumerate(level.terms):
-            vars_[f"{level.name}.{term}"] = covs[k][a, a]
-            var_rows.append((level.name, term, None, covs[k][a, a], level.n_groups, level.number,
-                             sol.var_se.get((k, a, a)), f"{level.name}.{term}"))
-        in_block = {(a, c) for block in level.blocks for a in block for c in block if a < c}
-        for a, c in sorted(in_block):
-            var_rows.append((level.name, level.terms[a], level.terms[c], covs[k][a, c], level.n_groups,
-                             level.number, sol.var_se.get((k, a, c)), f"{level.name}.{level.terms[a]}"))
-    vars_["Residual"] = sigma2
-    var_rows.sort(key=lambda row: row[5])
-    var_rows.append(("Residual", None, None, sigma2, frame.n, 1, sol.var_se.get(("residual",)), "Residual"))
-    varDF = pd.DataFrame(var_rows, columns=VARDF_COLUMNS)
-    re_total = sum(np.trace(c) for c in covs)
-    ngroups, wgt = group_tables(frame)
-    sd = [np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0, None)) for cov in sol.b_cov]
-    ranef, ranef_sd = random_effect_tables(frame, sol.b, sd)
-    theta_names = st.names
-    return MixResult(
-        formula=formula,
-        family=None,
-        coef=pd.Series(sol.beta, index=names, name="coef"),
-        SE=pd.Series(np.sqrt(np.diag(sol.cov_beta)), index=names, name="SE"),
-        cov_mat=pd.DataFrame(sol.cov_beta, index=names, columns=names),
-        model_cov=pd.DataFrame(sol.model_cov, index=names, columns=names),
-        theta=pd.Series(sol.theta, index=theta_names, name="theta"),
-        vars=pd.Series(vars_, name="vars"),
-        sigma=sol.sigma,
-        lnl=sol.lnl,
-        ICC=float(re_total / (re_total + sigma2)),
-        ngroups=ngroups,
-        wgtStats=wgt,
-        var_theta=pd.DataFrame(sol.var_theta, index=theta_names, columns=theta_names),
-        varDF=varDF,
-        ranef=ranef,
-        ranef_sd=ranef_sd,
-        resid=pd.Series(sol.resid, index=frame.row_index, name="resid"),
-        fitted=pd.Series(sol.fitted, index=frame.row_index, name="fitted"),
-        converged=info["converged"],
-        n_iterations=info["iterations"],
-        message=info["message"],
-        options=options,
-        frame=frame,
-        extra={"problem": problem, "solution": sol},
-    )
+    return linear_result(formula, frame, problem, solution, info, options)

@@ -1,12 +1,13 @@
-"""Turning a :class:`~wemix_nb._glmm.GlmmFit` into the common :class:`~wemix_nb.results.MixResult`."""
+"""The one path from an estimator's solution to a :class:`~wemix_nb.results.MixResult`."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ._frame import ModelFrame
-from .results import VARDF_COLUMNS, MixResult
+from wemix_nb.estimation.linear import LinearProblem, LinearSolution
+from wemix_nb.model.frame import ModelFrame
+from wemix_nb.results.result import VARDF_COLUMNS, MixResult
 
 # variance of the latent residual on the link scale (logistic: pi^2/3, standard normal: 1)
 _LATENT_RESIDUAL = {"logit": np.pi**2 / 3, "probit": 1.0}
@@ -24,8 +25,6 @@ def _variance_layout(frame: ModelFrame) -> list[tuple[int, int, int]]:
 
 def glmm_result(formula: str, frame: ModelFrame, family, fit, options: dict) -> MixResult:
     """Assemble the result of a GLMM fit."""
-    from ._api import group_tables, random_effect_tables
-
     names = frame.fixed_names
     layout = _variance_layout(frame)
     position = {entry: j for j, entry in enumerate(layout)}
@@ -46,7 +45,7 @@ def glmm_result(formula: str, frame: ModelFrame, family, fit, options: dict) -> 
     varDF = pd.DataFrame(rows, columns=VARDF_COLUMNS)
 
     # covariance of the (co)variance estimates, laid out like theta (as for linear models)
-    from ._covariance import CovarianceStructure
+    from wemix_nb.model.covariance import CovarianceStructure
 
     structure = CovarianceStructure(frame.levels)
     order = [p + position[(e.level, e.row, e.col)] for e in structure.entries]
@@ -99,4 +98,83 @@ def glmm_result(formula: str, frame: ModelFrame, family, fit, options: dict) -> 
             "var_param_names": var_names,
             "gradient_norm": float(fit.gradient_norm),
         },
+    )
+
+
+
+
+def group_tables(frame: ModelFrame) -> tuple[pd.Series, pd.DataFrame]:
+    """``ngroups`` and ``wgtStats`` of a model frame."""
+    ngroups = pd.Series(
+        {"Number of obs": frame.n, **{lv.name: lv.n_groups for lv in frame.levels}}, name="ngroups"
+    )
+    rows = [frame.weight1] + [lv.weight for lv in frame.levels]
+    wgt = pd.DataFrame(
+        {"mean": [r.mean() for r in rows], "sum": [r.sum() for r in rows],
+         "min": [r.min() for r in rows], "max": [r.max() for r in rows]},
+        index=pd.RangeIndex(1, len(rows) + 1, name="level"),
+    )
+    return ngroups, wgt
+
+
+def random_effect_tables(frame: ModelFrame, b: list[np.ndarray], sd: list[np.ndarray]):
+    """Per grouping factor: DataFrames of the modes and of their conditional SDs (``(G, q)`` arrays)."""
+    ranef, ranef_sd = {}, {}
+    for level, modes, sds in zip(frame.levels, b, sd, strict=True):
+        index = pd.Index(level.labels, name=level.name)
+        ranef[level.name] = pd.DataFrame(modes, index=index, columns=level.terms)
+        ranef_sd[level.name] = pd.DataFrame(sds, index=index, columns=level.terms)
+    return ranef, ranef_sd
+
+
+def linear_result(formula, frame, problem: LinearProblem, sol: LinearSolution, info, options) -> MixResult:
+    st = problem.structure
+    names = frame.fixed_names
+    sigma2 = sol.sigma**2
+    covs = st.covariances(sol.theta, sigma2)
+    var_rows, vars_ = [], {}
+    for k, level in enumerate(frame.levels):
+        for a, term in enumerate(level.terms):
+            vars_[f"{level.name}.{term}"] = covs[k][a, a]
+            var_rows.append((level.name, term, None, covs[k][a, a], level.n_groups, level.number,
+                             sol.var_se.get((k, a, a)), f"{level.name}.{term}"))
+        in_block = {(a, c) for block in level.blocks for a in block for c in block if a < c}
+        for a, c in sorted(in_block):
+            var_rows.append((level.name, level.terms[a], level.terms[c], covs[k][a, c], level.n_groups,
+                             level.number, sol.var_se.get((k, a, c)), f"{level.name}.{level.terms[a]}"))
+    vars_["Residual"] = sigma2
+    var_rows.sort(key=lambda row: row[5])
+    var_rows.append(("Residual", None, None, sigma2, frame.n, 1, sol.var_se.get(("residual",)), "Residual"))
+    varDF = pd.DataFrame(var_rows, columns=VARDF_COLUMNS)
+    re_total = sum(np.trace(c) for c in covs)
+    ngroups, wgt = group_tables(frame)
+    sd = [np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0, None)) for cov in sol.b_cov]
+    ranef, ranef_sd = random_effect_tables(frame, sol.b, sd)
+    theta_names = st.names
+    return MixResult(
+        formula=formula,
+        family=None,
+        coef=pd.Series(sol.beta, index=names, name="coef"),
+        SE=pd.Series(np.sqrt(np.diag(sol.cov_beta)), index=names, name="SE"),
+        cov_mat=pd.DataFrame(sol.cov_beta, index=names, columns=names),
+        model_cov=pd.DataFrame(sol.model_cov, index=names, columns=names),
+        theta=pd.Series(sol.theta, index=theta_names, name="theta"),
+        vars=pd.Series(vars_, name="vars"),
+        sigma=sol.sigma,
+        lnl=sol.lnl,
+        ICC=float(re_total / (re_total + sigma2)),
+        ngroups=ngroups,
+        wgtStats=wgt,
+        var_theta=pd.DataFrame(sol.var_theta, index=theta_names, columns=theta_names),
+        varDF=varDF,
+        ranef=ranef,
+        ranef_sd=ranef_sd,
+        resid=pd.Series(sol.resid, index=frame.row_index, name="resid"),
+        fitted=pd.Series(sol.fitted, index=frame.row_index, name="fitted"),
+        converged=info["converged"],
+        n_iterations=info["iterations"],
+        message=info["message"],
+        options=options,
+        frame=frame,
+        extra={"problem": problem, "solution": sol},
     )

@@ -1,0 +1,1 @@
+"""Many fits at once (local processes, Dask) and linear models of Dask DataFrames."""
