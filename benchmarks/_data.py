@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 
 
-def two_level_sample(n_rows: int, n_groups: int, n_fixed: int = 2, slope: bool = False,
-                     binary: bool = False, seed: int = 1) -> pd.DataFrame:
+def two_level_sample(
+    n_rows: int, n_groups: int, n_fixed: int = 2, slope: bool = False, binary: bool = False, seed: int = 1
+) -> pd.DataFrame:
     """Unequal-size groups, informative-looking weights, ``n_fixed`` fixed effects (intercept incl.)."""
     rng = np.random.default_rng(seed)
     sizes = rng.multinomial(n_rows - n_groups, np.full(n_groups, 1 / n_groups)) + 1

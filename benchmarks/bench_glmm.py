@@ -16,8 +16,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wemix_nb.model.frame import build_model_frame  # noqa: E402
 from wemix_nb.estimation.glmm.core import fit_glmm  # noqa: E402
+from wemix_nb.model.frame import build_model_frame  # noqa: E402
 
 
 def synthetic(n_rows: int, n_groups: int, seed: int = 1) -> pd.DataFrame:
@@ -49,19 +49,27 @@ def run(label: str, formula: str, data: pd.DataFrame, weights: list[str], nquad:
     t1, c1 = time.perf_counter(), time.process_time()
     fit = fit_glmm(frame, "binomial", nquad=nquad)
     t2, c2 = time.perf_counter(), time.process_time()
-    print(f"{label:<24} {frame.n:>8} {frame.levels[0].n_groups:>7} {nquad:>5} "
-          f"{t2 - t1:>8.3f} {c2 - c1:>8.3f} {t2 - t0:>8.3f} {fit.n_iterations:>5} "
-          f"{fit.n_evaluations:>5} {fit.lnl:>16.6f}")
+    print(
+        f"{label:<24} {frame.n:>8} {frame.levels[0].n_groups:>7} {nquad:>5} "
+        f"{t2 - t1:>8.3f} {c2 - c1:>8.3f} {t2 - t0:>8.3f} {fit.n_iterations:>5} "
+        f"{fit.n_evaluations:>5} {fit.lnl:>16.6f}"
+    )
 
 
 def main() -> None:
-    print(f"{'case':<24} {'rows':>8} {'groups':>7} {'nquad':>5} {'fit s':>8} {'cpu s':>8} "
-          f"{'+frame':>8} {'iter':>5} {'evals':>5} {'lnl':>16}")
+    print(
+        f"{'case':<24} {'rows':>8} {'groups':>7} {'nquad':>5} {'fit s':>8} {'cpu s':>8} "
+        f"{'+frame':>8} {'iter':>5} {'evals':>5} {'lnl':>16}"
+    )
     formula, data, weights = pisa()
     run("pisa2012_like high", formula, data, weights)
     for n_rows, n_groups in ((100_000, 5_000), (500_000, 20_000)):
-        run(f"synthetic {n_rows // 1000}k/{n_groups}", "y ~ x1 + x2 + (1|g)",
-            synthetic(n_rows, n_groups), ["w1", "w2"])
+        run(
+            f"synthetic {n_rows // 1000}k/{n_groups}",
+            "y ~ x1 + x2 + (1|g)",
+            synthetic(n_rows, n_groups),
+            ["w1", "w2"],
+        )
 
 
 if __name__ == "__main__":

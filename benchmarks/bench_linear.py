@@ -57,8 +57,10 @@ def main() -> None:
         code = CHILD.format(bench=bench, args=(rows, groups, n_fixed, slope))
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         result = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{name:60s} {result['seconds']:9.3f} {target:8.3f} {result['seconds'] / target:7.2f} "
-              f"{result['peak_mb']:9.0f}")
+        print(
+            f"{name:60s} {result['seconds']:9.3f} {target:8.3f} {result['seconds'] / target:7.2f} "
+            f"{result['peak_mb']:9.0f}"
+        )
     time.sleep(0)
 
 

@@ -8,8 +8,8 @@ import pytest
 from _html_tables import number, parse_tables, shown
 
 import wemix_nb
-from wemix_nb.survey.describe import describe_weights, weight_stats
 from wemix_nb.errors import ArgumentError, ColumnNotFoundError, WeightError
+from wemix_nb.survey.describe import describe_weights, weight_stats
 
 WEIGHTS = ["w_fstuwt", "w_fschwt"]
 
@@ -76,8 +76,19 @@ def test_describe_weights_html(pisa):
     summary = describe_weights(pisa, WEIGHTS, ["schoolid"])
     (table,) = parse_tables(summary._repr_html_())
     assert table.title == "Survey weights by level"
-    assert table.header == ["Level", "Unit", "Weight", "N", "Sum", "Mean", "Min", "Max", "CV",
-                            "Design effect", "Effective n"]
+    assert table.header == [
+        "Level",
+        "Unit",
+        "Weight",
+        "N",
+        "Sum",
+        "Mean",
+        "Min",
+        "Max",
+        "CV",
+        "Design effect",
+        "Effective n",
+    ]
     for shown_row, row in zip(table.rows, summary.table.itertuples(), strict=True):
         assert int(number(shown_row[3])) == row.n
         assert number(shown_row[4]) == shown(row.sum, 3)

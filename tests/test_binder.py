@@ -52,10 +52,16 @@ def test_binder_pins_cover_pyproject():
 def test_binder_environment_builds_and_runs_a_tutorial(tmp_path):
     """A fresh venv from binder/ only (the pins, then postBuild on a copy of the repository)
     imports wemix_nb and runs the first tutorial top to bottom (as Binder would)."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, check=True, capture_output=True,
-    ).stdout.decode().split("\0")
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     repo = tmp_path / "repo"
     for rel in filter(None, files):
         source, target = ROOT / rel, repo / rel
@@ -79,15 +85,27 @@ def test_binder_environment_builds_and_runs_a_tutorial(tmp_path):
     run("bash", "binder/postBuild", cwd=repo)
     run(python, "-m", "pip", "check")
     location = run(
-        python, "-c",
-        "import altair, anywidget, great_tables, ipywidgets, vl_convert, wemix_nb;"
-        "print(wemix_nb.__file__)",
+        python,
+        "-c",
+        "import altair, anywidget, great_tables, ipywidgets, vl_convert, wemix_nb;print(wemix_nb.__file__)",
     ).strip()
     assert Path(location).is_relative_to(venv), f"wemix_nb imported from {location}, not the venv"
     lab = run(python, "-m", "jupyterlab", "--version").strip()
     assert lab == binder_pins()["jupyterlab"]
     executed = tmp_path / "executed.ipynb"
-    run(python, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-        "--ExecutePreprocessor.timeout=300", "--ExecutePreprocessor.kernel_name=python3",
-        "--output", str(executed), "tutorials/01-introduction.ipynb", cwd=repo)
+    run(
+        python,
+        "-m",
+        "jupyter",
+        "nbconvert",
+        "--to",
+        "notebook",
+        "--execute",
+        "--ExecutePreprocessor.timeout=300",
+        "--ExecutePreprocessor.kernel_name=python3",
+        "--output",
+        str(executed),
+        "tutorials/01-introduction.ipynb",
+        cwd=repo,
+    )
     assert "key numbers agree with R WeMix" in executed.read_text()

@@ -145,8 +145,17 @@ def test_report_shows_the_variance_components_and_icc(slope_fit):
 def test_report_shows_groups_weights_and_convergence(pisa_fit):
     groups = parse_tables(pisa_fit._repr_html_())[2]
     assert groups.title == "Groups and weights"
-    assert groups.header == ["Level", "Unit", "Weight", "N", "Sum of weights", "Mean", "Min", "Max",
-                             "Design effect"]
+    assert groups.header == [
+        "Level",
+        "Unit",
+        "Weight",
+        "N",
+        "Sum of weights",
+        "Mean",
+        "Min",
+        "Max",
+        "Design effect",
+    ]
     for k, row in enumerate(groups.rows, start=1):
         stats = pisa_fit.wgtStats.loc[k]
         assert int(row[0]) == k
@@ -275,8 +284,10 @@ def test_coef_plot(slope_fit):
     assert points["encoding"]["y"]["sort"] == ["Intercept", "Days"]
     data = pd.DataFrame(_layer_data(spec, points)).set_index("term")
     tidy = slope_fit.tidy().set_index("term")
-    np.testing.assert_allclose(data.loc[tidy.index, ["estimate", "conf_low", "conf_high"]],
-                               tidy[["estimate", "conf_low", "conf_high"]])
+    np.testing.assert_allclose(
+        data.loc[tidy.index, ["estimate", "conf_low", "conf_high"]],
+        tidy[["estimate", "conf_low", "conf_high"]],
+    )
     assert _layer_data(spec, zero) == [{"zero": 0.0}]
     no_intercept = slope_fit.plot_coef(intercept=False).to_dict()
     assert no_intercept["layer"][2]["encoding"]["y"]["sort"] == ["Days"]

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import wemix_nb
-from wemix_nb.model.frame import build_model_frame
 from wemix_nb.errors import DroppedRowsWarning
+from wemix_nb.model.frame import build_model_frame
 
 WEIGHTS = ["w_fstuwt", "w_fschwt"]
 

@@ -30,8 +30,6 @@ from reference import WEMIX_REFERENCE, require_shared, vignette_case, wemix_case
 from scipy.special import logsumexp
 
 import wemix_nb
-from wemix_nb.model.frame import build_model_frame
-from wemix_nb.estimation.glmm.core import _Objective, _ThreeLevel, _TwoLevel, fit_glmm
 from wemix_nb.errors import (
     ArgumentError,
     ConvergenceWarning,
@@ -40,6 +38,8 @@ from wemix_nb.errors import (
     FormulaError,
 )
 from wemix_nb.estimation.families import Binomial, Poisson, get_family
+from wemix_nb.estimation.glmm.core import _Objective, _ThreeLevel, _TwoLevel, fit_glmm
+from wemix_nb.model.frame import build_model_frame
 
 LNL_TOL, COEF_TOL, VARS_TOL, SE_TOL = 1e-5, 1e-3, 1e-2, 2e-2
 
@@ -63,8 +63,13 @@ def ref_data() -> tuple[pd.DataFrame, dict]:
     return data, expected
 
 
-FAMILIES = {"G1": ("binomial", "logit"), "G2": ("binomial", "logit"), "G3": ("poisson", "log"),
-            "G4": ("binomial", "logit"), "G5": ("binomial", "probit")}
+FAMILIES = {
+    "G1": ("binomial", "logit"),
+    "G2": ("binomial", "logit"),
+    "G3": ("poisson", "log"),
+    "G4": ("binomial", "logit"),
+    "G5": ("binomial", "probit"),
+}
 
 
 def _ref_frame(ref_data, key):
@@ -83,8 +88,18 @@ def _wemix_theta(e, q):
     return th
 
 
-def _check(fit, lnl, coef, vars_, se, var_se=None, lnl_tol=LNL_TOL, coef_tol=COEF_TOL,
-           vars_tol=VARS_TOL, se_tol=SE_TOL):
+def _check(
+    fit,
+    lnl,
+    coef,
+    vars_,
+    se,
+    var_se=None,
+    lnl_tol=LNL_TOL,
+    coef_tol=COEF_TOL,
+    vars_tol=VARS_TOL,
+    se_tol=SE_TOL,
+):
     assert fit.converged, fit.message
     assert abs(fit.lnl - lnl) / abs(lnl) < lnl_tol
     assert _rel(fit.beta, coef) < coef_tol
@@ -103,8 +118,7 @@ def test_wemix_reference_fixtures(ref_data, key):
     frame, family, e = _ref_frame(ref_data, key)
     # G2 (nQuad = 1) has non-integer weights: WeMix's objective rounds them
     fit = fit_glmm(frame, family, nquad=e["nQuad"], laplace_rounding=key == "G2")
-    _check(fit, e["lnl"], _values(e["coef"]), _values(e["vars"]), _values(e["SE"]),
-           _values(e["var_theta"]))
+    _check(fit, e["lnl"], _values(e["coef"]), _values(e["vars"]), _values(e["SE"]), _values(e["var_theta"]))
     assert fit.var_names == [name.replace("(Intercept)", "Intercept") for name in e["vars"]]
     assert fit.fixed_names == [name.replace("(Intercept)", "Intercept") for name in e["coef"]]
 
@@ -186,8 +200,14 @@ def test_wemix_r_binomial_cases(name):
     call, result = expected["call"], expected["result"]
     frame = build_model_frame(call["formula"], data, call["weights"], binomial_response=True)
     fit = fit_glmm(frame, "binomial", nquad=call["nQuad"])
-    _check(fit, result["lnl"], _values(result["coef"]), _values(result["vars"]),
-           _values(result["SE"]), _values(result["var_theta"]))
+    _check(
+        fit,
+        result["lnl"],
+        _values(result["coef"]),
+        _values(result["vars"]),
+        _values(result["SE"]),
+        _values(result["var_theta"]),
+    )
     cov = np.array(result["cov_mat"]["data"])
     assert np.allclose(fit.cov_beta, cov, rtol=2 * SE_TOL, atol=0)
 
@@ -198,8 +218,14 @@ def test_pisa_like_binomial():
     call, result = expected["call"], expected["result"]
     frame = build_model_frame(call["formula"], data, call["weights"], binomial_response=True)
     fit = fit_glmm(frame, "binomial", nquad=call["nQuad"])
-    _check(fit, result["lnl"], _values(result["coef"]), _values(result["vars"]),
-           _values(result["SE"]), _values(result["var_theta"]))
+    _check(
+        fit,
+        result["lnl"],
+        _values(result["coef"]),
+        _values(result["vars"]),
+        _values(result["SE"]),
+        _values(result["var_theta"]),
+    )
     assert fit.fixed_names == ["Intercept", "st04q01[T.Male]", "escs"] or len(fit.beta) == 3
 
 
@@ -225,22 +251,23 @@ def test_lnl_settles_as_nquad_grows(ref_data):
     assert abs(lnl(61) - limit) < 1e-9
 
 
-@pytest.mark.parametrize("family,link,nquad,formula", [
-    ("binomial", "logit", 7, "ybin ~ x + (1 + x | class)"),
-    ("binomial", "probit", 5, "ybin ~ x + z + (1 | class)"),
-    ("poisson", "log", 1, "ycount ~ x + (1 + x | class)"),
-])
+@pytest.mark.parametrize(
+    "family,link,nquad,formula",
+    [
+        ("binomial", "logit", 7, "ybin ~ x + (1 + x | class)"),
+        ("binomial", "probit", 5, "ybin ~ x + z + (1 | class)"),
+        ("poisson", "log", 1, "ycount ~ x + (1 + x | class)"),
+    ],
+)
 def test_analytic_gradient_matches_finite_differences(ref_data, family, link, nquad, formula):
     data, _ = ref_data
-    frame = build_model_frame(formula, data, ["w1two", "w2only"],
-                              binomial_response=family == "binomial")
+    frame = build_model_frame(formula, data, ["w1two", "w2only"], binomial_response=family == "binomial")
     model = _TwoLevel(frame, get_family(family, link), nquad, False)
     p = frame.X.shape[1]
     x = np.r_[np.linspace(-0.4, 0.3, p), [0.9, 0.3, 0.6][: model.k]]
     obj = _Objective(model, p)
     grad = obj.value_grad(x)[1]
-    fd = np.array([(obj.value(x + h) - obj.value(x - h)) / 2e-6
-                   for h in np.eye(len(x)) * 1e-6])
+    fd = np.array([(obj.value(x + h) - obj.value(x - h)) / 2e-6 for h in np.eye(len(x)) * 1e-6])
     assert np.max(np.abs(grad - fd)) / np.max(np.abs(grad)) < 1e-6
 
 
@@ -256,8 +283,7 @@ def _brute_force_3level(frame, family, beta, theta, n_grid=801):
         acc = np.zeros(n_grid)  # over the level-3 effect v
         for g in np.flatnonzero(lev2.parent_index == h):
             rows = lev2.group_index == g
-            eta = (eta0[rows][None, None, :] + theta[0] * grid[None, :, None]
-                   + theta[1] * grid[:, None, None])
+            eta = eta0[rows][None, None, :] + theta[0] * grid[None, :, None] + theta[1] * grid[:, None, None]
             ll = (c1[rows] * family.loglik_eta(frame.y[rows], eta)).sum(axis=-1)
             acc += lev2.cond_weight[g] * (logsumexp(ll + logphi, axis=1) + log_dz)
         total += lev3.weight[h] * (logsumexp(acc + logphi) + log_dz)
@@ -267,8 +293,9 @@ def _brute_force_3level(frame, family, beta, theta, n_grid=801):
 def test_three_level_against_nested_integration(ref_data):
     data, _ = ref_data
     small = data[data["school"].isin(["S0", "S3", "S5"])]
-    frame = build_model_frame("ybin ~ x + (1|class) + (1|school)", small, ["w1", "w2", "w3"],
-                              binomial_response=True)
+    frame = build_model_frame(
+        "ybin ~ x + (1|class) + (1|school)", small, ["w1", "w2", "w3"], binomial_response=True
+    )
     family = Binomial()
     beta, theta = np.array([-1.0, 0.6]), np.array([1.2, 0.8])
     brute = _brute_force_3level(frame, family, beta, theta)
@@ -291,12 +318,14 @@ def test_three_level_reduces_to_two_levels(ref_data, nquad):
         frame = build_model_frame(formula, data, weights, binomial_response=True)
         return model(frame, family, nquad, False).evaluate(beta, np.array(theta))["value"]
 
-    three = lnl(_ThreeLevel, "ybin ~ x + (1 + x|class) + (1|school)", ["w1", "w2", "w3"],
-                [1.1, 0.3, 0.5, 0.0])
+    three = lnl(
+        _ThreeLevel, "ybin ~ x + (1 + x|class) + (1|school)", ["w1", "w2", "w3"], [1.1, 0.3, 0.5, 0.0]
+    )
     two = lnl(_TwoLevel, "ybin ~ x + (1 + x|class)", ["w1", "w2"], [1.1, 0.3, 0.5])
     assert three == pytest.approx(two, rel=1e-12)
-    three = lnl(_ThreeLevel, "ybin ~ x + (1|class) + (1 + x|school)", ["w1", "w2", "w3"],
-                [0.0, 1.1, 0.3, 0.5])
+    three = lnl(
+        _ThreeLevel, "ybin ~ x + (1|class) + (1 + x|school)", ["w1", "w2", "w3"], [0.0, 1.1, 0.3, 0.5]
+    )
     two = lnl(_TwoLevel, "ybin ~ x + (1 + x|school)", ["w1", "w3"], [1.1, 0.3, 0.5])
     assert three == pytest.approx(two, rel=1e-12)
 
@@ -312,8 +341,9 @@ def test_three_level_fit(ref_data):
     assert fit.var_names == ["class:Intercept", "school:Intercept"]
     assert fit.lnl_by_group.shape == (8,)
     # conditional weights give the same fit (the frame converts them)
-    frame_c = build_model_frame("ycount ~ x + (1|class) + (1|school)", data,
-                                ["w1c", "w2c", "w3"], cweights=True)
+    frame_c = build_model_frame(
+        "ycount ~ x + (1|class) + (1|school)", data, ["w1c", "w2c", "w3"], cweights=True
+    )
     fit_c = fit_glmm(frame_c, "poisson", nquad=5)
     assert fit_c.lnl == pytest.approx(fit.lnl, rel=1e-9)
     assert np.allclose(fit_c.beta, fit.beta, rtol=1e-6)
@@ -337,9 +367,12 @@ def test_integer_level1_weight_equals_repeated_rows():
     data = _small_binomial()
     data.loc[[0, 5, 17], "w1"] = [2.0, 3.0, 2.0]
     repeated = data.loc[data.index.repeat(data["w1"].astype(int))].assign(w1=1.0)
-    fits = [fit_glmm(build_model_frame("y ~ x + (1|g)", d, ["w1", "w2"],
-                                       binomial_response=True), "binomial", nquad=9)
-            for d in (data, repeated)]
+    fits = [
+        fit_glmm(
+            build_model_frame("y ~ x + (1|g)", d, ["w1", "w2"], binomial_response=True), "binomial", nquad=9
+        )
+        for d in (data, repeated)
+    ]
     assert fits[0].lnl == pytest.approx(fits[1].lnl, rel=1e-10)
     assert np.allclose(fits[0].beta, fits[1].beta, rtol=1e-6)
     assert np.allclose(fits[0].var_params, fits[1].var_params, rtol=1e-6)
@@ -351,9 +384,12 @@ def test_integer_level2_weight_equals_repeated_group():
     weighted.loc[weighted["g"] == "3", ["w1", "w2"]] = 2.0  # unconditional weights
     copy = data[data["g"] == "3"].assign(g="3bis")
     repeated = pd.concat([data, copy], ignore_index=True)
-    fits = [fit_glmm(build_model_frame("y ~ x + (1|g)", d, ["w1", "w2"],
-                                       binomial_response=True), "binomial", nquad=9)
-            for d in (weighted, repeated)]
+    fits = [
+        fit_glmm(
+            build_model_frame("y ~ x + (1|g)", d, ["w1", "w2"], binomial_response=True), "binomial", nquad=9
+        )
+        for d in (weighted, repeated)
+    ]
     assert fits[0].lnl == pytest.approx(fits[1].lnl, rel=1e-10)
     assert np.allclose(fits[0].beta, fits[1].beta, rtol=1e-6)
     assert np.allclose(fits[0].var_params, fits[1].var_params, rtol=1e-6)
@@ -396,8 +432,7 @@ def test_family_errors():
 
 def test_input_errors(ref_data):
     data, _ = ref_data
-    frame = build_model_frame("ybin ~ x + (1|class)", data, ["w1two", "w2only"],
-                              binomial_response=True)
+    frame = build_model_frame("ybin ~ x + (1|class)", data, ["w1two", "w2only"], binomial_response=True)
     for bad in (0, -1, 2.5):
         with pytest.raises(ArgumentError, match="nquad"):
             fit_glmm(frame, "binomial", nquad=bad)
@@ -411,14 +446,16 @@ def test_input_errors(ref_data):
     frame_neg = build_model_frame("ycount ~ x + (1|class)", negative, None)
     with pytest.raises(DataError, match="ycount"):
         fit_glmm(frame_neg, "poisson")
-    two_bars = build_model_frame("ybin ~ x + (1|class) + (0 + x|class)", data, None,
-                                 binomial_response=True)
+    two_bars = build_model_frame("ybin ~ x + (1|class) + (0 + x|class)", data, None, binomial_response=True)
     with pytest.raises(FormulaError, match="class"):
         fit_glmm(two_bars, "binomial")
-    four = data.assign(pair=data["school"].str[:2] + (data["x"] > 0).astype(str),
-                       region=data["school"].isin(["S0", "S1", "S2", "S3"]).astype(str))
-    frame4 = build_model_frame("ybin ~ x + (1|class) + (1|school) + (1|region)", four, None,
-                               binomial_response=True)
+    four = data.assign(
+        pair=data["school"].str[:2] + (data["x"] > 0).astype(str),
+        region=data["school"].isin(["S0", "S1", "S2", "S3"]).astype(str),
+    )
+    frame4 = build_model_frame(
+        "ybin ~ x + (1|class) + (1|school) + (1|region)", four, None, binomial_response=True
+    )
     with pytest.raises(FormulaError, match="three levels"):
         fit_glmm(frame4, "binomial")
 
@@ -437,9 +474,17 @@ def test_mix_passes_laplace_rounding_and_progress(ref_data):
     """The public entry point reproduces WeMix's rounded Laplace fixture and stays silent."""
     data, outputs = ref_data
     expected = outputs["G2"]
-    fit = wemix_nb.mix(expected["formula"], data, weights=expected["weights"], family="binomial",
-                       nquad=1, laplace_rounding=True, progress=False)
+    fit = wemix_nb.mix(
+        expected["formula"],
+        data,
+        weights=expected["weights"],
+        family="binomial",
+        nquad=1,
+        laplace_rounding=True,
+        progress=False,
+    )
     assert fit.lnl == pytest.approx(expected["lnl"], rel=1e-9)
-    exact = wemix_nb.mix(expected["formula"], data, weights=expected["weights"], family="binomial",
-                         nquad=1, progress=False)
+    exact = wemix_nb.mix(
+        expected["formula"], data, weights=expected["weights"], family="binomial", nquad=1, progress=False
+    )
     assert exact.lnl != pytest.approx(expected["lnl"], rel=1e-6)  # the weights are not integers

@@ -106,8 +106,9 @@ def test_levels_are_ordered_by_the_whole_data_not_by_a_partition():
                 rows.append((school, f"{school}_{klass}", x, 1 + x + u + v + rng.normal()))
     data = pd.DataFrame(rows, columns=["school", "klass", "x", "y"])
     formula = "y ~ x + (1|school) + (1|klass)"
-    ddf = dd.concat([dd.from_pandas(part, npartitions=1)
-                     for part in (data[data.school < 6], data[data.school == 6])])
+    ddf = dd.concat(
+        [dd.from_pandas(part, npartitions=1) for part in (data[data.school < 6], data[data.school == 6])]
+    )
     ours = wemix_nb.mix_dask(formula, ddf)
     reference = wemix_nb.mix(formula, data)
     assert ours.lnl == pytest.approx(reference.lnl, rel=1e-12)

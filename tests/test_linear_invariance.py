@@ -22,8 +22,14 @@ def survey() -> pd.DataFrame:
             u_class = rng.normal(0, 0.7)
             for _ in range(rng.integers(3, 9)):
                 x = rng.normal()
-                rows.append((f"s{school}", f"s{school}c{klass}", x,
-                             2.0 + 0.5 * x + u_school + u_class + rng.normal(0, 1.0)))
+                rows.append(
+                    (
+                        f"s{school}",
+                        f"s{school}c{klass}",
+                        x,
+                        2.0 + 0.5 * x + u_school + u_class + rng.normal(0, 1.0),
+                    )
+                )
     data = pd.DataFrame(rows, columns=["school", "klass", "x", "y"])
     data["w1"] = rng.integers(1, 4, len(data)).astype(float)
     data["w2"] = data.groupby("klass")["x"].transform(lambda s: 1.0 + (len(s) % 3))
@@ -78,8 +84,9 @@ def test_integer_level2_weight_equals_repeated_groups(survey):
     assert_same_fit(weighted, repeated)
     # conditional weights: level-1 weights stay as they are within the copied groups
     weighted = _fit("y ~ x + (1 + x|klass)", data, ["w1", "w2"], cweights=True)
-    repeated = _fit("y ~ x + (1 + x|klass)", _repeat_groups(data, "klass", times), ["w1", "one"],
-                    cweights=True)
+    repeated = _fit(
+        "y ~ x + (1 + x|klass)", _repeat_groups(data, "klass", times), ["w1", "one"], cweights=True
+    )
     assert_same_fit(weighted, repeated)
 
 
@@ -88,15 +95,20 @@ def test_integer_top_weight_equals_repeated_top_groups_three_levels(survey):
     weighted = _fit("y ~ x + (1|klass) + (1|school)", survey, ["w1", "w2", "w3"], cweights=True)
     copied = _repeat_groups(survey, "school", times)
     copied["klass"] = copied["school"] + "/" + copied["klass"]
-    repeated = _fit("y ~ x + (1|klass) + (1|school)", copied.assign(one=1.0), ["w1", "w2", "one"],
-                    cweights=True)
+    repeated = _fit(
+        "y ~ x + (1|klass) + (1|school)", copied.assign(one=1.0), ["w1", "w2", "one"], cweights=True
+    )
     assert_same_fit(weighted, repeated)
 
 
 def test_scaling_top_weights_scales_lnl_only(survey):
     base = _fit("y ~ x + (1|klass) + (1|school)", survey, ["w1", "w2", "w3"], cweights=True)
-    scaled = _fit("y ~ x + (1|klass) + (1|school)", survey.assign(w3=survey["w3"] * 3.5),
-                  ["w1", "w2", "w3"], cweights=True)
+    scaled = _fit(
+        "y ~ x + (1|klass) + (1|school)",
+        survey.assign(w3=survey["w3"] * 3.5),
+        ["w1", "w2", "w3"],
+        cweights=True,
+    )
     np.testing.assert_allclose(scaled.coef, base.coef, rtol=1e-9)
     np.testing.assert_allclose(scaled.vars, base.vars, rtol=1e-7)
     np.testing.assert_allclose(scaled.SE, base.SE, rtol=1e-7)
@@ -112,18 +124,22 @@ def test_conditional_and_unconditional_weights_agree(survey):
     np.testing.assert_allclose(a.SE, b.SE, rtol=1e-7)
 
 
-@pytest.mark.parametrize("formula,re_formula", [
-    ("Reaction ~ Days + (1|Subject)", None),
-    ("Reaction ~ Days + (1 + Days|Subject)", "~Days"),
-])
+@pytest.mark.parametrize(
+    "formula,re_formula",
+    [
+        ("Reaction ~ Days + (1|Subject)", None),
+        ("Reaction ~ Days + (1 + Days|Subject)", "~Days"),
+    ],
+)
 def test_unit_weights_equal_statsmodels_ml(formula, re_formula):
     sm = pytest.importorskip("statsmodels.formula.api")
     data = wemix_nb.datasets.sleepstudy()
     ours = wemix_nb.mix(formula, data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        theirs = sm.mixedlm("Reaction ~ Days", data, groups=data["Subject"].astype(str),
-                            re_formula=re_formula).fit(reml=False, method=["lbfgs"], gtol=1e-10)
+        theirs = sm.mixedlm(
+            "Reaction ~ Days", data, groups=data["Subject"].astype(str), re_formula=re_formula
+        ).fit(reml=False, method=["lbfgs"], gtol=1e-10)
     assert ours.lnl == pytest.approx(theirs.llf, rel=1e-8)
     np.testing.assert_allclose(ours.coef.to_numpy(), theirs.fe_params.to_numpy(), rtol=1e-5)
     assert ours.vars["Residual"] == pytest.approx(theirs.scale, rel=1e-4)

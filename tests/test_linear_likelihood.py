@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from reference import wemix_reference_case
 
-from wemix_nb.model.frame import build_model_frame
 from wemix_nb.estimation.linear import LinearProblem
+from wemix_nb.model.frame import build_model_frame
 
 
 @pytest.mark.parametrize("name", ["L1", "L2", "L3", "L3c", "L4", "L5"])
@@ -79,12 +79,15 @@ def test_gradient_is_exact():
     """The forward-mode gradient of the profiled deviance against central differences."""
     data = _nested_data(5).assign(w1=lambda d: 1 + (d.index % 3), w2=1.0, w3=2.0, w4=1.5)
     data["w2"] = data.groupby("b")["x"].transform(lambda s: 1 + len(s) % 2)
-    frame = build_model_frame("y ~ x + (1|c) + (1 + x|b) + (1|a)", data, ["w1", "w2", "w2", "w4"],
-                              cweights=True)
+    frame = build_model_frame(
+        "y ~ x + (1|c) + (1 + x|b) + (1|a)", data, ["w1", "w2", "w2", "w4"], cweights=True
+    )
     problem = LinearProblem(frame)
     theta = np.array([0.7, 1.1, -0.3, 0.5, 0.9])
     _, grad = problem.deviance(theta, gradient=True)
     h = 1e-6
-    numeric = [(problem.deviance(theta + h * e) - problem.deviance(theta - h * e)) / (2 * h)
-               for e in np.eye(len(theta))]
+    numeric = [
+        (problem.deviance(theta + h * e) - problem.deviance(theta - h * e)) / (2 * h)
+        for e in np.eye(len(theta))
+    ]
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-6)

@@ -46,15 +46,23 @@ def check_fit(fit, expected: dict, *, boundary: bool = False) -> None:
     assert fit.lnl >= lnl - 1e-9 * abs(lnl), "our optimum must not be below WeMix's"
     assert_close(by_r_name(fit.coef), expected["coef"], 1e-5 if boundary else 1e-7, "coef")
     assert_close(by_r_name(fit.SE), expected["SE"], 1e-3 if boundary else 1e-6, "SE")
-    assert_close(by_r_name(fit.vars), expected["vars"], 1e-2 if boundary else 1e-5, "vars",
-                 atol=1e-6 if boundary else 0.0)
+    assert_close(
+        by_r_name(fit.vars),
+        expected["vars"],
+        1e-2 if boundary else 1e-5,
+        "vars",
+        atol=1e-6 if boundary else 0.0,
+    )
 
 
 def varse(fit) -> dict:
     out = {}
     for row in fit.varDF.itertuples():
-        key = (row.grp, None if pd.isna(row.var1) else r_name(str(row.var1)),
-               None if pd.isna(row.var2) else r_name(str(row.var2)))
+        key = (
+            row.grp,
+            None if pd.isna(row.var1) else r_name(str(row.var1)),
+            None if pd.isna(row.var2) else r_name(str(row.var2)),
+        )
         out[key] = row.SEvcov
     return out
 
@@ -68,8 +76,12 @@ def test_wemix_r_linear_case(case):
     data, expected = wemix_case(case)
     call = expected["call"]
     fit = wemix_nb.mix(
-        call["formula"], data, weights=call["weights"], cweights=call["cWeights"],
-        center_group=r_center_group(call["center_group"]), center_grand=call["center_grand"],
+        call["formula"],
+        data,
+        weights=call["weights"],
+        cweights=call["cWeights"],
+        center_group=r_center_group(call["center_group"]),
+        center_grand=call["center_grand"],
     )
     boundary = case.startswith("A3")  # the Group correlation sits at -1 (see reference README)
     check_fit(fit, expected["result"], boundary=boundary)
@@ -81,11 +93,13 @@ def test_wemix_r_linear_case(case):
     # the robust covariance and the model-based one, element by element
     cov = expected["result"]["cov_mat"]
     scale = np.abs(np.array(cov["data"])).max()
-    np.testing.assert_allclose(fit.cov_mat.to_numpy(), np.array(cov["data"]),
-                               rtol=1e-3 if boundary else 1e-6, atol=1e-12 * scale)
+    np.testing.assert_allclose(
+        fit.cov_mat.to_numpy(), np.array(cov["data"]), rtol=1e-3 if boundary else 1e-6, atol=1e-12 * scale
+    )
     inv_h = expected["result"]["invHessian"]
-    np.testing.assert_allclose(fit.model_cov.to_numpy(), np.array(inv_h["data"]),
-                               rtol=1e-3 if boundary else 1e-6, atol=1e-12 * scale)
+    np.testing.assert_allclose(
+        fit.model_cov.to_numpy(), np.array(inv_h["data"]), rtol=1e-3 if boundary else 1e-6, atol=1e-12 * scale
+    )
     assert fit.ICC == pytest.approx(expected["result"]["ICC"], rel=1e-2 if boundary else 1e-6)
     assert fit.sigma == pytest.approx(expected["result"]["sigma"], rel=1e-3 if boundary else 1e-7)
 
@@ -128,8 +142,7 @@ def test_vignette_pisa_like(name):
 @pytest.mark.parametrize("name", ["L1", "L2", "L3", "L3c", "L4", "L5"])
 def test_wemix_reference_linear(name):
     data, expected = wemix_reference_case(name)
-    fit = wemix_nb.mix(expected["formula"], data, weights=expected["weights"],
-                       cweights=expected["cWeights"])
+    fit = wemix_nb.mix(expected["formula"], data, weights=expected["weights"], cweights=expected["cWeights"])
     check_fit(fit, expected)
     theirs = {(r["grp"], r["var1"], r["var2"]): r["SEvcov"] for r in expected["varDF"]}
     ours = varse(fit)

@@ -35,11 +35,12 @@ def a2():
 
 
 def _numbers_after(text: str, marker: str = "Variance terms:") -> list[str]:
-    return NUMBER.findall(text[text.index(marker):])
+    return NUMBER.findall(text[text.index(marker) :])
 
 
-@pytest.mark.parametrize("case", ["A1_sleepstudy_ri", "A2_sleepstudy_rslope", "A8a_survey_linear",
-                                  "pisa_like_m1u", "pisa_like_m2"])
+@pytest.mark.parametrize(
+    "case", ["A1_sleepstudy_ri", "A2_sleepstudy_rslope", "A8a_survey_linear", "pisa_like_m1u", "pisa_like_m2"]
+)
 def test_summary_prints_wemix_numbers(case):
     """Every number WeMix prints (variances, SEs, SDs, correlations, group sizes and weights, fixed
     effects, lnl, ICC) is printed identically, in the same order and with the same digits."""
@@ -89,7 +90,10 @@ def _glmm_like(fit):
     k = len(names) + len(var_names)
     full = np.eye(k)
     return dataclasses.replace(
-        fit, family=get_family("binomial"), ICC=None, sigma=1.0,
+        fit,
+        family=get_family("binomial"),
+        ICC=None,
+        sigma=1.0,
         varDF=fit.varDF[fit.varDF["grp"] != "Residual"].reset_index(drop=True),
         vars=pd.Series([1.0, 2.0, 0.5], index=var_names),
         extra={"vcov_full": full, "var_param_names": var_names},
@@ -124,8 +128,16 @@ def test_short_str(a2):
 def test_tidy_confint_consistency(a2):
     fit, _, _ = a2
     t = fit.tidy()
-    assert list(t.columns) == ["term", "estimate", "std_error", "statistic", "df", "p_value",
-                               "conf_low", "conf_high"]
+    assert list(t.columns) == [
+        "term",
+        "estimate",
+        "std_error",
+        "statistic",
+        "df",
+        "p_value",
+        "conf_low",
+        "conf_high",
+    ]
     assert np.isinf(t["df"]).all()
     np.testing.assert_allclose(t["estimate"], fit.coef)
     np.testing.assert_allclose(t["std_error"], fit.SE)
@@ -147,8 +159,17 @@ def test_tidy_confint_consistency(a2):
 def test_variance_components(a2):
     fit, _, _ = a2
     vc = fit.variance_components()
-    assert list(vc.columns) == ["level", "group", "term1", "term2", "kind", "estimate", "std_error",
-                                "std_dev", "correlation"]
+    assert list(vc.columns) == [
+        "level",
+        "group",
+        "term1",
+        "term2",
+        "kind",
+        "estimate",
+        "std_error",
+        "std_dev",
+        "correlation",
+    ]
     assert list(vc["kind"]) == ["variance", "variance", "covariance", "variance"]
     np.testing.assert_allclose(vc["estimate"], fit.varDF["vcov"])
     np.testing.assert_allclose(vc["std_error"], fit.varDF["SEvcov"])
@@ -156,7 +177,8 @@ def test_variance_components(a2):
     np.testing.assert_allclose(var["std_dev"], np.sqrt(var["estimate"]))
     cov = vc[vc["kind"] == "covariance"].iloc[0]
     assert cov["correlation"] == pytest.approx(
-        cov["estimate"] / np.sqrt(fit.vars["Subject.Intercept"] * fit.vars["Subject.Days"]))
+        cov["estimate"] / np.sqrt(fit.vars["Subject.Intercept"] * fit.vars["Subject.Days"])
+    )
     assert vc.iloc[-1]["group"] == "Residual" and vc.iloc[-1]["estimate"] == pytest.approx(fit.sigma**2)
 
 

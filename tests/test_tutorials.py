@@ -31,8 +31,14 @@ NOTEBOOKS = {
 }
 
 # import name -> distribution name, for the packages the tutorials may import
-DISTRIBUTIONS = {"altair": "altair", "numpy": "numpy", "pandas": "pandas", "great_tables": "great-tables",
-                 "ipywidgets": "ipywidgets", "scipy": "scipy"}
+DISTRIBUTIONS = {
+    "altair": "altair",
+    "numpy": "numpy",
+    "pandas": "pandas",
+    "great_tables": "great-tables",
+    "ipywidgets": "ipywidgets",
+    "scipy": "scipy",
+}
 
 
 def _text(output) -> str:
@@ -48,8 +54,13 @@ def test_every_tutorial_is_tested():
 @pytest.mark.parametrize("name", list(NOTEBOOKS))
 def test_tutorial_runs_and_checks_its_numbers(name):
     nb = nbformat.read(TUTORIALS / name, as_version=4)
-    client = NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=False,
-                            resources={"metadata": {"path": str(TUTORIALS)}})
+    client = NotebookClient(
+        nb,
+        timeout=120,
+        kernel_name="python3",
+        allow_errors=False,
+        resources={"metadata": {"path": str(TUTORIALS)}},
+    )
     client.execute()  # raises CellExecutionError, with the traceback, on any error
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count for c in code), "some code cells did not run"
@@ -63,8 +74,11 @@ def test_tutorial_runs_and_checks_its_numbers(name):
 def test_tutorial_is_stored_without_outputs(name):
     nb = nbformat.read(TUTORIALS / name, as_version=4)
     nbformat.validate(nb)
-    dirty = [i for i, c in enumerate(nb.cells)
-             if c.cell_type == "code" and (c.outputs or c.execution_count is not None)]
+    dirty = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and (c.outputs or c.execution_count is not None)
+    ]
     assert not dirty, f"{name}: cells {dirty} carry outputs; clear them before committing"
     assert nb.metadata["kernelspec"]["name"] == "python3"
 

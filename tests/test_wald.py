@@ -40,8 +40,9 @@ def test_beta_tests_match_wemix(case, request):
         if not key.startswith("beta"):
             continue
         args = ref.get("args") or {}
-        test = wemix_nb.wald_test(fit, type="beta", coefs=args.get("coefs"),
-                                  hypothesis=args.get("hypothesis"))
+        test = wemix_nb.wald_test(
+            fit, type="beta", coefs=args.get("coefs"), hypothesis=args.get("hypothesis")
+        )
         assert test.statistic == pytest.approx(ref["Wald"], rel=1e-6), key
         assert test.df == ref["df"]
         assert test.p_value == pytest.approx(ref["p"], abs=1e-6), key
@@ -102,8 +103,10 @@ def test_lambda_matches_hand_computation(a2):
 
     # one variance against a non-zero value: the z statistic of the variance, squared
     one = wemix_nb.wald_test(fit, type="Lambda", coefs="Subject.(Intercept)", hypothesis=400)
-    se = fit.varDF.loc[(fit.varDF["grp"] == "Subject") & fit.varDF["var2"].isna()
-                       & (fit.varDF["var1"] == "Intercept"), "SEvcov"].iloc[0]
+    se = fit.varDF.loc[
+        (fit.varDF["grp"] == "Subject") & fit.varDF["var2"].isna() & (fit.varDF["var1"] == "Intercept"),
+        "SEvcov",
+    ].iloc[0]
     assert one.statistic == pytest.approx(((s11 - 400) / se) ** 2, rel=1e-10)
 
     # two of them, hypothesis by mapping
@@ -145,7 +148,8 @@ def test_string_hypotheses(a2):
     assert negative.statistic == pytest.approx(W, rel=1e-12)
     lam = wemix_nb.wald_test(fit, type="Lambda", hypothesis="Subject.Days = 30")
     assert lam.statistic == pytest.approx(
-        wemix_nb.wald_test(fit, type="Lambda", coefs="Subject.Days", hypothesis=30).statistic, rel=1e-12)
+        wemix_nb.wald_test(fit, type="Lambda", coefs="Subject.Days", hypothesis=30).statistic, rel=1e-12
+    )
 
 
 def test_errors(a2):
@@ -202,11 +206,22 @@ def _glmm_like(fit):
     full = A @ A.T + (k + m) * np.eye(k + m)
     labels = names + var_names
     vars_ = pd.Series([fit.vars["Subject.Intercept"], 10.0, fit.vars["Subject.Days"]], index=var_names)
-    return dataclasses.replace(
-        fit, family=get_family("binomial"), cov_mat=pd.DataFrame(full[:k, :k], index=names, columns=names),
-        vars=vars_, varDF=fit.varDF[fit.varDF["grp"] != "Residual"].reset_index(drop=True), ICC=None,
-        extra={"vcov_full": pd.DataFrame(full, index=labels, columns=labels), "var_param_names": var_names},
-    ), full, vars_
+    return (
+        dataclasses.replace(
+            fit,
+            family=get_family("binomial"),
+            cov_mat=pd.DataFrame(full[:k, :k], index=names, columns=names),
+            vars=vars_,
+            varDF=fit.varDF[fit.varDF["grp"] != "Residual"].reset_index(drop=True),
+            ICC=None,
+            extra={
+                "vcov_full": pd.DataFrame(full, index=labels, columns=labels),
+                "var_param_names": var_names,
+            },
+        ),
+        full,
+        vars_,
+    )
 
 
 def test_glmm_blocks(a2):
@@ -220,7 +235,6 @@ def test_glmm_blocks(a2):
     assert both.statistic == pytest.approx(b @ np.linalg.solve(full[:2, :2], b), rel=1e-12)
 
 
-
 def test_glmm_lambda_test_with_a_random_slope():
     """A real GLMM: the (co)variance estimates against the variance block of the joint sandwich."""
     data = wemix_nb.datasets.sleepstudy()
@@ -230,8 +244,9 @@ def test_glmm_lambda_test_with_a_random_slope():
     cov = fit.varDF.set_index(["var1", "var2"], drop=False)
     days = float(fit.vars["Subject.Days"])
     one = wemix_nb.wald_test(fit, type="Lambda", coefs=["Subject.Days"], hypothesis=[0.1])
-    assert one.statistic == pytest.approx((days - 0.1) ** 2 / full.loc["Subject.Days", "Subject.Days"],
-                                          rel=1e-10)
+    assert one.statistic == pytest.approx(
+        (days - 0.1) ** 2 / full.loc["Subject.Days", "Subject.Days"], rel=1e-10
+    )
     all_three = wemix_nb.wald_test(fit, type="Lambda")
     names = ["Subject.Intercept", "Subject.Days.Intercept", "Subject.Days"]
     est = np.array([fit.vars["Subject.Intercept"], float(cov["vcov"].iloc[2]), days])

@@ -109,10 +109,25 @@ def mix(
 
     if pv is not None or has_pv_range(formula):
         return fit_plausible_values(
-            formula, data, weights, pv=pv, n_jobs=n_jobs, client=client, progress=progress, family=family,
-            link=link, cweights=cweights, center_group=center_group, center_grand=center_grand, nquad=nquad,
-            max_iteration=max_iteration, start=start, keep_adapting=keep_adapting, verbose=verbose,
-            scale_weights=scale_weights, laplace_rounding=laplace_rounding,
+            formula,
+            data,
+            weights,
+            pv=pv,
+            n_jobs=n_jobs,
+            client=client,
+            progress=progress,
+            family=family,
+            link=link,
+            cweights=cweights,
+            center_group=center_group,
+            center_grand=center_grand,
+            nquad=nquad,
+            max_iteration=max_iteration,
+            start=start,
+            keep_adapting=keep_adapting,
+            verbose=verbose,
+            scale_weights=scale_weights,
+            laplace_rounding=laplace_rounding,
         )
     fam = None
     if family is not None and family != "gaussian":
@@ -126,19 +141,33 @@ def mix(
             f"link={link!r} needs a GLMM family (family='binomial' or 'poisson'); the linear model has "
             "the identity link."
         )
-    if isinstance(max_iteration, bool) or not isinstance(max_iteration, int | np.integer) \
-            or max_iteration < 1:
+    if (
+        isinstance(max_iteration, bool)
+        or not isinstance(max_iteration, int | np.integer)
+        or max_iteration < 1
+    ):
         raise ArgumentError(f"max_iteration must be a positive integer, got {max_iteration!r}.")
     if scale_weights != "none":
         from wemix_nb.survey.scaling import scaled_data
 
         data = scaled_data(
-            formula, data, weights, scale_weights, cweights=cweights, center_group=center_group,
-            center_grand=center_grand, binomial_response=fam is not None and fam.name == "binomial",
+            formula,
+            data,
+            weights,
+            scale_weights,
+            cweights=cweights,
+            center_group=center_group,
+            center_grand=center_grand,
+            binomial_response=fam is not None and fam.name == "binomial",
         )
     frame = build_model_frame(
-        formula, data, weights, cweights=cweights, center_group=center_group,
-        center_grand=center_grand, binomial_response=fam is not None and fam.name == "binomial",
+        formula,
+        data,
+        weights,
+        cweights=cweights,
+        center_group=center_group,
+        center_grand=center_grand,
+        binomial_response=fam is not None and fam.name == "binomial",
     )
     options = {
         "weights": list(weights) if weights is not None else None,
@@ -152,9 +181,17 @@ def mix(
         return _fit_linear_model(formula, frame, start, options)
     from wemix_nb.estimation.glmm import fit_glmm
 
-    fit = fit_glmm(frame, fam, nquad=int(nquad), start=start, max_iteration=max_iteration,
-                   keep_adapting=keep_adapting, verbose=verbose, progress=progress,
-                   laplace_rounding=laplace_rounding)
+    fit = fit_glmm(
+        frame,
+        fam,
+        nquad=int(nquad),
+        start=start,
+        max_iteration=max_iteration,
+        keep_adapting=keep_adapting,
+        verbose=verbose,
+        progress=progress,
+        laplace_rounding=laplace_rounding,
+    )
     options.update(nquad=int(nquad), max_iteration=max_iteration, keep_adapting=keep_adapting)
     return glmm_result(formula, frame, fam, fit, options)
 

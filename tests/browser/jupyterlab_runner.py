@@ -221,9 +221,14 @@ class JupyterLab:
             PYDEVD_DISABLE_FILE_VALIDATION="1",
         )
         cmd = [
-            sys.executable, "-m", "jupyterlab", "--no-browser",
-            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
-            "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={self.port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={root}",
             f"--FileCheckpoints.checkpoint_dir={scratch / 'checkpoints'}",  # none beside the notebook
             "--LabApp.expose_app_in_browser=True",  # window.jupyterapp, to read the notebook model
@@ -235,8 +240,13 @@ class JupyterLab:
         self.log = scratch / "jupyterlab.log"
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(
-                cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+                cmd,
+                cwd=root,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
             )
 
     def api(self, path: str):
@@ -295,9 +305,7 @@ def _accept_dialogs(page) -> None:
 def _run_all(page) -> str:
     try:
         page.locator(".lm-MenuBar-item", has_text="Run").first.click(timeout=5000)
-        item = page.locator(".lm-Menu-item").filter(
-            has=page.get_by_text("Run All Cells", exact=True)
-        )
+        item = page.locator(".lm-Menu-item").filter(has=page.get_by_text("Run All Cells", exact=True))
         item.first.click(timeout=5000)
         return "menu Run > Run All Cells"
     except Exception:  # any UI hiccup: run the command directly
@@ -400,8 +408,7 @@ def run_notebook(
     except RunnerError:
         raise
     except Exception as exc:
-        raise RunnerError(f"{type(exc).__name__}: {exc}\n--- jupyter lab log ---\n"
-                          f"{lab.log_tail()}") from exc
+        raise RunnerError(f"{type(exc).__name__}: {exc}\n--- jupyter lab log ---\n{lab.log_tail()}") from exc
     finally:
         lab.stop()
         shutil.rmtree(scratch, ignore_errors=True)
@@ -420,8 +427,11 @@ def _drive(context, lab, nb, run, end, t0, click_first_button) -> None:
     context.route("**/*", route)
     page = context.pages[0] if context.pages else context.new_page()
     t1 = time.monotonic()
-    page.goto(f"{lab.url}/lab/tree/{urllib.parse.quote(nb.name)}?reset&token={lab.token}",
-              wait_until="domcontentloaded", timeout=60_000)
+    page.goto(
+        f"{lab.url}/lab/tree/{urllib.parse.quote(nb.name)}?reset&token={lab.token}",
+        wait_until="domcontentloaded",
+        timeout=60_000,
+    )
     page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
     if not _wait(page, end, lab.kernels_idle, stable_s=0.5):
         raise RunnerError("the kernel never became idle after the notebook opened")
@@ -431,9 +441,9 @@ def _drive(context, lab, nb, run, end, t0, click_first_button) -> None:
     run.run_via = _run_all(page)
     page.wait_for_timeout(500)
     finished = _wait(
-        page, end,
-        lambda: not page.evaluate(_INSPECT_JS, RENDER_FAILURE_MARKERS)["running"]
-        and lab.kernels_idle(),
+        page,
+        end,
+        lambda: not page.evaluate(_INSPECT_JS, RENDER_FAILURE_MARKERS)["running"] and lab.kernels_idle(),
     )
     if not finished:
         raise RunnerError(f"cells still running after the {end - t0:.0f} s budget")
@@ -481,8 +491,7 @@ def _drive(context, lab, nb, run, end, t0, click_first_button) -> None:
     code = [c for c in model["cells"] if c["cell_type"] == "code"]
     run.code_cells = len(code)
     run.unexecuted_cells = sum(
-        1 for c in code
-        if c.get("execution_count") is None and "".join(c.get("source", "")).strip()
+        1 for c in code if c.get("execution_count") is None and "".join(c.get("source", "")).strip()
     )
     cell_errors = [o for c in code for o in c.get("outputs", []) if o["output_type"] == "error"]
     run.error_texts = [f"{o['ename']}: {o['evalue']}"[:500] for o in cell_errors]
@@ -498,7 +507,10 @@ def _drive(context, lab, nb, run, end, t0, click_first_button) -> None:
 
 
 def run_notebook_in_browser(
-    notebook: str | os.PathLike, expect: dict[str, int] | None = None, *, check: bool = True,
+    notebook: str | os.PathLike,
+    expect: dict[str, int] | None = None,
+    *,
+    check: bool = True,
     **kwargs,
 ) -> NotebookRun:
     """run_notebook(); with check (default) raise AssertionError, with the full report, unless
@@ -506,26 +518,30 @@ def run_notebook_in_browser(
     run = run_notebook(notebook, expect, **kwargs)
     if check and not run.ok:
         raise AssertionError(
-            f"{Path(notebook).name} did not render as expected: {'; '.join(run.problems)}\n"
-            + run.summary()
+            f"{Path(notebook).name} did not render as expected: {'; '.join(run.problems)}\n" + run.summary()
         )
     return run
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("notebook", type=Path)
     ap.add_argument("--expect", default="", help="minimum counts, e.g. tables=1,charts=2,widgets=1")
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--screenshot", type=Path, help="PNG of the whole notebook after the run")
     ap.add_argument("--no-click", action="store_true", help="do not click the first widget button")
     args = ap.parse_args(argv)
-    expect = {k.strip(): int(v) for k, _, v in
-              (p.partition("=") for p in args.expect.split(",") if p.strip())}
+    expect = {
+        k.strip(): int(v) for k, _, v in (p.partition("=") for p in args.expect.split(",") if p.strip())
+    }
     try:
-        run = run_notebook(args.notebook, expect, timeout=args.timeout,
-                           click_first_button=not args.no_click, screenshot=args.screenshot)
+        run = run_notebook(
+            args.notebook,
+            expect,
+            timeout=args.timeout,
+            click_first_button=not args.no_click,
+            screenshot=args.screenshot,
+        )
     except RunnerError as exc:
         print(f"harness failure: {exc}", file=sys.stderr)
         return 2

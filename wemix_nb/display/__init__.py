@@ -44,8 +44,7 @@ def enable_offline_charts() -> str:
         import anywidget  # noqa: F401  (the offline renderer needs it; fail early with a clear message)
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "Offline charts need altair, anywidget and vl-convert-python: "
-            "pip install 'wemix_nb[notebook]'."
+            "Offline charts need altair, anywidget and vl-convert-python: pip install 'wemix_nb[notebook]'."
         ) from exc
     previous = alt.renderers.active
     alt.renderers.enable("jupyter", offline=True)

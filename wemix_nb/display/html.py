@@ -98,17 +98,19 @@ def level_frame(result) -> pd.DataFrame:
         unit = "rows" if k == 1 else str(ngroups.index[k - 1])
         stats = wgt.loc[k] if k in wgt.index else pd.Series(dtype=float)
         deff = weight_stats(arrays[k])["deff"] if k in arrays else np.nan
-        rows.append({
-            "level": k,
-            "unit": unit,
-            "weight": weight_columns[k - 1] if k - 1 < len(weight_columns) else "(unit weights)",
-            "n": int(ngroups.iloc[k - 1]),
-            "sum": float(stats.get("sum", np.nan)),
-            "mean": float(stats.get("mean", np.nan)),
-            "min": float(stats.get("min", np.nan)),
-            "max": float(stats.get("max", np.nan)),
-            "deff": float(deff),
-        })
+        rows.append(
+            {
+                "level": k,
+                "unit": unit,
+                "weight": weight_columns[k - 1] if k - 1 < len(weight_columns) else "(unit weights)",
+                "n": int(ngroups.iloc[k - 1]),
+                "sum": float(stats.get("sum", np.nan)),
+                "mean": float(stats.get("mean", np.nan)),
+                "min": float(stats.get("min", np.nan)),
+                "max": float(stats.get("max", np.nan)),
+                "deff": float(deff),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -182,9 +184,7 @@ def result_gt(result, level: float = 0.95, digits: int = 3) -> ResultTables:
         [f"{int(result.ngroups.iloc[0]):,} rows"]
         + [f"{int(n):,} {_html.escape(str(k))}" for k, n in result.ngroups.iloc[1:].items()]
     )
-    subtitle = (
-        f"{_family_text(result)} · {sizes} · log pseudo-likelihood {_fmt(float(result.lnl), digits)}"
-    )
+    subtitle = f"{_family_text(result)} · {sizes} · log pseudo-likelihood {_fmt(float(result.lnl), digits)}"
     top = str(result.ngroups.index[-1]) if len(result.ngroups) > 1 else "rows"
     fixed = (
         GT(coefs, rowname_col="term")
@@ -198,8 +198,12 @@ def result_gt(result, level: float = 0.95, digits: int = 3) -> ResultTables:
         .cols_merge(columns=["conf_low", "conf_high"], pattern="[{0}, {1}]")
         .cols_move(columns="stars", after="p_value")
         .cols_label(
-            estimate="Estimate", std_error="Robust SE", statistic=f"{stat} value", p_value="p",
-            stars="", conf_low=f"{pct} CI",
+            estimate="Estimate",
+            std_error="Robust SE",
+            statistic=f"{stat} value",
+            p_value="p",
+            stars="",
+            conf_low=f"{pct} CI",
         )
         .tab_source_note(
             f"Robust (sandwich) standard errors, clustered on the top level ({top}); "
@@ -233,8 +237,15 @@ def result_gt(result, level: float = 0.95, digits: int = 3) -> ResultTables:
         .fmt_number(columns="deff", decimals=3)
         .sub_missing(missing_text="—")
         .cols_label(
-            level="Level", unit="Unit", weight="Weight", n="N", sum="Sum of weights", mean="Mean",
-            min="Min", max="Max", deff="Design effect",
+            level="Level",
+            unit="Unit",
+            weight="Weight",
+            n="N",
+            sum="Sum of weights",
+            mean="Mean",
+            min="Min",
+            max="Max",
+            deff="Design effect",
         )
         .tab_source_note("Design effect: Kish's 1 + CV² of the weights at that level.")
         .tab_source_note(html(_convergence_note(result)))
@@ -283,11 +294,13 @@ def wald_gt(test):
         body["term"] = body["term"].astype(str)
     else:
         names = [str(n) for n in np.atleast_1d(test.names)]
-        body = pd.DataFrame({
-            "term": names,
-            "estimate": np.asarray(test.estimate, dtype=float).reshape(-1)[: len(names)],
-            "hypothesis": np.asarray(test.hypothesis, dtype=float).reshape(-1)[: len(names)],
-        })
+        body = pd.DataFrame(
+            {
+                "term": names,
+                "estimate": np.asarray(test.estimate, dtype=float).reshape(-1)[: len(names)],
+                "hypothesis": np.asarray(test.hypothesis, dtype=float).reshape(-1)[: len(names)],
+            }
+        )
     kind = getattr(test, "type", None)
     what = {"beta": "fixed effects", "Lambda": "random-effect (co)variances"}.get(kind, kind)
     title = "Wald test" + (f" of {what}" if what else "")
@@ -303,10 +316,13 @@ def wald_gt(test):
         .tab_stubhead("Parameter")
         .fmt_number(columns=numbers, decimals=3)
         .sub_missing(missing_text="—")
-        .cols_label(estimate="Estimate", hypothesis="Hypothesised (H0)", difference="Difference",
-                    std_error="SE")
-        .tab_source_note("H0: every listed parameter equals its hypothesised value (joint test, "
-                         f"chi-square with {int(test.df)} df). {STARS_NOTE}")
+        .cols_label(
+            estimate="Estimate", hypothesis="Hypothesised (H0)", difference="Difference", std_error="SE"
+        )
+        .tab_source_note(
+            "H0: every listed parameter equals its hypothesised value (joint test, "
+            f"chi-square with {int(test.df)} df). {STARS_NOTE}"
+        )
     )
 
 
@@ -329,8 +345,17 @@ def weights_gt(summary):
         .fmt_number(columns="n_eff", decimals=1)
         .sub_missing(missing_text="—")
         .cols_label(
-            level="Level", unit="Unit", weight="Weight", n="N", sum="Sum", mean="Mean", min="Min",
-            max="Max", cv="CV", deff="Design effect", n_eff="Effective n",
+            level="Level",
+            unit="Unit",
+            weight="Weight",
+            n="N",
+            sum="Sum",
+            mean="Mean",
+            min="Min",
+            max="Max",
+            cv="CV",
+            deff="Design effect",
+            n_eff="Effective n",
         )
         .tab_source_note(note)
     )
@@ -354,8 +379,9 @@ class Comparison:
     notebook the object shows as that table; :meth:`plot` draws all models on one coefficient plot.
     """
 
-    def __init__(self, models: Sequence, names: Sequence[str] | None = None, digits: int = 3,
-                 level: float = 0.95):
+    def __init__(
+        self, models: Sequence, names: Sequence[str] | None = None, digits: int = 3, level: float = 0.95
+    ):
         models = list(models)
         if not models:
             from wemix_nb.errors import ArgumentError
@@ -381,8 +407,14 @@ class Comparison:
         rows: list[dict] = []
 
         def add(section: str, label: str, kind: str, values: list[str]):
-            rows.append({"section": section, "label": label, "kind": kind, **dict(zip(self.names, values,
-                                                                                         strict=True))})
+            rows.append(
+                {
+                    "section": section,
+                    "label": label,
+                    "kind": kind,
+                    **dict(zip(self.names, values, strict=True)),
+                }
+            )
 
         for term in terms:
             est, se = [], []
@@ -417,10 +449,18 @@ class Comparison:
         add("Model statistics", "N (rows)", "n", [f"{int(m.ngroups.iloc[0]):,}" for m in self.models])
         factors = list(dict.fromkeys(str(k) for m in self.models for k in m.ngroups.index[1:]))
         for factor in factors:
-            add("Model statistics", f"Groups: {factor}", "groups",
-                [f"{int(m.ngroups[factor]):,}" if factor in m.ngroups.index else "" for m in self.models])
-        add("Model statistics", "ICC", "icc",
-            [_fmt(float(m.ICC), 3) if m.ICC is not None else "" for m in self.models])
+            add(
+                "Model statistics",
+                f"Groups: {factor}",
+                "groups",
+                [f"{int(m.ngroups[factor]):,}" if factor in m.ngroups.index else "" for m in self.models],
+            )
+        add(
+            "Model statistics",
+            "ICC",
+            "icc",
+            [_fmt(float(m.ICC), 3) if m.ICC is not None else "" for m in self.models],
+        )
         return pd.DataFrame(rows)
 
     def to_gt(self):
@@ -442,8 +482,10 @@ class Comparison:
             .tab_source_note(f"Robust standard errors in parentheses. {STARS_NOTE}")
         )
         if se_rows:
-            table = table.tab_style(style=style.text(color="#555555", size="small"),
-                                    locations=loc.body(columns=self.names, rows=se_rows))
+            table = table.tab_style(
+                style=style.text(color="#555555", size="small"),
+                locations=loc.body(columns=self.names, rows=se_rows),
+            )
         return table
 
     def plot(self, level: float | None = None, intercept: bool = True):
@@ -459,8 +501,9 @@ class Comparison:
         return f"Model comparison\n{self.table.drop(columns='kind').to_string(index=False)}"
 
 
-def compare(models: Sequence, names: Sequence[str] | None = None, digits: int = 3,
-            level: float = 0.95) -> Comparison:
+def compare(
+    models: Sequence, names: Sequence[str] | None = None, digits: int = 3, level: float = 0.95
+) -> Comparison:
     """Side-by-side regression table of several fitted models.
 
     Estimates with robust SEs in parentheses and significance stars, variance components (with

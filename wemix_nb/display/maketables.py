@@ -31,14 +31,17 @@ __all__ = ["coef_table", "default_stat_keys", "depvar", "stat", "stat_labels", "
 def coef_table(result) -> pd.DataFrame:
     """Canonical coefficient table: ``b``, ``se``, ``t``, ``p``, ``ci95l``, ``ci95u``."""
     tidy = coef_frame(result, 0.95)
-    table = pd.DataFrame({
-        "b": tidy["estimate"].to_numpy(float),
-        "se": tidy["std_error"].to_numpy(float),
-        "t": tidy["statistic"].to_numpy(float),
-        "p": tidy["p_value"].to_numpy(float),
-        "ci95l": tidy["conf_low"].to_numpy(float),
-        "ci95u": tidy["conf_high"].to_numpy(float),
-    }, index=pd.Index(tidy["term"].astype(str), name="Coefficient"))
+    table = pd.DataFrame(
+        {
+            "b": tidy["estimate"].to_numpy(float),
+            "se": tidy["std_error"].to_numpy(float),
+            "t": tidy["statistic"].to_numpy(float),
+            "p": tidy["p_value"].to_numpy(float),
+            "ci95l": tidy["conf_low"].to_numpy(float),
+            "ci95u": tidy["conf_high"].to_numpy(float),
+        },
+        index=pd.Index(tidy["term"].astype(str), name="Coefficient"),
+    )
     return table
 
 

@@ -64,22 +64,31 @@ def ranef_data(result, term: str | None = None, group: str | None = None, z: flo
     sd_frame = (getattr(result, "ranef_sd", None) or {}).get(factor)
     sd = sd_frame[column].to_numpy(dtype=float) if sd_frame is not None else np.full(b.shape, np.nan)
     sizes = _level_sizes(result, factor)
-    data = pd.DataFrame({
-        "group": [str(g) for g in modes.index],
-        "mode": b,
-        "sd": sd,
-        "lower": b - z * sd,
-        "upper": b + z * sd,
-        "n": sizes if sizes is not None and len(sizes) == len(b) else np.full(b.shape, -1),
-    })
+    data = pd.DataFrame(
+        {
+            "group": [str(g) for g in modes.index],
+            "mode": b,
+            "sd": sd,
+            "lower": b - z * sd,
+            "upper": b + z * sd,
+            "n": sizes if sizes is not None and len(sizes) == len(b) else np.full(b.shape, -1),
+        }
+    )
     data = data.sort_values(["mode", "group"], kind="stable").reset_index(drop=True)
     data["rank"] = np.arange(1, len(data) + 1)
     data.attrs.update(factor=factor, term=name, z=z)
     return data
 
 
-def ranef_plot(result, term: str | None = None, group: str | None = None, top: int | None = None,
-               max_groups: int = 1000, z: float = 1.96, width: int = 420):
+def ranef_plot(
+    result,
+    term: str | None = None,
+    group: str | None = None,
+    top: int | None = None,
+    max_groups: int = 1000,
+    z: float = 1.96,
+    width: int = 420,
+):
     """Caterpillar plot: each group's conditional mode with a ``± z`` conditional-SD interval.
 
     Parameters
@@ -123,16 +132,20 @@ def ranef_plot(result, term: str | None = None, group: str | None = None, top: i
     labelled = shown <= LABELLED_GROUPS
     has_sd = bool(np.isfinite(data["sd"]).any())
 
-    subtitle = [f"{shown:,} group(s); intervals: mode ± {z:g} conditional SD" if has_sd
-                else f"{shown:,} group(s)"]
+    subtitle = [
+        f"{shown:,} group(s); intervals: mode ± {z:g} conditional SD" if has_sd else f"{shown:,} group(s)"
+    ]
     subtitle += notes
     if labelled:
         y = alt.Y("group:N", sort=list(data["group"]), title=factor)
         y_rule = y
         height = alt.Step(14)
     else:
-        y = alt.Y("rank:Q", title=f"rank of the mode among {total:,} {factor} groups",
-                  scale=alt.Scale(zero=False, nice=False))
+        y = alt.Y(
+            "rank:Q",
+            title=f"rank of the mode among {total:,} {factor} groups",
+            scale=alt.Scale(zero=False, nice=False),
+        )
         y_rule = y
         height = 420
     tooltip = [
@@ -145,21 +158,33 @@ def ranef_plot(result, term: str | None = None, group: str | None = None, top: i
         alt.Tooltip("rank:Q"),
     ]
     base = alt.Chart(data)
-    layers = [alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(color="#999", strokeDash=[4, 3])
-              .encode(x="zero:Q")]
+    layers = [
+        alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(color="#999", strokeDash=[4, 3]).encode(x="zero:Q")
+    ]
     if has_sd:
-        layers.append(base.mark_rule(color="#4c78a8", opacity=0.6 if labelled else 0.35).encode(
-            x=alt.X("lower:Q", title=f"conditional mode of {name}"), x2="upper:Q", y=y_rule, tooltip=tooltip))
-    layers.append(base.mark_point(filled=True, color="#1f3b73", size=30 if labelled else 8).encode(
-        x=alt.X("mode:Q", title=f"conditional mode of {name}"), y=y, tooltip=tooltip))
+        layers.append(
+            base.mark_rule(color="#4c78a8", opacity=0.6 if labelled else 0.35).encode(
+                x=alt.X("lower:Q", title=f"conditional mode of {name}"),
+                x2="upper:Q",
+                y=y_rule,
+                tooltip=tooltip,
+            )
+        )
+    layers.append(
+        base.mark_point(filled=True, color="#1f3b73", size=30 if labelled else 8).encode(
+            x=alt.X("mode:Q", title=f"conditional mode of {name}"), y=y, tooltip=tooltip
+        )
+    )
     return alt.layer(*layers).properties(
         title=alt.TitleParams(f"Random effects: {name} by {factor}", subtitle=subtitle),
-        width=width, height=height,
+        width=width,
+        height=height,
     )
 
 
-def coef_plot(result, level: float = 0.95, intercept: bool = True, terms: list[str] | None = None,
-              width: int = 420):
+def coef_plot(
+    result, level: float = 0.95, intercept: bool = True, terms: list[str] | None = None, width: int = 420
+):
     """Forest plot of the fixed effects: estimates with ``level`` confidence intervals (robust SEs).
 
     ``intercept=False`` drops the intercept (often on another scale); ``terms`` keeps only those
@@ -178,8 +203,9 @@ def compare_plot(comparison, level: float = 0.95, intercept: bool = True, width:
         frame.insert(0, "model", name)
         frames.append(frame)
     data = _select_terms(pd.concat(frames, ignore_index=True), intercept, None)
-    return _forest(data, level, title="Model comparison: fixed effects", width=width,
-                   models=list(comparison.names))
+    return _forest(
+        data, level, title="Model comparison: fixed effects", width=width, models=list(comparison.names)
+    )
 
 
 def _select_terms(data: pd.DataFrame, intercept: bool, terms) -> pd.DataFrame:
@@ -215,11 +241,15 @@ def _forest(data: pd.DataFrame, level: float, title: str, width: int, models: li
         encode["yOffset"] = alt.YOffset("model:N", sort=models)
         encode["color"] = alt.Color("model:N", sort=models, title="model")
     base = alt.Chart(data)
-    zero = (alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(color="#999", strokeDash=[4, 3])
-            .encode(x="zero:Q"))
+    zero = (
+        alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(color="#999", strokeDash=[4, 3]).encode(x="zero:Q")
+    )
     bars = base.mark_rule(strokeWidth=2).encode(
-        x=alt.X("conf_low:Q", title=f"estimate with {pct} confidence interval"), x2="conf_high:Q",
-        tooltip=tooltip, **encode)
+        x=alt.X("conf_low:Q", title=f"estimate with {pct} confidence interval"),
+        x2="conf_high:Q",
+        tooltip=tooltip,
+        **encode,
+    )
     points = base.mark_point(filled=True, size=60).encode(x="estimate:Q", tooltip=tooltip, **encode)
     if models is None:
         bars = bars.encode(color=alt.value("#4c78a8"))
@@ -227,5 +257,6 @@ def _forest(data: pd.DataFrame, level: float, title: str, width: int, models: li
     step = 22 if models is None else 14 * len(models) + 8
     return alt.layer(zero, bars, points).properties(
         title=alt.TitleParams(title, subtitle=[f"{pct} intervals from robust (sandwich) standard errors"]),
-        width=width, height=alt.Step(step),
+        width=width,
+        height=alt.Step(step),
     )

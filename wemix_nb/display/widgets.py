@@ -57,13 +57,19 @@ class WaldWidget(widgets.VBox):
         self.result = result
         self.test = None
         self._names = {"beta": [str(n) for n in result.coef.index], "Lambda": self._lambda_names(result)}
-        self.kind = widgets.ToggleButtons(options=["beta", "Lambda"], value="beta", description="type",
-                                          tooltips=["fixed effects", "random-effect (co)variances"])
+        self.kind = widgets.ToggleButtons(
+            options=["beta", "Lambda"],
+            value="beta",
+            description="type",
+            tooltips=["fixed effects", "random-effect (co)variances"],
+        )
         beta = self._names["beta"]
-        self.coefs = widgets.SelectMultiple(options=beta, value=tuple(beta[-1:]), description="Parameters",
-                                            rows=min(8, max(3, len(beta))))
-        self.values = widgets.Text(value="", description="H0 values",
-                                   placeholder="e.g. 10, 0 (blank: all zero)")
+        self.coefs = widgets.SelectMultiple(
+            options=beta, value=tuple(beta[-1:]), description="Parameters", rows=min(8, max(3, len(beta)))
+        )
+        self.values = widgets.Text(
+            value="", description="H0 values", placeholder="e.g. 10, 0 (blank: all zero)"
+        )
         self.button = widgets.Button(description="Test", button_style="primary", icon="check")
         self.output = widgets.HTML(value="<i>Choose parameters and click Test.</i>")
         self.kind.observe(self._on_kind, names="value")
@@ -99,8 +105,9 @@ class WaldWidget(widgets.VBox):
                 from wemix_nb.errors import ArgumentError
 
                 raise ArgumentError("Select at least one parameter to test.")
-            self.test = wald_test(self.result, type=self.kind.value, coefs=coefs,
-                                  hypothesis=_parse_values(self.values.value))
+            self.test = wald_test(
+                self.result, type=self.kind.value, coefs=coefs, hypothesis=_parse_values(self.values.value)
+            )
             from wemix_nb.display.html import wald_html
 
             self.output.value = wald_html(self.test)
@@ -133,25 +140,40 @@ class ModelBuilder(widgets.VBox):
         self.data = data
         self.result = None
         columns = [str(c) for c in data.columns]
-        numeric = [str(c) for c in data.columns if pd.api.types.is_numeric_dtype(data[c])
-                   and not pd.api.types.is_bool_dtype(data[c])]
+        numeric = [
+            str(c)
+            for c in data.columns
+            if pd.api.types.is_numeric_dtype(data[c]) and not pd.api.types.is_bool_dtype(data[c])
+        ]
         self.outcome = widgets.Dropdown(options=numeric or columns, description="Outcome")
-        self.predictors = widgets.SelectMultiple(options=columns, description="Predictors",
-                                                 rows=min(8, max(3, len(columns))))
-        self.groups = widgets.SelectMultiple(options=columns, description="Groups",
-                                             rows=min(6, max(3, len(columns))))
+        self.predictors = widgets.SelectMultiple(
+            options=columns, description="Predictors", rows=min(8, max(3, len(columns)))
+        )
+        self.groups = widgets.SelectMultiple(
+            options=columns, description="Groups", rows=min(6, max(3, len(columns)))
+        )
         weight_options = [("(none: unweighted)", None)] + [(c, c) for c in numeric]
         self._weight_options = weight_options
         self.row_weight = widgets.Dropdown(options=weight_options, value=None, description="Row weight")
         self.group_weights: dict[str, widgets.Dropdown] = {}
         self._weights_box = widgets.VBox([])
         self.family = widgets.Dropdown(options=list(FAMILIES), value="gaussian", description="Family")
-        self.formula = widgets.Text(value="", description="Formula", layout=widgets.Layout(width="95%"),
-                                    placeholder="y ~ x + (1|group)")
+        self.formula = widgets.Text(
+            value="",
+            description="Formula",
+            layout=widgets.Layout(width="95%"),
+            placeholder="y ~ x + (1|group)",
+        )
         self.button = widgets.Button(description="Fit", button_style="primary", icon="play")
         # a full "busy" bar shown while the (synchronous) fit runs; the fit reports no fraction done
-        self.progress = widgets.IntProgress(value=1, min=0, max=1, description="", bar_style="info",
-                                            layout=widgets.Layout(visibility="hidden", width="120px"))
+        self.progress = widgets.IntProgress(
+            value=1,
+            min=0,
+            max=1,
+            description="",
+            bar_style="info",
+            layout=widgets.Layout(visibility="hidden", width="120px"),
+        )
         self.status = widgets.HTML(value="")
         self.output = widgets.HTML(value="<i>Choose an outcome, predictors and groups, then click Fit.</i>")
         for control in (self.outcome, self.predictors, self.groups):
@@ -159,10 +181,20 @@ class ModelBuilder(widgets.VBox):
         self.groups.observe(self._on_groups, names="value")
         self.button.on_click(self._on_click)
         self._update_formula()
-        super().__init__(children=[
-            self.outcome, self.predictors, self.groups, self.row_weight, self._weights_box, self.family,
-            self.formula, widgets.HBox([self.button, self.progress, self.status]), self.output,
-        ], **kwargs)
+        super().__init__(
+            children=[
+                self.outcome,
+                self.predictors,
+                self.groups,
+                self.row_weight,
+                self._weights_box,
+                self.family,
+                self.formula,
+                widgets.HBox([self.button, self.progress, self.status]),
+                self.output,
+            ],
+            **kwargs,
+        )
 
     # -- choices ---------------------------------------------------------------------------------
 
@@ -175,9 +207,12 @@ class ModelBuilder(widgets.VBox):
         old = {g: d.value for g, d in self.group_weights.items()}
         self.group_weights = {}
         for k, g in enumerate(self.ordered_groups()):
-            self.group_weights[g] = widgets.Dropdown(options=self._weight_options, value=old.get(g),
-                                                     description=f"L{k + 2} weight",
-                                                     tooltip=f"weight of each {g} group")
+            self.group_weights[g] = widgets.Dropdown(
+                options=self._weight_options,
+                value=old.get(g),
+                description=f"L{k + 2} weight",
+                tooltip=f"weight of each {g} group",
+            )
         self._weights_box.children = [
             widgets.HBox([d, widgets.Label(f"({g})")]) for g, d in self.group_weights.items()
         ]
@@ -248,4 +283,3 @@ def model_builder(data: pd.DataFrame) -> ModelBuilder:
 
         raise ArgumentError(f"model_builder needs a pandas DataFrame, got {type(data).__name__}.")
     return ModelBuilder(data)
-

@@ -33,8 +33,9 @@ from wemix_nb.model.formula import parse_formula
 from wemix_nb.model.frame import build_model_frame, group_columns_of
 
 
-def _partition_statistics(pdf: pd.DataFrame, formula, weights, cweights, center_group,
-                          level_order) -> dict | None:
+def _partition_statistics(
+    pdf: pd.DataFrame, formula, weights, cweights, center_group, level_order
+) -> dict | None:
     """Sufficient statistics of one partition (``None`` if it has no usable rows)."""
     if len(pdf) == 0:
         return None
@@ -338,10 +339,15 @@ def mix_dask(
         n_dropped_zero_weight=dropped_zero,
     )
 
-    problem = LinearProblem(frame, CrossProducts(
-        T=stats["T"], beta0=stats["beta0"], n_weighted=float(sum(part["w1"][0] for part in parts)),
-        n_weighted_top=stats["n_weighted_top"],
-    ))
+    problem = LinearProblem(
+        frame,
+        CrossProducts(
+            T=stats["T"],
+            beta0=stats["beta0"],
+            n_weighted=float(sum(part["w1"][0] for part in parts)),
+            n_weighted_top=stats["n_weighted_top"],
+        ),
+    )
     if start is not None:
         start = np.asarray(start, dtype=float)
         if start.shape != (problem.structure.size,):

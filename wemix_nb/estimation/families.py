@@ -101,9 +101,7 @@ class Binomial(Family):
 
     def __init__(self, link: str = "logit"):
         if link not in ("logit", "probit"):
-            raise FamilyError(
-                f"Unsupported link {link!r} for the binomial family; use 'logit' or 'probit'."
-            )
+            raise FamilyError(f"Unsupported link {link!r} for the binomial family; use 'logit' or 'probit'.")
         self.link = link
         self.canonical = link == "logit"
 
@@ -275,9 +273,7 @@ def get_family(family: str | Family, link: str | None = None) -> Family:
     """
     if isinstance(family, Family):
         if link is not None and link != family.link:
-            raise FamilyError(
-                f"link={link!r} conflicts with the family object {family!r}; pass one of them."
-            )
+            raise FamilyError(f"link={link!r} conflicts with the family object {family!r}; pass one of them.")
         return family
     if not isinstance(family, str):
         raise FamilyError(
@@ -286,8 +282,11 @@ def get_family(family: str | Family, link: str | None = None) -> Family:
         )
     key = family.strip().lower()
     if key not in _FAMILIES:
-        hint = " Linear (gaussian) models are fitted by leaving family unset." if key in (
-            "gaussian", "normal") else ""
+        hint = (
+            " Linear (gaussian) models are fitted by leaving family unset."
+            if key in ("gaussian", "normal")
+            else ""
+        )
         raise FamilyError(
             f"Unimplemented family {family!r}; supported families: 'binomial' (links 'logit', "
             f"'probit') and 'poisson' (link 'log').{hint}"

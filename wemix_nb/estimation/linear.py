@@ -69,7 +69,8 @@ class _Evaluation:
         """``ext' S_h ext`` per top group, with ``S_h = C_h - B_h' K_h`` the eliminated form."""
         K = self.solves[-1].K
         return np.einsum("i,gij,j->g", ext, self.top_C, ext) - np.einsum(
-            "gqi,i,gqj,j->g", self.top_B, ext, K, ext, optimize=True)
+            "gqi,i,gqj,j->g", self.top_B, ext, K, ext, optimize=True
+        )
 
     def top_linear(self, ext: np.ndarray, p: int) -> np.ndarray:
         """``S_h[:p, :] ext`` per top group: shape (G_top, p)."""
@@ -268,8 +269,9 @@ class LinearProblem:
             if k_level == last:  # the top's Schur complement is only ever needed contracted
                 C = A[:, q:, q:]
                 if last == 0:
-                    return _Evaluation(theta, D_top, C, B, dD_top, None, solves, LT if tangents else None,
-                                       st.rows, st.cols)
+                    return _Evaluation(
+                        theta, D_top, C, B, dD_top, None, solves, LT if tangents else None, st.rows, st.cols
+                    )
                 return _Evaluation(theta, D_top, C, B, dD_top, dA, solves)
             S = A[:, q:, q:] - np.einsum("gqi,gqj->gij", B, K)
             agg = self.aggregators[k_level]
@@ -337,7 +339,11 @@ class LinearProblem:
 
         def run(x):
             return scipy.optimize.minimize(
-                objective, x, jac=True, method="L-BFGS-B", bounds=st.lower_bounds(),
+                objective,
+                x,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=st.lower_bounds(),
                 options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-8, "maxcor": 20},
             )
 
@@ -364,8 +370,11 @@ class LinearProblem:
             "converged": converged,
             "iterations": int(res.nit),
             "evaluations": int(res.nfev),
-            "message": (f"profiled deviance minimised; largest gradient entry {gradient:.1e}" if converged
-                        else f"stopped: {res.message}"),
+            "message": (
+                f"profiled deviance minimised; largest gradient entry {gradient:.1e}"
+                if converged
+                else f"stopped: {res.message}"
+            ),
         }
         if not info["converged"]:
             warnings.warn(
@@ -445,8 +454,9 @@ class LinearProblem:
             cross = -K_anc @ ancestor_cov
             cond_cov[k] = own
             ancestor_cov = np.concatenate(
-                [np.concatenate([own, cross], axis=2),
-                 np.concatenate([_swap(cross), ancestor_cov], axis=2)], axis=1)
+                [np.concatenate([own, cross], axis=2), np.concatenate([_swap(cross), ancestor_cov], axis=2)],
+                axis=1,
+            )
             rest = np.concatenate([u[k], rest], axis=1)
         b = [uk @ lam.T for uk, lam in zip(u, lambdas, strict=True)]
         b_cov = [lam @ cov @ lam.T for cov, lam in zip(cond_cov, lambdas, strict=True)]
@@ -468,14 +478,26 @@ class LinearProblem:
 
         var_cov, var_theta, var_se = self._variance_sandwich(theta, ev, ext, sigma2)
         return LinearSolution(
-            theta=theta, beta=beta, sigma=float(np.sqrt(sigma2)), lnl=float(lnl),
-            model_cov=model_cov, cov_beta=cov_beta, u=u, b=b, b_cov=b_cov,
-            fitted=fitted, fitted_fixed=fitted_fixed, resid=resid,
-            phi_cov=var_cov, var_theta=var_theta, var_se=var_se,
+            theta=theta,
+            beta=beta,
+            sigma=float(np.sqrt(sigma2)),
+            lnl=float(lnl),
+            model_cov=model_cov,
+            cov_beta=cov_beta,
+            u=u,
+            b=b,
+            b_cov=b_cov,
+            fitted=fitted,
+            fitted_fixed=fitted_fixed,
+            resid=resid,
+            phi_cov=var_cov,
+            var_theta=var_theta,
+            var_se=var_se,
         )
 
-    def per_group_lnl(self, theta: np.ndarray, beta: np.ndarray, sigma: float,
-                      tangents: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    def per_group_lnl(
+        self, theta: np.ndarray, beta: np.ndarray, sigma: float, tangents: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Per-top-group log-likelihood at (beta, theta, sigma), random effects profiled out."""
         ev = self.evaluate(theta, tangents=tangents)
         lnl_h, d_theta, _ = self._group_lnl(ev, np.append(beta - self.beta0, 1.0), sigma**2)

@@ -271,8 +271,13 @@ def _order_levels(data: pd.DataFrame, factors: list[str]) -> list[str]:
 
 
 def _parent_index(
-    lower_index: np.ndarray, n_lower: int, upper_index: np.ndarray, lower: str, upper: str,
-    lower_labels: pd.Index, upper_labels: pd.Index,
+    lower_index: np.ndarray,
+    n_lower: int,
+    upper_index: np.ndarray,
+    lower: str,
+    upper: str,
+    lower_labels: pd.Index,
+    upper_labels: pd.Index,
 ) -> np.ndarray:
     parent = np.full(n_lower, -1, dtype=np.int64)
     parent[lower_index] = upper_index  # any row's upper group; then check that all rows agree
@@ -455,8 +460,11 @@ def build_model_frame(
     na_counts = frame.isna().sum()
     na_detail = ", ".join(f"{col!r}: {int(k)}" for col, k in na_counts.items() if k)
     frame = _drop_rows(
-        frame, keep, "{k} row(s) with missing values in the model's columns were removed ("
-        + na_detail.replace("{", "{{").replace("}", "}}") + ")."
+        frame,
+        keep,
+        "{k} row(s) with missing values in the model's columns were removed ("
+        + na_detail.replace("{", "{{").replace("}", "}}")
+        + ").",
     )
     zero_detail = ""
     if weight_cols:
@@ -472,11 +480,16 @@ def build_model_frame(
                 raise WeightError(
                     f"Weight column {col!r} (level {j + 1}) has negative values (first at row {row!r})."
                 )
-        zero_detail = ", ".join(f"{col!r}: {int(k)}" for col, k in zip(weight_cols, (W == 0).sum(axis=0),
-                                                                         strict=True) if k)
-        frame = _drop_rows(frame, (W > 0).all(axis=1),
-                           "{k} row(s) with a zero weight were removed ("
-                           + zero_detail.replace("{", "{{").replace("}", "}}") + ").")
+        zero_detail = ", ".join(
+            f"{col!r}: {int(k)}" for col, k in zip(weight_cols, (W == 0).sum(axis=0), strict=True) if k
+        )
+        frame = _drop_rows(
+            frame,
+            (W > 0).all(axis=1),
+            "{k} row(s) with a zero weight were removed ("
+            + zero_detail.replace("{", "{{").replace("}", "}}")
+            + ").",
+        )
     n_dropped_missing = int((~keep).sum())
     n_dropped_zero = len(data) - n_dropped_missing - len(frame)
     if len(frame) == 0:
@@ -523,8 +536,15 @@ def build_model_frame(
     parents = []
     for k in range(len(ordered) - 1):
         parents.append(
-            _parent_index(indices[k], len(labels[k]), indices[k + 1], ordered[k], ordered[k + 1],
-                          labels[k], labels[k + 1])
+            _parent_index(
+                indices[k],
+                len(labels[k]),
+                indices[k + 1],
+                ordered[k],
+                ordered[k + 1],
+                labels[k],
+                labels[k + 1],
+            )
         )
     parents.append(None)
 
@@ -579,9 +599,13 @@ def build_model_frame(
     categories = {
         col: tuple(pd.unique(work[col].dropna()))
         for col in dict.fromkeys([*fixed_vars, *random_vars])
-        if col in work.columns and col != parsed.response and (
-            isinstance(work[col].dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(work[col].dtype)
-            or not pd.api.types.is_numeric_dtype(work[col].dtype))
+        if col in work.columns
+        and col != parsed.response
+        and (
+            isinstance(work[col].dtype, pd.CategoricalDtype)
+            or pd.api.types.is_bool_dtype(work[col].dtype)
+            or not pd.api.types.is_numeric_dtype(work[col].dtype)
+        )
     }
 
     # -- response ---------------------------------------------------------------------------------
@@ -628,8 +652,9 @@ def build_model_frame(
                 mm = _design_matrix(bar.expr, work, f"random-effect design of '({bar.expr} | {factor})'")
                 spec = mm.model_spec
             names = [str(c) for c in mm.columns]
-            _check_finite(np.asarray(mm, dtype=float), names, f"The random-effect design of {factor!r}",
-                          frame.index)
+            _check_finite(
+                np.asarray(mm, dtype=float), names, f"The random-effect design of {factor!r}", frame.index
+            )
             if not names:
                 raise FormulaError(f"The random term '({bar.expr} | {factor})' has no columns.")
             values = np.asarray(mm, dtype=float)

@@ -38,9 +38,18 @@ def glmm_result(formula: str, frame: ModelFrame, family, fit, options: dict) -> 
         for a in range(level.q):
             for c in range(a, level.q):
                 j = position[(k, max(a, c), min(a, c))]
-                rows.append((level.name, level.terms[a], None if a == c else level.terms[c], cov[a, c],
-                             level.n_groups, level.number, fit.var_params_se[j],
-                             f"{level.name}.{level.terms[a]}"))
+                rows.append(
+                    (
+                        level.name,
+                        level.terms[a],
+                        None if a == c else level.terms[c],
+                        cov[a, c],
+                        level.n_groups,
+                        level.number,
+                        fit.var_params_se[j],
+                        f"{level.name}.{level.terms[a]}",
+                    )
+                )
     rows.sort(key=lambda row: (row[5], row[2] is not None))
     varDF = pd.DataFrame(rows, columns=VARDF_COLUMNS)
 
@@ -61,9 +70,12 @@ def glmm_result(formula: str, frame: ModelFrame, family, fit, options: dict) -> 
         model_cov = np.full((p, p), np.nan)
     ngroups, wgt = group_tables(frame)
     ranef, ranef_sd = random_effect_tables(frame, [m.b for m in fit.modes], [m.b_sd for m in fit.modes])
-    var_names = [f"{frame.levels[k].name}.{frame.levels[k].terms[a]}" if a == c else
-                 f"{frame.levels[k].name}.{frame.levels[k].terms[a]}.{frame.levels[k].terms[c]}"
-                 for k, a, c in layout]
+    var_names = [
+        f"{frame.levels[k].name}.{frame.levels[k].terms[a]}"
+        if a == c
+        else f"{frame.levels[k].name}.{frame.levels[k].terms[a]}.{frame.levels[k].terms[c]}"
+        for k, a, c in layout
+    ]
     return MixResult(
         formula=formula,
         family=family,
@@ -101,8 +113,6 @@ def glmm_result(formula: str, frame: ModelFrame, family, fit, options: dict) -> 
     )
 
 
-
-
 def group_tables(frame: ModelFrame) -> tuple[pd.Series, pd.DataFrame]:
     """``ngroups`` and ``wgtStats`` of a model frame."""
     ngroups = pd.Series(
@@ -110,8 +120,12 @@ def group_tables(frame: ModelFrame) -> tuple[pd.Series, pd.DataFrame]:
     )
     rows = [frame.weight1] + [lv.weight for lv in frame.levels]
     wgt = pd.DataFrame(
-        {"mean": [r.mean() for r in rows], "sum": [r.sum() for r in rows],
-         "min": [r.min() for r in rows], "max": [r.max() for r in rows]},
+        {
+            "mean": [r.mean() for r in rows],
+            "sum": [r.sum() for r in rows],
+            "min": [r.min() for r in rows],
+            "max": [r.max() for r in rows],
+        },
         index=pd.RangeIndex(1, len(rows) + 1, name="level"),
     )
     return ngroups, wgt
@@ -136,12 +150,32 @@ def linear_result(formula, frame, problem: LinearProblem, sol: LinearSolution, i
     for k, level in enumerate(frame.levels):
         for a, term in enumerate(level.terms):
             vars_[f"{level.name}.{term}"] = covs[k][a, a]
-            var_rows.append((level.name, term, None, covs[k][a, a], level.n_groups, level.number,
-                             sol.var_se.get((k, a, a)), f"{level.name}.{term}"))
+            var_rows.append(
+                (
+                    level.name,
+                    term,
+                    None,
+                    covs[k][a, a],
+                    level.n_groups,
+                    level.number,
+                    sol.var_se.get((k, a, a)),
+                    f"{level.name}.{term}",
+                )
+            )
         in_block = {(a, c) for block in level.blocks for a in block for c in block if a < c}
         for a, c in sorted(in_block):
-            var_rows.append((level.name, level.terms[a], level.terms[c], covs[k][a, c], level.n_groups,
-                             level.number, sol.var_se.get((k, a, c)), f"{level.name}.{level.terms[a]}"))
+            var_rows.append(
+                (
+                    level.name,
+                    level.terms[a],
+                    level.terms[c],
+                    covs[k][a, c],
+                    level.n_groups,
+                    level.number,
+                    sol.var_se.get((k, a, c)),
+                    f"{level.name}.{level.terms[a]}",
+                )
+            )
     vars_["Residual"] = sigma2
     var_rows.sort(key=lambda row: row[5])
     var_rows.append(("Residual", None, None, sigma2, frame.n, 1, sol.var_se.get(("residual",)), "Residual"))

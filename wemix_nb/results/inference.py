@@ -77,8 +77,12 @@ class WaldTest:
         """Per restriction: estimate, hypothesised value, difference, and its standard error."""
         se = np.sqrt(np.clip(np.diag(self.covariance.to_numpy(dtype=float)), 0, None))
         return pd.DataFrame(
-            {"estimate": self.estimate.to_numpy(float), "hypothesis": self.hypothesis.to_numpy(float),
-             "difference": (self.estimate - self.hypothesis).to_numpy(float), "std_error": se},
+            {
+                "estimate": self.estimate.to_numpy(float),
+                "hypothesis": self.hypothesis.to_numpy(float),
+                "difference": (self.estimate - self.hypothesis).to_numpy(float),
+                "std_error": se,
+            },
             index=pd.Index(self.names, name="parameter"),
         )
 
@@ -97,8 +101,10 @@ class WaldTest:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return (f"<WaldTest type={self.type!r} W={self.statistic:.6g} df={self.df} "
-                f"p={self.p_value:.4g} names={self.names}>")
+        return (
+            f"<WaldTest type={self.type!r} W={self.statistic:.6g} df={self.df} "
+            f"p={self.p_value:.4g} names={self.names}>"
+        )
 
     def _repr_html_(self) -> str:
         try:

@@ -74,12 +74,15 @@ def text_table(columns: list[tuple[str, list[str]]], rownames: list[str] | None 
     widths = [max([len(head), *map(len, cells)]) for head, cells in columns]
     n = len(columns[0][1]) if columns else 0
     lead_width = max(map(len, rownames)) if rownames else 0
-    lines = [(" " * lead_width if rownames else "")
-             + "".join(" " + head.rjust(w) for (head, _), w in zip(columns, widths, strict=True))]
+    lines = [
+        (" " * lead_width if rownames else "")
+        + "".join(" " + head.rjust(w) for (head, _), w in zip(columns, widths, strict=True))
+    ]
     for i in range(n):
         lead = rownames[i].ljust(lead_width) if rownames else ""
-        lines.append(lead + "".join(" " + cells[i].rjust(w)
-                                    for (_, cells), w in zip(columns, widths, strict=True)))
+        lines.append(
+            lead + "".join(" " + cells[i].rjust(w) for (_, cells), w in zip(columns, widths, strict=True))
+        )
     return [line.rstrip() for line in lines]
 
 
@@ -145,16 +148,27 @@ def variance_table(result: MixResult) -> pd.DataFrame:
     for grp, (level, terms, sigma) in sorted(blocks.items(), key=lambda kv: -kv[1][0]):
         corr = _correlation(sigma)
         for i, term in enumerate(terms):
-            row = {"Level": level, "Group": grp, "Name": term, "Variance": sigma[i, i],
-                   "Std. Error": _variance_se(result, grp, term, None),
-                   "Std.Dev.": math.sqrt(max(sigma[i, i], 0.0))}
+            row = {
+                "Level": level,
+                "Group": grp,
+                "Name": term,
+                "Variance": sigma[i, i],
+                "Std. Error": _variance_se(result, grp, term, None),
+                "Std.Dev.": math.sqrt(max(sigma[i, i], 0.0)),
+            }
             for j in range(n_corr):
                 row[f"Corr{j + 1}"] = corr[i, j] if j < i else np.nan
             rows.append(row)
     if result.family is None:
         sigma2 = float(result.sigma) ** 2
-        row = {"Level": 1, "Group": "Residual", "Name": "", "Variance": sigma2,
-               "Std. Error": float("nan"), "Std.Dev.": float(result.sigma)}
+        row = {
+            "Level": 1,
+            "Group": "Residual",
+            "Name": "",
+            "Variance": sigma2,
+            "Std. Error": float("nan"),
+            "Std.Dev.": float(result.sigma),
+        }
         if "Residual" in set(result.varDF["grp"]):
             res = result.varDF[result.varDF["grp"] == "Residual"].iloc[0]
             row["Std. Error"] = float("nan") if _is_missing(res.get("SEvcov")) else float(res["SEvcov"])
@@ -172,15 +186,22 @@ def groups_table(result: MixResult) -> pd.DataFrame:
     rows = []
     for level in range(result.levels, 0, -1):
         stats_row = result.wgtStats.loc[level]
-        rows.append({"Level": level, "Group": "Obs" if level == 1 else str(names[level - 1]),
-                     "n size": int(result.ngroups.iloc[level - 1]),
-                     "mean wgt": float(stats_row["mean"]), "sum wgt": float(stats_row["sum"])})
+        rows.append(
+            {
+                "Level": level,
+                "Group": "Obs" if level == 1 else str(names[level - 1]),
+                "n size": int(result.ngroups.iloc[level - 1]),
+                "mean wgt": float(stats_row["mean"]),
+                "sum wgt": float(stats_row["sum"]),
+            }
+        )
     return pd.DataFrame(rows, columns=["Level", "Group", "n size", "mean wgt", "sum wgt"])
 
 
 def coef_table(result: MixResult) -> pd.DataFrame:
-    return pd.DataFrame({"Estimate": result.coef, "Std. Error": result.SE,
-                         "t value": result.coef / result.SE})
+    return pd.DataFrame(
+        {"Estimate": result.coef, "Std. Error": result.SE, "t value": result.coef / result.SE}
+    )
 
 
 def call_text(result: MixResult) -> str:
@@ -256,21 +277,34 @@ class MixSummary:
             columns.append((name, ["" if _is_missing(x) else f"{round(float(x), 2):g}" for x in v[name]]))
         out += ["Variance terms:", *text_table(columns)]
         g = self.groups
-        out += ["Groups:", *text_table([
-            ("Level", [str(int(x)) for x in g["Level"]]),
-            ("Group", [str(x) for x in g["Group"]]),
-            ("n size", [str(int(x)) for x in g["n size"]]),
-            ("mean wgt", format_column(g["mean wgt"], d)),
-            ("sum wgt", format_column(g["sum wgt"], d)),
-        ]), ""]
+        out += [
+            "Groups:",
+            *text_table(
+                [
+                    ("Level", [str(int(x)) for x in g["Level"]]),
+                    ("Group", [str(x) for x in g["Group"]]),
+                    ("n size", [str(int(x)) for x in g["n size"]]),
+                    ("mean wgt", format_column(g["mean wgt"], d)),
+                    ("sum wgt", format_column(g["sum wgt"], d)),
+                ]
+            ),
+            "",
+        ]
         c = self.coef
         est_se = format_column([*c["Estimate"], *c["Std. Error"]], d)
         k = len(c)
-        out += ["Fixed Effects:", *text_table(
-            [("Estimate", est_se[:k]), ("Std. Error", est_se[k:]),
-             ("t value", format_column(c["t value"], d))],
-            rownames=[str(i) for i in c.index],
-        ), ""]
+        out += [
+            "Fixed Effects:",
+            *text_table(
+                [
+                    ("Estimate", est_se[:k]),
+                    ("Std. Error", est_se[k:]),
+                    ("t value", format_column(c["t value"], d)),
+                ],
+                rownames=[str(i) for i in c.index],
+            ),
+            "",
+        ]
         out.append(f"lnl= {format_number(self.lnl, 7, 2)}")
         if self.ICC is not None and self.family == "gaussian":
             out.append(f"Intraclass Correlation= {format_number(self.ICC, d)}")
@@ -292,10 +326,15 @@ class MixSummary:
 
 def summary(result: MixResult, digits: int = 4) -> MixSummary:
     return MixSummary(
-        call=call_text(result), variance=variance_table(result), groups=groups_table(result),
-        coef=coef_table(result), lnl=float(result.lnl),
+        call=call_text(result),
+        variance=variance_table(result),
+        groups=groups_table(result),
+        coef=coef_table(result),
+        lnl=float(result.lnl),
         ICC=None if result.ICC is None or result.family is not None else float(result.ICC),
-        family=result.family_name, link=result.link, digits=digits,
+        family=result.family_name,
+        link=result.link,
+        digits=digits,
     )
 
 
@@ -304,15 +343,27 @@ def short_text(result: MixResult) -> str:
     kind = "Linear" if result.family is None else f"{result.family_name} ({result.link} link)"
     groups = ", ".join(f"{k}: {v}" for k, v in result.ngroups.iloc[1:].items())
     status = "converged" if result.converged else "NOT converged"
-    lines = [f"{kind} weighted mixed model: {result.formula}",
-             f"{result.nobs} rows; groups {groups}; lnl = {format_number(result.lnl, 7, 2)} ({status})",
-             "Fixed effects (robust SE):"]
+    lines = [
+        f"{kind} weighted mixed model: {result.formula}",
+        f"{result.nobs} rows; groups {groups}; lnl = {format_number(result.lnl, 7, 2)} ({status})",
+        "Fixed effects (robust SE):",
+    ]
     est_se = format_column([*result.coef, *result.SE], 4)
     k = len(result.coef)
-    lines += ["  " + line for line in text_table(
-        [("Estimate", est_se[:k]), ("Std. Error", est_se[k:])], rownames=[str(i) for i in result.coef.index])]
-    lines.append("Variances: " + ", ".join(
-        f"{name} {val}" for name, val in zip(result.vars.index, format_column(result.vars, 4), strict=True)))
+    lines += [
+        "  " + line
+        for line in text_table(
+            [("Estimate", est_se[:k]), ("Std. Error", est_se[k:])],
+            rownames=[str(i) for i in result.coef.index],
+        )
+    ]
+    lines.append(
+        "Variances: "
+        + ", ".join(
+            f"{name} {val}"
+            for name, val in zip(result.vars.index, format_column(result.vars, 4), strict=True)
+        )
+    )
     return "\n".join(lines)
 
 
@@ -335,16 +386,18 @@ def tidy(result: MixResult, level: float = 0.95, df: str = "normal") -> pd.DataF
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = est / se
     crit = stats.t.ppf(0.5 + level / 2, dof)
-    return pd.DataFrame({
-        "term": [str(t) for t in result.coef.index],
-        "estimate": est,
-        "std_error": se,
-        "statistic": statistic,
-        "df": dof,
-        "p_value": 2 * stats.t.sf(np.abs(statistic), dof),
-        "conf_low": est - crit * se,
-        "conf_high": est + crit * se,
-    })
+    return pd.DataFrame(
+        {
+            "term": [str(t) for t in result.coef.index],
+            "estimate": est,
+            "std_error": se,
+            "statistic": statistic,
+            "df": dof,
+            "p_value": 2 * stats.t.sf(np.abs(statistic), dof),
+            "conf_low": est - crit * se,
+            "conf_high": est + crit * se,
+        }
+    )
 
 
 def confint(result: MixResult, level: float = 0.95, df: str = "normal") -> pd.DataFrame:
@@ -370,9 +423,19 @@ def variance_components(result: MixResult) -> pd.DataFrame:
         se = getattr(row, "SEvcov", float("nan"))
         se = float("nan") if _is_missing(se) else float(se)
         if grp == "Residual":
-            rows.append({"level": 1, "group": "Residual", "term1": None, "term2": None, "kind": "variance",
-                         "estimate": float(row.vcov), "std_error": se,
-                         "std_dev": math.sqrt(max(float(row.vcov), 0.0)), "correlation": np.nan})
+            rows.append(
+                {
+                    "level": 1,
+                    "group": "Residual",
+                    "term1": None,
+                    "term2": None,
+                    "kind": "variance",
+                    "estimate": float(row.vcov),
+                    "std_error": se,
+                    "std_dev": math.sqrt(max(float(row.vcov), 0.0)),
+                    "correlation": np.nan,
+                }
+            )
             continue
         covariance = not _is_missing(row.var2)
         corr = np.nan
@@ -380,14 +443,19 @@ def variance_components(result: MixResult) -> pd.DataFrame:
             _, terms, sigma = blocks[grp]
             a, c = terms.index(str(row.var1)), terms.index(str(row.var2))
             corr = float(_correlation(sigma)[a, c])
-        rows.append({
-            "level": int(row.level), "group": grp, "term1": str(row.var1),
-            "term2": str(row.var2) if covariance else None,
-            "kind": "covariance" if covariance else "variance",
-            "estimate": float(row.vcov), "std_error": se,
-            "std_dev": np.nan if covariance else math.sqrt(max(float(row.vcov), 0.0)),
-            "correlation": corr,
-        })
+        rows.append(
+            {
+                "level": int(row.level),
+                "group": grp,
+                "term1": str(row.var1),
+                "term2": str(row.var2) if covariance else None,
+                "kind": "covariance" if covariance else "variance",
+                "estimate": float(row.vcov),
+                "std_error": se,
+                "std_dev": np.nan if covariance else math.sqrt(max(float(row.vcov), 0.0)),
+                "correlation": corr,
+            }
+        )
     columns = ["level", "group", "term1", "term2", "kind", "estimate", "std_error", "std_dev", "correlation"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -402,8 +470,11 @@ def random_effects(result: MixResult, with_sd: bool = True) -> dict[str, pd.Data
             pieces = {}
             for term in modes.columns:
                 pieces[str(term)] = modes[term]
-                pieces[f"{term}_sd"] = (sd[term] if sd is not None and term in sd.columns
-                                        else pd.Series(np.nan, index=modes.index))
+                pieces[f"{term}_sd"] = (
+                    sd[term]
+                    if sd is not None and term in sd.columns
+                    else pd.Series(np.nan, index=modes.index)
+                )
             table = pd.DataFrame(pieces, index=modes.index)
         out[factor] = table
     return out
@@ -466,10 +537,15 @@ def to_dict(result: MixResult) -> dict:
             {k: (None if _is_missing(v) else v) for k, v in row.items()}
             for row in result.varDF.to_dict(orient="records")
         ],
-        "var_theta": (_matrix(result.var_theta) if isinstance(result.var_theta, pd.DataFrame)
-                      else _series(pd.Series(result.var_theta))),
-        "ranef": {factor: {"ids": [str(g) for g in table.index], **_matrix(table)}
-                  for factor, table in result.ranef.items()},
+        "var_theta": (
+            _matrix(result.var_theta)
+            if isinstance(result.var_theta, pd.DataFrame)
+            else _series(pd.Series(result.var_theta))
+        ),
+        "ranef": {
+            factor: {"ids": [str(g) for g in table.index], **_matrix(table)}
+            for factor, table in result.ranef.items()
+        },
         "options": result.options,
     }
     return _jsonable(out)

@@ -279,8 +279,7 @@ class MixResult:
 
         return result_gt(self, level=level, digits=digits)
 
-    def plot_ranef(self, term: str | None = None, group: str | None = None, top: int | None = None,
-                   **kwargs):
+    def plot_ranef(self, term: str | None = None, group: str | None = None, top: int | None = None, **kwargs):
         """Altair caterpillar plot of the conditional modes (:func:`wemix_nb.display.plots.ranef_plot`)."""
         from wemix_nb.display.plots import ranef_plot
 
@@ -398,8 +397,12 @@ def _predict_link(result: MixResult, newdata: pd.DataFrame, allow_new_levels: bo
             )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Data has categories outside")
-            Z = np.hstack([np.asarray(spec.get_model_matrix(data, na_action="ignore"), dtype=float)
-                           for spec in frame.random_specs[level.name]])
+            Z = np.hstack(
+                [
+                    np.asarray(spec.get_model_matrix(data, na_action="ignore"), dtype=float)
+                    for spec in frame.random_specs[level.name]
+                ]
+            )
         b = np.zeros((len(data), level.q))
         seen = position >= 0
         b[seen] = effects.to_numpy()[position[seen]]

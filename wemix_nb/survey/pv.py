@@ -392,7 +392,9 @@ def fit_plausible_values(
         counts = ", ".join(f"{c!r}: {int(k)}" for c, k in data[present].isna().sum().items() if k)
         warnings.warn(
             f"{int(incomplete.sum())} row(s) with a missing plausible value were removed from every "
-            f"fit ({counts}).", DroppedRowsWarning, stacklevel=3,
+            f"fit ({counts}).",
+            DroppedRowsWarning,
+            stacklevel=3,
         )
         data = data.loc[~incomplete]
     specs = [{"formula": f, "data": data, "weights": weights, **mix_kwargs} for f in formulas]

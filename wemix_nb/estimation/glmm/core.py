@@ -225,8 +225,9 @@ def _gh_rule(nquad: int, q: int) -> tuple[np.ndarray, np.ndarray]:
     return nodes, logw
 
 
-def _chunks(starts: np.ndarray, n_rows: int, width: int, cells: int = _CHUNK
-            ) -> list[tuple[int, int, int, int]]:
+def _chunks(
+    starts: np.ndarray, n_rows: int, width: int, cells: int = _CHUNK
+) -> list[tuple[int, int, int, int]]:
     """Split sorted groups into blocks of whole groups with about ``cells`` (row x width) cells.
 
     Returns ``(first group, end group, first row, end row)`` per block.
@@ -364,7 +365,9 @@ class _VarMap:
                 ea[a] += 1.0
                 eb[b] += 1.0
                 out[:, a, b] = (
-                    self.vars(z + ea + eb) - self.vars(z + ea - eb) - self.vars(z - ea + eb)
+                    self.vars(z + ea + eb)
+                    - self.vars(z + ea - eb)
+                    - self.vars(z - ea + eb)
                     + self.vars(z - ea - eb)
                 ) / 4.0
         return out
@@ -415,9 +418,22 @@ class _TwoLevel:
         self.group_bounds: list[tuple[int, int]] = []
         for g0, g1, r0, r1 in _chunks(starts, len(y), 1, cells=_BLOCK_ROWS):
             sl = slice(r0, r1)
-            self.blocks.append(_TwoLevelBlock(
-                family, y[sl], X[sl], Z[sl], c1[sl], c_node[sl], g[sl] - g0, w2[g0:g1],
-                nodes, logw, rows_theta, cols_theta))
+            self.blocks.append(
+                _TwoLevelBlock(
+                    family,
+                    y[sl],
+                    X[sl],
+                    Z[sl],
+                    c1[sl],
+                    c_node[sl],
+                    g[sl] - g0,
+                    w2[g0:g1],
+                    nodes,
+                    logw,
+                    rows_theta,
+                    cols_theta,
+                )
+            )
             self.group_bounds.append((g0, g1))
         self.n_evaluations = 0
 
@@ -438,8 +454,7 @@ class _TwoLevel:
         parts = [blk.evaluate(beta, lam, grad) for blk in self.blocks]
         if any(not np.isfinite(part["value"]) for part in parts):
             return {"value": -np.inf, "by_group": np.full(self.G, -np.inf)}
-        out = {key: np.concatenate([part[key] for part in parts])
-               for key in parts[0] if key != "value"}
+        out = {key: np.concatenate([part[key] for part in parts]) for key in parts[0] if key != "value"}
         out["value"] = float(out["by_group"].sum())
         if grad:
             out["grad"] = out["grad_by_group"].sum(axis=0)
@@ -454,8 +469,7 @@ class _TwoLevel:
         u_sd = np.sqrt(np.maximum(np.diagonal(Hinv, axis1=1, axis2=2), 0.0))
         bcov = np.einsum("ab,gbc,dc->gad", lam, Hinv, lam)
         b_sd = np.sqrt(np.maximum(np.diagonal(bcov, axis1=1, axis2=2), 0.0))
-        return [GlmmLevelModes(level.name, level.labels, list(level.terms), u.copy(), u @ lam.T,
-                               u_sd, b_sd)]
+        return [GlmmLevelModes(level.name, level.labels, list(level.terms), u.copy(), u @ lam.T, u_sd, b_sd)]
 
     def eta_rows(self, ev: dict) -> np.ndarray:
         eta = np.empty_like(ev["eta"])
@@ -469,11 +483,9 @@ class _TwoLevelBlock:
     Rows are sorted by group; ``gidx`` is the block-local group index of every row.
     """
 
-    def __init__(self, family, y, X, Z, c1, c_node, gidx, w2, nodes, logw, rows_theta,
-                 cols_theta):
+    def __init__(self, family, y, X, Z, c1, c_node, gidx, w2, nodes, logw, rows_theta, cols_theta):
         self.family = family
-        self.y, self.X, self.Z, self.c1, self.c_node, self.gidx, self.w2 = (
-            y, X, Z, c1, c_node, gidx, w2)
+        self.y, self.X, self.Z, self.c1, self.c_node, self.gidx, self.w2 = (y, X, Z, c1, c_node, gidx, w2)
         self.G = len(w2)
         self.starts = np.flatnonzero(np.r_[True, gidx[1:] != gidx[:-1]])
         self.p, self.q, self.k = X.shape[1], Z.shape[1], len(rows_theta)
@@ -582,8 +594,15 @@ class _TwoLevelBlock:
                 r[r0:r1] = qd.sum(axis=1)
                 t[r0:r1] = qd @ self.nodes
         by_group = self.w2 * (lse - logdetR)
-        out = {"value": float(by_group.sum()), "by_group": by_group, "u": u, "eta": eta,
-               "R": R, "B": B, "Hf": Hf}
+        out = {
+            "value": float(by_group.sum()),
+            "by_group": by_group,
+            "u": u,
+            "eta": eta,
+            "R": R,
+            "B": B,
+            "Hf": Hf,
+        }
         if not grad:
             return out
 
@@ -604,8 +623,7 @@ class _TwoLevelBlock:
         dL_du = self.gsum(A * r[:, None]) - ubar
         pzz = np.einsum("gm,ma,mb->gab", P, self.nodes, self.nodes)
         sum_pUz = u[:, :, None] * pz[:, None, :] + np.einsum("gac,gcb->gab", B, pzz)
-        dL_dB = (self.gsum(A[:, :, None] * t[:, None, :]) - sum_pUz
-                 + np.swapaxes(np.linalg.inv(B), 1, 2))
+        dL_dB = self.gsum(A[:, :, None] * t[:, None, :]) - sum_pUz + np.swapaxes(np.linalg.inv(B), 1, 2)
         # mode derivative: du/dphi = Hobs^{-1} d(grad_u h)/dphi
         c1d1 = self.c1 * d["d1"]
         c1d2 = self.c1 * d["d2"]
@@ -707,8 +725,7 @@ class _ThreeLevel:
         return np.add.reduceat(a, self.starts3, axis=0)
 
     def _objective(self, off, A2, A3, u, v):
-        eta = off + np.einsum("nq,nq->n", A2, u[self.g2]) + np.einsum("nq,nq->n", A3,
-                                                                        v[self.h_row])
+        eta = off + np.einsum("nq,nq->n", A2, u[self.g2]) + np.einsum("nq,nq->n", A3, v[self.h_row])
         d = self.family.eta_derivatives(self.y, eta)
         inner = self.sum2(self.c1 * d["ll"]) - 0.5 * np.einsum("gq,gq->g", u, u)
         obj = self.sum3(self.c2 * inner) - 0.5 * np.einsum("hq,hq->h", v, v)
@@ -736,12 +753,15 @@ class _ThreeLevel:
             K22i_K23 = np.linalg.solve(K22, K23)
             K22i_r2 = np.linalg.solve(K22, r2[:, :, None])[:, :, 0]
             S = np.eye(self.q3) + self.sum3(
-                self.c2[:, None, None] * (K33g - np.swapaxes(K23, 1, 2) @ K22i_K23))
+                self.c2[:, None, None] * (K33g - np.swapaxes(K23, 1, 2) @ K22i_K23)
+            )
             rhs = r3 - self.sum3(self.c2[:, None] * np.einsum("gab,ga->gb", K23, K22i_r2))
             dv = np.linalg.solve(S, rhs[:, :, None])[:, :, 0]
             du = K22i_r2 - np.einsum("gab,gb->ga", K22i_K23, dv[self.parent])
-            bad = ~(np.all(np.isfinite(dv), axis=1)
-                    & np.logical_and.reduceat(np.all(np.isfinite(du), axis=1), self.starts3))
+            bad = ~(
+                np.all(np.isfinite(dv), axis=1)
+                & np.logical_and.reduceat(np.all(np.isfinite(du), axis=1), self.starts3)
+            )
             if bad.any():  # overflow far from the mode: head back to 0 in those groups
                 dv[bad] = -v[bad]
                 bad2 = bad[self.parent]
@@ -772,8 +792,7 @@ class _ThreeLevel:
             R22 = _chol_upper(K22)
             B22 = _inv_upper(R22)
             R23 = np.linalg.solve(np.swapaxes(R22, 1, 2), K23)  # R22^{-T} K23
-            S = np.eye(self.q3) + self.sum3(
-                self.c2[:, None, None] * (K33g - np.swapaxes(R23, 1, 2) @ R23))
+            S = np.eye(self.q3) + self.sum3(self.c2[:, None, None] * (K33g - np.swapaxes(R23, 1, 2) @ R23))
             R33 = _chol_upper(S)
         except np.linalg.LinAlgError:
             return {"value": -np.inf, "by_group": np.full(self.G3, -np.inf)}
@@ -788,25 +807,39 @@ class _ThreeLevel:
         for h0, h1, r0, r1 in self.chunks:
             ga, gb = self.starts3[h0], (self.starts3[h1] if h1 < self.G3 else self.G2)
             # level-2 node offsets B22 (z2 - R23 dv) of this chunk's groups: (g, M3, M2, q2)
-            du = np.einsum("gab,gkmb->gkma", B22[ga:gb],
-                           shift_v[ga:gb, :, None, :] + self.nodes2[None, None, :, :])
+            du = np.einsum(
+                "gab,gkmb->gkma", B22[ga:gb], shift_v[ga:gb, :, None, :] + self.nodes2[None, None, :, :]
+            )
             Unode = u[ga:gb, None, None, :] + du
             prior2 = -0.5 * np.einsum("gkmq,gkmq->gkm", Unode, Unode) + self.logw2
             gl = self.g2[r0:r1] - ga
             hl = self.h_row[r0:r1]
-            e = (eta[r0:r1, None, None]
-                 + np.einsum("rq,rkmq->rkm", A2[r0:r1], du[gl])
-                 + np.einsum("rq,rkq->rk", A3[r0:r1], dv[hl])[:, :, None])
+            e = (
+                eta[r0:r1, None, None]
+                + np.einsum("rq,rkmq->rkm", A2[r0:r1], du[gl])
+                + np.einsum("rq,rkq->rk", A3[r0:r1], dv[hl])[:, :, None]
+            )
             ll = self.family.loglik_d1(self.y[r0:r1, None, None], e)[0]
-            Ssum = np.add.reduceat(self.c_node[r0:r1, None, None] * ll,
-                                   self.starts2[ga:gb] - r0, axis=0)
+            Ssum = np.add.reduceat(self.c_node[r0:r1, None, None] * ll, self.starts2[ga:gb] - r0, axis=0)
             val = Ssum + self.const2[ga:gb, None, None] + prior2
             inner[ga:gb] = _logsumexp_rows(val)
-        outer = (self.sum3(self.c2[:, None] * (inner - logdet22[:, None]))
-                 - 0.5 * np.einsum("hmq,hmq->hm", V, V) + self.logw3)
+        outer = (
+            self.sum3(self.c2[:, None] * (inner - logdet22[:, None]))
+            - 0.5 * np.einsum("hmq,hmq->hm", V, V)
+            + self.logw3
+        )
         by_group = self.w3 * (_logsumexp_rows(outer) - logdet33)
-        return {"value": float(by_group.sum()), "by_group": by_group, "u": u, "v": v,
-                "eta": eta, "K22": K22, "R23": R23, "B22": B22, "S": S}
+        return {
+            "value": float(by_group.sum()),
+            "by_group": by_group,
+            "u": u,
+            "v": v,
+            "eta": eta,
+            "K22": K22,
+            "R23": R23,
+            "B22": B22,
+            "S": S,
+        }
 
     def level_modes(self, frame, theta, ev):
         lev2, lev3 = frame.levels
@@ -819,13 +852,14 @@ class _ThreeLevel:
         inv_order = np.empty_like(self.g2_order)
         inv_order[self.g2_order] = np.arange(self.G2)
         out = []
-        for lev, u, cov, lam in ((lev2, ev["u"][inv_order], cov_u[inv_order], lam2),
-                                 (lev3, ev["v"], Sinv, lam3)):
+        for lev, u, cov, lam in (
+            (lev2, ev["u"][inv_order], cov_u[inv_order], lam2),
+            (lev3, ev["v"], Sinv, lam3),
+        ):
             u_sd = np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
             bcov = np.einsum("ab,gbc,dc->gad", lam, cov, lam)
             b_sd = np.sqrt(np.maximum(np.diagonal(bcov, axis1=1, axis2=2), 0.0))
-            out.append(GlmmLevelModes(lev.name, lev.labels, list(lev.terms), u.copy(),
-                                      u @ lam.T, u_sd, b_sd))
+            out.append(GlmmLevelModes(lev.name, lev.labels, list(lev.terms), u.copy(), u @ lam.T, u_sd, b_sd))
         return out
 
     def eta_rows(self, ev):
@@ -838,8 +872,7 @@ class _ThreeLevel:
 # numerical derivatives and the optimiser
 
 
-def _fd_jacobian(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, rel: float = 1e-4
-                 ) -> np.ndarray:
+def _fd_jacobian(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, rel: float = 1e-4) -> np.ndarray:
     """Central-difference Jacobian of a vector function (columns = parameters)."""
     cols = []
     for j in range(len(x)):
@@ -863,15 +896,15 @@ class _Objective:
         """The model's full evaluation at ``x`` (with gradients for 2 levels), cached."""
         if self._last is not None and np.array_equal(self._last[0], x):
             return self._last[1]
-        ev = self.model.evaluate(x[: self.p], x[self.p:], grad=self.analytic)
+        ev = self.model.evaluate(x[: self.p], x[self.p :], grad=self.analytic)
         self._last = (np.array(x, copy=True), ev)
         return ev
 
     def value(self, x) -> float:
-        return self.model.evaluate(x[: self.p], x[self.p:])["value"]
+        return self.model.evaluate(x[: self.p], x[self.p :])["value"]
 
     def by_group(self, x) -> np.ndarray:
-        return self.model.evaluate(x[: self.p], x[self.p:])["by_group"]
+        return self.model.evaluate(x[: self.p], x[self.p :])["by_group"]
 
     def value_grad(self, x) -> tuple[float, np.ndarray]:
         if self.analytic:
@@ -919,15 +952,18 @@ class _Objective:
             for b in range(a + 1, n):
                 ea, eb = np.zeros(n), np.zeros(n)
                 ea[a], eb[b] = h[a], h[b]
-                H[a, b] = H[b, a] = (self.value(x + ea + eb) - self.value(x + ea - eb)
-                                     - self.value(x - ea + eb) + self.value(x - ea - eb)
-                                     ) / (4 * h[a] * h[b])
+                H[a, b] = H[b, a] = (
+                    self.value(x + ea + eb)
+                    - self.value(x + ea - eb)
+                    - self.value(x - ea + eb)
+                    + self.value(x - ea - eb)
+                ) / (4 * h[a] * h[b])
         return H
 
     def group_jacobian(self, x) -> np.ndarray:
         """``(G_top, P)`` per-top-group gradients."""
         if self.analytic:
-            return self.model.evaluate(x[: self.p], x[self.p:], grad=True)["grad_by_group"]
+            return self.model.evaluate(x[: self.p], x[self.p :], grad=True)["grad_by_group"]
         return _fd_jacobian(self.by_group, x, rel=1e-5)
 
 
@@ -937,8 +973,16 @@ def _decrement_tolerance(tol: float, value: float) -> float:
     return max(tol, 1e3 * np.finfo(float).eps * abs(value))
 
 
-def _quasi_newton(obj: _Objective, x: np.ndarray, Hneg: np.ndarray | None, max_iter: int,
-                  verbose: bool, label: str, tol: float = 1e-12, bar=None) -> dict:
+def _quasi_newton(
+    obj: _Objective,
+    x: np.ndarray,
+    Hneg: np.ndarray | None,
+    max_iter: int,
+    verbose: bool,
+    label: str,
+    tol: float = 1e-12,
+    bar=None,
+) -> dict:
     """Maximise with BFGS-updated Newton steps and backtracking.
 
     ``Hneg`` approximates the negative Hessian; if None it is built by finite differences.
@@ -976,8 +1020,7 @@ def _quasi_newton(obj: _Objective, x: np.ndarray, Hneg: np.ndarray | None, max_i
             Hs = Hneg @ s
             Hneg = Hneg - np.outer(Hs, Hs) / float(s @ Hs) + np.outer(yk, yk) / sy
         if verbose:
-            print(f"[{label}] iteration {it}: lnl = {vn:.10g}, step = {t:g}, "
-                  f"decrement = {dec:.3g}")
+            print(f"[{label}] iteration {it}: lnl = {vn:.10g}, step = {t:g}, decrement = {dec:.3g}")
         if bar is not None:
             bar.update()
             bar.set_postfix_str(f"{label} lnl={vn:.8g}")
@@ -985,8 +1028,7 @@ def _quasi_newton(obj: _Objective, x: np.ndarray, Hneg: np.ndarray | None, max_i
         if np.max(np.abs(s) / (1.0 + np.abs(x))) < 1e-11:
             converged = True
             break
-    return {"x": x, "value": val, "grad": g, "Hneg": Hneg, "converged": converged,
-            "iterations": it}
+    return {"x": x, "value": val, "grad": g, "Hneg": Hneg, "converged": converged, "iterations": it}
 
 
 # =============================================================================================
@@ -1106,8 +1148,9 @@ def fit_glmm(
     if nquad > 1 or model.rounding:
         pre = Model(frame, family, 1, False)
         # only a start for the quadrature phase: stop when the expected gain is below 1e-4
-        res = _quasi_newton(_Objective(pre, p), x, None, max_iteration, verbose, "Laplace",
-                            max(tol, 2e-4), bar)
+        res = _quasi_newton(
+            _Objective(pre, p), x, None, max_iteration, verbose, "Laplace", max(tol, 2e-4), bar
+        )
         x, Hneg = res["x"], res["Hneg"]
         iterations += res["iterations"]
         n_evals += pre.n_evaluations
@@ -1165,7 +1208,8 @@ def fit_glmm(
             stacklevel=2,
         )
     message = ("converged" if converged else "not converged") + (
-        f" after {iterations} quasi-Newton iterations; max |gradient| = {gnorm:.3g}")
+        f" after {iterations} quasi-Newton iterations; max |gradient| = {gnorm:.3g}"
+    )
 
     # ---- the variance parameterisation (beta, vars) ----
     vmap = _VarMap(structure, [lev.name for lev in frame.levels])
@@ -1176,7 +1220,10 @@ def fit_glmm(
     if np.linalg.cond(Jv) > 1e12:
         warnings.warn(
             "A random-effect variance is (close to) zero, so the variance parameterisation is "
-            "singular there; its standard errors are unreliable.", NumericalWarning, stacklevel=2)
+            "singular there; its standard errors are unreliable.",
+            NumericalWarning,
+            stacklevel=2,
+        )
         Jinv = np.linalg.pinv(Jfull)
     else:
         Jinv = np.linalg.inv(Jfull)
@@ -1202,8 +1249,9 @@ def fit_glmm(
     try:
         Hinv = np.linalg.inv(H_y)
     except np.linalg.LinAlgError:
-        warnings.warn("The Hessian is singular; standard errors use a pseudo-inverse.",
-                      NumericalWarning, stacklevel=2)
+        warnings.warn(
+            "The Hessian is singular; standard errors use a pseudo-inverse.", NumericalWarning, stacklevel=2
+        )
         Hinv = np.linalg.pinv(H_y)
     V = Hinv @ meat @ Hinv
     V = 0.5 * (V + V.T)
@@ -1218,7 +1266,10 @@ def fit_glmm(
             warnings.warn(
                 f"Fitted probabilities are numerically 0 or 1 for {extreme} row(s): the predictors "
                 "(or the groups) may separate the outcome, so some estimates diverge and their "
-                "standard errors are unreliable.", NumericalWarning, stacklevel=2)
+                "standard errors are unreliable.",
+                NumericalWarning,
+                stacklevel=2,
+            )
     return GlmmFit(
         family=family,
         nquad=nquad,
