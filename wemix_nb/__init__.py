@@ -18,9 +18,8 @@ from wemix_nb import (
     datasets,
     errors,
 )
-from wemix_nb.api import mix
+from wemix_nb.api import fit_many, mix
 from wemix_nb.distributed.dask import mix_dask
-from wemix_nb.distributed.parallel import fit_many
 from wemix_nb.estimation import families
 from wemix_nb.results.extras import degrees_of_freedom
 from wemix_nb.results.inference import WaldTest, wald_test

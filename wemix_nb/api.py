@@ -1,23 +1,26 @@
-"""The public entry point :func:`mix`: builds the model frame, fits, and assembles the result."""
+"""The public entry points: :func:`mix` (one model, or one per plausible value) and
+:func:`fit_many` (many models, in parallel).
+
+Both validate their options once into :class:`~wemix_nb.options.FitOptions`; the fitting itself is
+:func:`wemix_nb.pipeline.fit_single`, which plausible values and parallel workers call directly.
+"""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
+from wemix_nb.distributed.parallel import map_fits
 from wemix_nb.errors import ArgumentError
-from wemix_nb.estimation.linear import fit_linear
-from wemix_nb.model.covariance import CovarianceStructure
-from wemix_nb.model.frame import ModelFrame, build_model_frame, check_linear_identifiable
-from wemix_nb.results.assemble import glmm_result, linear_result
+from wemix_nb.options import FitOptions
+from wemix_nb.pipeline import fit_single
 from wemix_nb.results.result import MixResult
+from wemix_nb.survey.pv import fit_plausible_values, has_pv_range, pv_formulas
 
 
-@threadpool_limits.wrap(limits=1, user_api="blas")
 def mix(
     formula: str,
     data: pd.DataFrame,
@@ -102,109 +105,116 @@ def mix(
 
     Notes
     -----
-    The fit runs with one BLAS thread: its matrices are tiny per-group blocks, for which threaded
-    BLAS only adds synchronisation (about 3x slower on two cores).
+    The options are validated once, into a frozen :class:`~wemix_nb.options.FitOptions` kept as
+    ``result.options``. The fit runs with one BLAS thread: its matrices are tiny per-group blocks,
+    for which threaded BLAS only adds synchronisation (about 3x slower on two cores).
     """
-    from wemix_nb.survey.pv import fit_plausible_values, has_pv_range
-
     if pv is not None or has_pv_range(formula):
-        return fit_plausible_values(
-            formula,
-            data,
-            weights,
-            pv=pv,
-            n_jobs=n_jobs,
-            client=client,
-            progress=progress,
-            family=family,
-            link=link,
-            cweights=cweights,
-            center_group=center_group,
-            center_grand=center_grand,
-            nquad=nquad,
-            max_iteration=max_iteration,
-            start=start,
-            keep_adapting=keep_adapting,
-            verbose=verbose,
-            scale_weights=scale_weights,
-            laplace_rounding=laplace_rounding,
-        )
-    fam = None
-    if family is not None and family != "gaussian":
-        from wemix_nb.estimation.families import get_family
-
-        fam = get_family(family, link)
-    if isinstance(nquad, bool) or not isinstance(nquad, int | np.integer) or nquad < 1:
-        raise ArgumentError(f"nquad must be a positive integer, got {nquad!r}.")
-    if fam is None and link not in (None, "identity"):
-        raise ArgumentError(
-            f"link={link!r} needs a GLMM family (family='binomial' or 'poisson'); the linear model has "
-            "the identity link."
-        )
-    if (
-        isinstance(max_iteration, bool)
-        or not isinstance(max_iteration, int | np.integer)
-        or max_iteration < 1
-    ):
-        raise ArgumentError(f"max_iteration must be a positive integer, got {max_iteration!r}.")
-    if scale_weights != "none":
-        from wemix_nb.survey.scaling import scaled_data
-
-        data = scaled_data(
-            formula,
-            data,
-            weights,
-            scale_weights,
-            cweights=cweights,
-            center_group=center_group,
-            center_grand=center_grand,
-            binomial_response=fam is not None and fam.name == "binomial",
-        )
-    frame = build_model_frame(
-        formula,
-        data,
+        pv_names, _ = pv_formulas(formula, pv)
+    else:
+        pv_names = None
+    options = FitOptions.from_arguments(
         weights,
+        family=family,
+        link=link,
         cweights=cweights,
         center_group=center_group,
         center_grand=center_grand,
-        binomial_response=fam is not None and fam.name == "binomial",
-    )
-    options = {
-        "weights": list(weights) if weights is not None else None,
-        "cweights": cweights,
-        "center_group": dict(center_group) if center_group else None,
-        "center_grand": center_grand,
-    }
-    if scale_weights != "none":
-        options["scale_weights"] = scale_weights
-    if fam is None:
-        return _fit_linear_model(formula, frame, start, options)
-    from wemix_nb.estimation.glmm import fit_glmm
-
-    fit = fit_glmm(
-        frame,
-        fam,
-        nquad=int(nquad),
-        start=start,
+        nquad=nquad,
         max_iteration=max_iteration,
+        start=start,
         keep_adapting=keep_adapting,
         verbose=verbose,
+        scale_weights=scale_weights,
         progress=progress,
         laplace_rounding=laplace_rounding,
+        pv=pv_names,
     )
-    options.update(nquad=int(nquad), max_iteration=max_iteration, keep_adapting=keep_adapting)
-    return glmm_result(formula, frame, fam, fit, options)
+    return _fit(formula, data, options, n_jobs=n_jobs, client=client)
 
 
-def _fit_linear_model(formula: str, frame: ModelFrame, start, options: dict) -> MixResult:
-    check_linear_identifiable(frame)
-    if start is not None:
-        start = np.asarray(start, dtype=float)
-        names = CovarianceStructure(frame.levels).names
-        if start.shape != (len(names),):
-            raise ArgumentError(
-                f"start for this linear model is theta, {len(names)} value(s) in the order "
-                f"{names}; got {start.size}."
+def _fit(formula: str, data: pd.DataFrame, options: FitOptions, n_jobs=None, client=None) -> MixResult:
+    """One model, or one per plausible value combined by Rubin's rules."""
+    if options.pv is None:
+        if n_jobs is not None or client is not None:
+            warnings.warn(
+                "n_jobs and client spread the fits of plausible values; a single fit ignores them.",
+                UserWarning,
+                stacklevel=3,
             )
-    problem, solution, info = fit_linear(frame, start)
-    return linear_result(formula, frame, problem, solution, info, options)
+        return fit_single(formula, data, options)
+    return fit_plausible_values(formula, data, options, n_jobs=n_jobs, client=client)
+
+
+def _fit_spec(data: pd.DataFrame, formula: str, options: FitOptions) -> MixResult:
+    """The task of one :func:`fit_many` entry (module level, so worker processes can run it)."""
+    return _fit(formula, data, options)
+
+
+def fit_many(
+    specs: Sequence[Mapping[str, Any] | tuple],
+    client: Any = None,
+    processes: int | None = None,
+    progress: bool | None = None,
+    *,
+    desc: str = "fits",
+) -> list:
+    """Fit many models, in parallel.
+
+    Parameters
+    ----------
+    specs
+        One entry per fit: a dict of :func:`~wemix_nb.mix` keyword arguments (with ``formula``
+        and ``data``), or a ``(formula, data)`` / ``(formula, data, kwargs)`` tuple. Every entry is
+        validated before any fit starts.
+    client
+        A Dask ``distributed.Client``: the fits run on its workers (``client.map``; each data set
+        is scattered once). ``None``: local worker processes.
+    processes
+        Number of local worker processes (default: one per CPU, at most one per fit). ``1`` fits
+        sequentially in this process. Ignored when ``client`` is given.
+    progress
+        Show a progress bar (``None``: only in an interactive session).
+    desc
+        Label of the progress bar.
+
+    Returns
+    -------
+    list of MixResult
+        In the order of ``specs``; identical to fitting them one by one.
+
+    Examples
+    --------
+    >>> specs = [{"formula": f"{pv} ~ escs + (1|schoolid)", "data": data,
+    ...           "weights": ["w_fstuwt", "w_fschwt"]} for pv in pvs]
+    >>> fits = wemix_nb.fit_many(specs, processes=4)
+    >>> from distributed import Client
+    >>> fits = wemix_nb.fit_many(specs, client=Client())
+    """
+    tasks = [_task(spec, position) for position, spec in enumerate(specs)]
+    return map_fits(_fit_spec, tasks, client=client, processes=processes, progress=progress, desc=desc)
+
+
+def _task(spec: Any, position: int) -> tuple[pd.DataFrame, str, FitOptions]:
+    """``(data, formula, options)`` of one :func:`fit_many` entry, validated."""
+    if isinstance(spec, Mapping):
+        kwargs = dict(spec)
+    elif isinstance(spec, tuple | list) and len(spec) in (2, 3):
+        kwargs = {"formula": spec[0], "data": spec[1], **(dict(spec[2]) if len(spec) == 3 else {})}
+    else:
+        raise ArgumentError(
+            f"specs[{position}] must be a dict of mix() arguments or a (formula, data[, kwargs]) tuple; "
+            f"got {type(spec).__name__}."
+        )
+    for key in ("formula", "data"):
+        if key not in kwargs:
+            raise ArgumentError(f"specs[{position}] has no {key!r}.")
+    formula, data = kwargs.pop("formula"), kwargs.pop("data")
+    if "n_jobs" in kwargs or "client" in kwargs:
+        raise ArgumentError(f"specs[{position}]: fit_many itself spreads the fits; drop n_jobs/client.")
+    kwargs.setdefault("progress", False)  # no nested bars inside workers
+    weights = kwargs.pop("weights", None)
+    pv = kwargs.pop("pv", None)
+    if pv is not None or has_pv_range(formula):
+        kwargs["pv"] = pv_formulas(formula, pv)[0]
+    return data, formula, FitOptions.from_arguments(weights, **kwargs)

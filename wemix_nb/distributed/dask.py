@@ -31,6 +31,8 @@ from wemix_nb.errors import (
 from wemix_nb.estimation.linear import CrossProducts, LinearProblem, cross_products
 from wemix_nb.model.formula import parse_formula
 from wemix_nb.model.frame import build_model_frame, group_columns_of
+from wemix_nb.options import FitOptions
+from wemix_nb.results.assemble import WeightTotals, linear_result
 
 
 def _partition_statistics(
@@ -253,8 +255,7 @@ def mix_dask(
     """
     import dask
 
-    from wemix_nb.results.assemble import linear_result
-
+    options = FitOptions.from_arguments(weights, cweights=cweights, center_group=center_group, start=start)
     if not hasattr(ddf, "to_delayed"):
         raise ArgumentError(f"ddf must be a Dask DataFrame, got {type(ddf).__name__}; for pandas use mix().")
     # the levels are ordered by their numbers of groups in the whole data, not per partition
@@ -269,7 +270,12 @@ def mix_dask(
     level_order = [factor for _, factor in sorted(zip(counts, factors, strict=True), key=lambda t: -t[0])]
     tasks = [
         dask.delayed(_partition_statistics)(
-            part, formula, None if weights is None else list(weights), cweights, center_group, level_order
+            part,
+            formula,
+            None if weights is None else list(weights),
+            cweights,
+            options.center_group,
+            level_order,
         )
         for part in ddf.to_delayed()
     ]
@@ -349,7 +355,7 @@ def mix_dask(
         ),
     )
     if start is not None:
-        start = np.asarray(start, dtype=float)
+        start = np.asarray(options.start)
         if start.shape != (problem.structure.size,):
             raise ArgumentError(
                 f"start is theta, {problem.structure.size} value(s) in the order "
@@ -357,26 +363,10 @@ def mix_dask(
             )
     theta, info = problem.optimize(start)
     solution = problem.solution(theta)
-    options = {
-        "weights": list(weights) if weights is not None else None,
-        "cweights": cweights,
-        "center_group": dict(center_group) if center_group else None,
-        "center_grand": None,
-        "dask_partitions": ddf.npartitions,
-    }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = linear_result(
-            formula, replace(frame, weight1=np.array([np.nan])), problem, solution, info, options
-        )
-    w_sum = sum(part["w1"][0] for part in parts)
-    rows = [(w_sum / n, w_sum, min(part["w1"][1] for part in parts), max(part["w1"][2] for part in parts))]
-    rows += [(lv.weight.mean(), lv.weight.sum(), lv.weight.min(), lv.weight.max()) for lv in levels]
-    wgt = pd.DataFrame(
-        rows, columns=["mean", "sum", "min", "max"], index=pd.RangeIndex(1, len(rows) + 1, name="level")
+    rows = WeightTotals(
+        n=n,
+        sum=float(sum(part["w1"][0] for part in parts)),
+        min=min(part["w1"][1] for part in parts),
+        max=max(part["w1"][2] for part in parts),
     )
-    ngroups = pd.Series({"Number of obs": n, **{lv.name: lv.n_groups for lv in levels}}, name="ngroups")
-    result.ngroups = ngroups
-    result.wgtStats = wgt
-    result.frame = frame
-    return result
+    return linear_result(formula, frame, problem, solution, info, options, row_weights=rows)

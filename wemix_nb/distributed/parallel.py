@@ -1,10 +1,13 @@
 """Many fits at once: local worker processes or a Dask cluster.
 
-:func:`fit_many` runs a list of :func:`~wemix_nb.mix` calls -- plausible values, a grid of
-specifications, bootstrap replicates -- on local processes (``concurrent.futures``) or on a Dask
-``distributed.Client``. Every data set is shipped to each worker once (not once per fit), the
-fits are the same computations as in the calling process so the results are identical to a
+:func:`map_fits` runs one function over many ``(data, *arguments)`` tasks -- plausible values, a
+grid of specifications, replicate weights -- on local processes (``concurrent.futures``) or on a
+Dask ``distributed.Client``. Every data set is shipped to each worker once (not once per task),
+the tasks run the same computations as in the calling process so the results are identical to a
 sequential run, and warnings raised in the workers are re-raised in the caller.
+
+The function must be defined at module level (worker processes import it by name). This module
+knows nothing of what the tasks fit, so any stage above it can use it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import multiprocessing
 import os
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -25,46 +28,25 @@ from wemix_nb.errors import ArgumentError
 _WORKER_DATA: dict[int, pd.DataFrame] = {}
 
 
-def _normalise(spec: Any, position: int) -> dict:
-    if isinstance(spec, Mapping):
-        kwargs = dict(spec)
-    elif isinstance(spec, tuple | list) and len(spec) in (2, 3):
-        kwargs = {"formula": spec[0], "data": spec[1], **(dict(spec[2]) if len(spec) == 3 else {})}
-    else:
-        raise ArgumentError(
-            f"specs[{position}] must be a dict of mix() arguments or a (formula, data[, kwargs]) tuple; "
-            f"got {type(spec).__name__}."
-        )
-    for key in ("formula", "data"):
-        if key not in kwargs:
-            raise ArgumentError(f"specs[{position}] has no {key!r}.")
-    return kwargs
-
-
-def _split_data(specs: Sequence[Any]) -> tuple[list[pd.DataFrame], list[int], list[dict]]:
-    """Unique data sets (by identity), the data key of each spec, and the specs without data."""
+def _split_data(tasks: Sequence[tuple]) -> tuple[list[pd.DataFrame], list[int], list[tuple]]:
+    """Unique data sets (by identity), the data key of each task, and the tasks' other arguments."""
     datasets: list[pd.DataFrame] = []
     seen: dict[int, int] = {}
-    keys, calls = [], []
-    for position, spec in enumerate(specs):
-        kwargs = _normalise(spec, position)
-        data = kwargs.pop("data")
+    keys, arguments = [], []
+    for data, *rest in tasks:
         if id(data) not in seen:
             seen[id(data)] = len(datasets)
             datasets.append(data)
         keys.append(seen[id(data)])
-        kwargs.setdefault("progress", False)  # no nested bars inside workers
-        calls.append(kwargs)
-    return datasets, keys, calls
+        arguments.append(tuple(rest))
+    return datasets, keys, arguments
 
 
-def _run(kwargs: dict, data: pd.DataFrame):
-    """One fit; returns the result and the warnings it raised (to re-raise in the caller)."""
-    from wemix_nb.api import mix
-
+def _run(func: Callable, arguments: tuple, data: pd.DataFrame):
+    """One task; returns its result and the warnings it raised (to re-raise in the caller)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = mix(data=data, **kwargs)
+        result = func(data, *arguments)
     return result, [(w.category, str(w.message)) for w in caught]
 
 
@@ -73,8 +55,8 @@ def _init_worker(datasets: list[pd.DataFrame]) -> None:
     _WORKER_DATA.update(enumerate(datasets))
 
 
-def _run_keyed(kwargs: dict, key: int):
-    return _run(kwargs, _WORKER_DATA[key])
+def _run_keyed(func: Callable, arguments: tuple, key: int):
+    return _run(func, arguments, _WORKER_DATA[key])
 
 
 def _context():
@@ -122,26 +104,27 @@ def _reraise(caught) -> None:
         warnings.warn(message, category, stacklevel=3)
 
 
-def fit_many(
-    specs: Sequence[Mapping[str, Any] | tuple],
+def map_fits(
+    func: Callable,
+    tasks: Sequence[tuple],
     client: Any = None,
     processes: int | None = None,
     progress: bool | None = None,
-    *,
     desc: str = "fits",
 ) -> list:
-    """Fit many models, in parallel.
+    """Run ``func(data, *arguments)`` for every task ``(data, *arguments)``, in parallel.
 
     Parameters
     ----------
-    specs
-        One entry per fit: a dict of :func:`~wemix_nb.mix` keyword arguments (with ``formula``
-        and ``data``), or a ``(formula, data)`` / ``(formula, data, kwargs)`` tuple.
+    func
+        A module-level function (worker processes import it by name).
+    tasks
+        ``(data, *arguments)`` tuples; tasks sharing a data object (by identity) ship it once.
     client
-        A Dask ``distributed.Client``: the fits run on its workers (``client.map``; each data set
-        is scattered once). ``None``: local worker processes.
+        A Dask ``distributed.Client`` to run on (each data set is scattered once); ``None``: local
+        worker processes.
     processes
-        Number of local worker processes (default: one per CPU, at most one per fit). ``1`` fits
+        Number of local worker processes (default: one per CPU, at most one per task). ``1`` runs
         sequentially in this process. Ignored when ``client`` is given.
     progress
         Show a progress bar (``None``: only in an interactive session).
@@ -150,19 +133,11 @@ def fit_many(
 
     Returns
     -------
-    list of MixResult
-        In the order of ``specs``; identical to fitting them one by one.
-
-    Examples
-    --------
-    >>> specs = [{"formula": f"{pv} ~ escs + (1|schoolid)", "data": data,
-    ...           "weights": ["w_fstuwt", "w_fschwt"]} for pv in pvs]
-    >>> fits = wemix_nb.fit_many(specs, processes=4)
-    >>> from distributed import Client
-    >>> fits = wemix_nb.fit_many(specs, client=Client())
+    list
+        The results in the order of ``tasks``; warnings raised by the tasks are re-raised here.
     """
-    datasets, keys, calls = _split_data(specs)
-    n = len(calls)
+    datasets, keys, arguments = _split_data(tasks)
+    n = len(arguments)
     results: list = [None] * n
     if n == 0:
         return results
@@ -170,15 +145,15 @@ def fit_many(
         raise ArgumentError(f"processes must be a positive integer or None; got {processes!r}.")
     with progress_bar(n, desc, progress) as bar:
         if client is not None:
-            _fit_dask(client, datasets, keys, calls, results, bar)
+            _map_dask(client, func, datasets, keys, arguments, results, bar)
         else:
             workers = min(n, int(processes) if processes is not None else (os.cpu_count() or 1))
             if workers <= 1:
-                for i, (kwargs, key) in enumerate(zip(calls, keys, strict=True)):
-                    results[i] = _run(kwargs, datasets[key])
+                for i, (args, key) in enumerate(zip(arguments, keys, strict=True)):
+                    results[i] = _run(func, args, datasets[key])
                     bar.update()
             else:
-                _fit_local(workers, datasets, keys, calls, results, bar)
+                _map_local(workers, func, datasets, keys, arguments, results, bar)
     out = []
     for result, caught in results:
         _reraise(caught)
@@ -186,7 +161,7 @@ def fit_many(
     return out
 
 
-def _fit_local(workers, datasets, keys, calls, results, bar) -> None:
+def _map_local(workers, func, datasets, keys, arguments, results, bar) -> None:
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     with ProcessPoolExecutor(
@@ -194,8 +169,8 @@ def _fit_local(workers, datasets, keys, calls, results, bar) -> None:
     ) as pool:
         with _SingleThreadedChildren():  # the workers start with the first submissions
             futures = {
-                pool.submit(_run_keyed, kwargs, key): i
-                for i, (kwargs, key) in enumerate(zip(calls, keys, strict=True))
+                pool.submit(_run_keyed, func, args, key): i
+                for i, (args, key) in enumerate(zip(arguments, keys, strict=True))
             }
         try:
             for future in as_completed(futures):
@@ -207,7 +182,7 @@ def _fit_local(workers, datasets, keys, calls, results, bar) -> None:
             raise
 
 
-def _fit_dask(client, datasets, keys, calls, results, bar) -> None:
+def _map_dask(client, func, datasets, keys, arguments, results, bar) -> None:
     try:
         from distributed import as_completed
     except ImportError as exc:  # pragma: no cover - a client implies distributed
@@ -215,7 +190,9 @@ def _fit_dask(client, datasets, keys, calls, results, bar) -> None:
             "client= needs the 'distributed' package (pip install 'wemix_nb[parallel]')."
         ) from exc
     scattered = client.scatter(datasets, broadcast=False, hash=False)
-    futures = client.map(_run, calls, [scattered[key] for key in keys], pure=False)
+    futures = client.map(
+        _run, [func] * len(arguments), arguments, [scattered[key] for key in keys], pure=False
+    )
     position = {future.key: i for i, future in enumerate(futures)}
     try:
         for future in as_completed(futures):

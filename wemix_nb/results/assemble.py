@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from wemix_nb.estimation.linear import LinearProblem, LinearSolution
 from wemix_nb.model.frame import ModelFrame
+from wemix_nb.options import FitOptions
 from wemix_nb.results.result import VARDF_COLUMNS, MixResult
 
 # variance of the latent residual on the link scale (logistic: pi^2/3, standard normal: 1)
@@ -23,7 +26,7 @@ def _variance_layout(frame: ModelFrame) -> list[tuple[int, int, int]]:
     return layout
 
 
-def glmm_result(formula: str, frame: ModelFrame, family, fit, options: dict) -> MixResult:
+def glmm_result(formula: str, frame: ModelFrame, family, fit, options: FitOptions) -> MixResult:
     """Assemble the result of a GLMM fit."""
     names = frame.fixed_names
     layout = _variance_layout(frame)
@@ -113,20 +116,39 @@ def glmm_result(formula: str, frame: ModelFrame, family, fit, options: dict) -> 
     )
 
 
-def group_tables(frame: ModelFrame) -> tuple[pd.Series, pd.DataFrame]:
-    """``ngroups`` and ``wgtStats`` of a model frame."""
+@dataclass(frozen=True)
+class WeightTotals:
+    """Count, sum, minimum and maximum of the level-1 (row) weights of a fit.
+
+    Computed from the model frame's rows, or summed over partitions when the rows stay in a Dask
+    cluster (:func:`wemix_nb.mix_dask`).
+    """
+
+    n: int
+    sum: float
+    min: float
+    max: float
+
+    @classmethod
+    def of(cls, weights: np.ndarray) -> WeightTotals:
+        return cls(len(weights), float(weights.sum()), float(weights.min()), float(weights.max()))
+
+
+def group_tables(frame: ModelFrame, rows: WeightTotals | None = None) -> tuple[pd.Series, pd.DataFrame]:
+    """``ngroups`` and ``wgtStats`` of a model frame (``rows``: the level-1 weight totals, when the
+    frame does not hold the rows)."""
+    rows = WeightTotals.of(frame.weight1) if rows is None else rows
     ngroups = pd.Series(
-        {"Number of obs": frame.n, **{lv.name: lv.n_groups for lv in frame.levels}}, name="ngroups"
+        {"Number of obs": rows.n, **{lv.name: lv.n_groups for lv in frame.levels}}, name="ngroups"
     )
-    rows = [frame.weight1] + [lv.weight for lv in frame.levels]
+    per_level = [(rows.sum / rows.n, rows.sum, rows.min, rows.max)]
+    per_level += [
+        (lv.weight.mean(), lv.weight.sum(), lv.weight.min(), lv.weight.max()) for lv in frame.levels
+    ]
     wgt = pd.DataFrame(
-        {
-            "mean": [r.mean() for r in rows],
-            "sum": [r.sum() for r in rows],
-            "min": [r.min() for r in rows],
-            "max": [r.max() for r in rows],
-        },
-        index=pd.RangeIndex(1, len(rows) + 1, name="level"),
+        per_level,
+        columns=["mean", "sum", "min", "max"],
+        index=pd.RangeIndex(1, len(per_level) + 1, name="level"),
     )
     return ngroups, wgt
 
@@ -141,7 +163,15 @@ def random_effect_tables(frame: ModelFrame, b: list[np.ndarray], sd: list[np.nda
     return ranef, ranef_sd
 
 
-def linear_result(formula, frame, problem: LinearProblem, sol: LinearSolution, info, options) -> MixResult:
+def linear_result(
+    formula: str,
+    frame: ModelFrame,
+    problem: LinearProblem,
+    sol: LinearSolution,
+    info: dict,
+    options: FitOptions,
+    row_weights: WeightTotals | None = None,
+) -> MixResult:
     st = problem.structure
     names = frame.fixed_names
     sigma2 = sol.sigma**2
@@ -181,7 +211,7 @@ def linear_result(formula, frame, problem: LinearProblem, sol: LinearSolution, i
     var_rows.append(("Residual", None, None, sigma2, frame.n, 1, sol.var_se.get(("residual",)), "Residual"))
     varDF = pd.DataFrame(var_rows, columns=VARDF_COLUMNS)
     re_total = sum(np.trace(c) for c in covs)
-    ngroups, wgt = group_tables(frame)
+    ngroups, wgt = group_tables(frame, row_weights)
     sd = [np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0, None)) for cov in sol.b_cov]
     ranef, ranef_sd = random_effect_tables(frame, sol.b, sd)
     theta_names = st.names

@@ -546,6 +546,6 @@ def to_dict(result: MixResult) -> dict:
             factor: {"ids": [str(g) for g in table.index], **_matrix(table)}
             for factor, table in result.ranef.items()
         },
-        "options": result.options,
+        "options": dict(result.options),
     }
     return _jsonable(out)

@@ -16,6 +16,7 @@ import pandas as pd
 
 from wemix_nb.errors import ArgumentError, ColumnNotFoundError, NewLevelError
 from wemix_nb.model.frame import ModelFrame, group_labels
+from wemix_nb.options import FitOptions
 
 # columns of the variance table (WeMix's varDF)
 VARDF_COLUMNS = ["grp", "var1", "var2", "vcov", "ngrp", "level", "SEvcov", "fullGroup"]
@@ -98,7 +99,7 @@ class MixResult:
     message: str
     nquad: int | None = None
     is_adaptive: bool = False
-    options: dict = field(default_factory=dict)
+    options: FitOptions = field(default_factory=FitOptions)
     frame: ModelFrame | None = field(default=None, repr=False)
     extra: dict = field(default_factory=dict, repr=False)
     linear_predictor: pd.Series | None = field(default=None, repr=False)

@@ -29,7 +29,10 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
+from wemix_nb.distributed.parallel import map_fits
 from wemix_nb.errors import ArgumentError, DroppedRowsWarning, FormulaError
+from wemix_nb.options import FitOptions
+from wemix_nb.pipeline import fit_single
 from wemix_nb.results.result import MixResult
 
 _RANGE = re.compile(r"\{\s*(\d+)\s*\.\.\s*(\d+)\s*\}")
@@ -208,7 +211,10 @@ def _combined_theta(fits: list[MixResult], sigma: float) -> np.ndarray:
 
 
 def combine_pv(
-    fits: Sequence[MixResult], pv: Sequence[str] | None = None, formula: str | None = None
+    fits: Sequence[MixResult],
+    pv: Sequence[str] | None = None,
+    formula: str | None = None,
+    options: FitOptions | None = None,
 ) -> PVResult:
     """Combine fits of the same model to different plausible values by Rubin's rules.
 
@@ -221,6 +227,8 @@ def combine_pv(
         Names of the plausible values (default: the fits' responses).
     formula
         The formula to report (default: the first fit's).
+    options
+        The options of the fits, to report (default: the first fit's).
 
     Returns
     -------
@@ -337,7 +345,7 @@ def combine_pv(
         converged=converged,
         n_iterations=max(fit.n_iterations for fit in fits),
         message=message,
-        options={**first.options, "pv": pv_names},
+        options=(options if options is not None else _options_of(first)).with_changes(pv=tuple(pv_names)),
         extra={"pv_responses": pv_names},
     )
     return PVResult(
@@ -345,45 +353,47 @@ def combine_pv(
     )
 
 
+def _fit_one(data: pd.DataFrame, formula: str, options: FitOptions) -> MixResult:
+    """One plausible value's fit (module level, so worker processes can run it)."""
+    return fit_single(formula, data, options)
+
+
+def _options_of(fit: MixResult) -> FitOptions:
+    options = fit.options
+    return options if isinstance(options, FitOptions) else FitOptions()
+
+
 def fit_plausible_values(
     formula: str,
     data: pd.DataFrame,
-    weights: Sequence[str] | None = None,
+    options: FitOptions,
     *,
-    pv: Sequence[str] | None = None,
     n_jobs: int | None = None,
     client=None,
-    progress: bool | None = None,
-    **mix_kwargs,
 ) -> PVResult:
     """Fit ``formula`` once per plausible value and combine the fits by Rubin's rules.
 
     Parameters
     ----------
     formula
-        The model; its response is replaced by each plausible value. Without ``pv`` the response
-        must contain a ``{i..j}`` range: ``"pv{1..5}math ~ escs + (1|schoolid)"``.
-    data, weights
+        The model; its response is replaced by each plausible value in ``options.pv`` (a response
+        with a ``{i..j}`` range, ``"pv{1..5}math ~ escs + (1|schoolid)"``, is expanded by
+        :func:`pv_formulas`).
+    data
         As for :func:`~wemix_nb.mix`.
-    pv
-        The plausible-value columns, e.g. ``["pv1math", ..., "pv5math"]``.
+    options
+        Validated options; ``options.pv`` names the plausible-value columns.
     n_jobs
         Fit the plausible values on this many local processes (``-1``: one per CPU); ``None``
         fits them one after the other in this process.
     client
         A Dask ``distributed.Client`` to fit them on.
-    progress
-        Progress bar over the fits (``None``: only in an interactive session).
-    **mix_kwargs
-        Passed on to :func:`~wemix_nb.mix` (family, cweights, scale_weights...).
 
     Returns
     -------
     PVResult
     """
-    from wemix_nb.distributed.parallel import fit_many
-
-    names, formulas = pv_formulas(formula, pv)
+    names, formulas = pv_formulas(formula, options.pv)
     present = [name for name in names if name in data.columns]
     incomplete = data[present].isna().any(axis=1).to_numpy() if present else np.zeros(len(data), bool)
     if incomplete.any():
@@ -394,15 +404,23 @@ def fit_plausible_values(
             f"{int(incomplete.sum())} row(s) with a missing plausible value were removed from every "
             f"fit ({counts}).",
             DroppedRowsWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         data = data.loc[~incomplete]
-    specs = [{"formula": f, "data": data, "weights": weights, **mix_kwargs} for f in formulas]
+    single = options.with_changes(pv=None, progress=False)  # no nested bars inside the fits
+    tasks = [(data, f, single) for f in formulas]
     if client is None and n_jobs is None:
         processes = 1
     elif n_jobs is not None and int(n_jobs) < 0:
         processes = None  # one per CPU
     else:
         processes = n_jobs
-    fits = fit_many(specs, client=client, processes=processes, progress=progress, desc="plausible values")
-    return combine_pv(fits, pv=names, formula=formula)
+    fits = map_fits(
+        _fit_one,
+        tasks,
+        client=client,
+        processes=processes,
+        progress=options.progress,
+        desc="plausible values",
+    )
+    return combine_pv(fits, pv=names, formula=formula, options=options)
