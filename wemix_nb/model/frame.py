@@ -93,9 +93,41 @@ class RandomLevel:
 class ModelFrame:
     """Everything the estimators need, as arrays, plus what ``predict`` needs to rebuild them.
 
-    Levels are ordered from level 2 (most groups) to the top level ``L``. The weights are those
-    the fit uses: after the conversion between conditional and unconditional weights and, if
-    ``weight_scaling`` is not ``"none"``, after scaling within clusters.
+    Attributes
+    ----------
+    parsed
+        The parsed formula.
+    y
+        ``(n,)`` response (0/1 for a binomial response).
+    X
+        ``(n, p)`` fixed-effect design.
+    fixed_names
+        The ``p`` fixed-effect names.
+    levels
+        The grouping levels, from level 2 (most groups) to the top level ``L``.
+    weight1
+        ``(n,)`` unconditional level-1 weights.
+    cond_weight1
+        ``(n,)`` level-1 weights conditional on the level-2 group.
+    weight_columns
+        The weight columns, level 1 first (empty for unit weights).
+    row_index
+        Labels of the rows used, in data order.
+    n_dropped_missing, n_dropped_zero_weight
+        Rows dropped for a missing value in a used column, then for a zero weight.
+    fixed_spec
+        formulaic's spec of the fixed part (to rebuild ``X`` on new data).
+    random_specs
+        ``{level name: formulaic specs of its bars}``.
+    centering
+        The means subtracted by centering.
+    response_levels
+        For a categorical binomial response: its (failure, success) values.
+    categories
+        The values each categorical covariate takes in the fit (to check new data).
+    weight_scaling
+        How the conditional weights were scaled within clusters (``"none"``, ``"cluster"``,
+        ``"effective"``); the weights above are the scaled ones.
     """
 
     parsed: ParsedFormula
@@ -103,18 +135,18 @@ class ModelFrame:
     X: np.ndarray
     fixed_names: list[str]
     levels: list[RandomLevel]
-    weight1: np.ndarray  # (n,) unconditional level-1 weights
-    cond_weight1: np.ndarray  # (n,) level-1 weights conditional on the level-2 group
+    weight1: np.ndarray
+    cond_weight1: np.ndarray
     weight_columns: list[str]
-    row_index: pd.Index  # labels of the rows used, in data order
+    row_index: pd.Index
     n_dropped_missing: int
     n_dropped_zero_weight: int
-    fixed_spec: object  # formulaic ModelSpec of the fixed part
-    random_specs: dict[str, list[object]]  # level name -> formulaic ModelSpecs of its bars
+    fixed_spec: object
+    random_specs: dict[str, list[object]]
     centering: Centering
-    response_levels: tuple | None = None  # for a categorical binomial response: (failure, success)
-    categories: dict[str, tuple] = field(default_factory=dict)  # fitted values of categorical covariates
-    weight_scaling: str = "none"  # how the conditional weights were scaled within clusters
+    response_levels: tuple | None = None
+    categories: dict[str, tuple] = field(default_factory=dict)
+    weight_scaling: str = "none"
 
     @property
     def covariate_columns(self) -> list[str]:
