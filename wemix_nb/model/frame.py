@@ -257,7 +257,7 @@ def _counts(counts: pd.Series) -> str:
 def _drop_rows(rows: pd.DataFrame, keep: np.ndarray, reason: str, detail: str) -> pd.DataFrame:
     dropped = int((~keep).sum())
     if dropped:
-        # stacklevel counts _drop_rows, _usable_rows, build_model_frame and mix
+        # two frames above build_model_frame: the caller of the function that builds the frame
         warnings.warn(
             f"{dropped} row(s) with {reason} were removed ({detail}).", DroppedRowsWarning, stacklevel=5
         )

@@ -18,8 +18,6 @@ from wemix_nb.errors import ArgumentError, ColumnNotFoundError, WeightError
 from wemix_nb.model import weights as weight_rules
 from wemix_nb.model.levels import LevelIndex, group_columns_of, index_levels, parent_indices, unit_parents
 
-METHODS = weight_rules.SCALING_METHODS
-
 
 def _check_arguments(data: pd.DataFrame, weights: Sequence[str], groups: list[str]) -> list[str]:
     if isinstance(weights, str):
