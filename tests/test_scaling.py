@@ -121,3 +121,47 @@ def test_errors(pisa):
         scale_weights(pisa, ["w_fstuwt"], "schoolid", "cluster")
     with pytest.raises(ArgumentError):
         wemix_nb.mix(FORMULA, pisa, weights=WEIGHTS, scale_weights="bogus")
+
+
+@pytest.mark.parametrize("method", ["cluster", "effective"])
+@pytest.mark.parametrize("cweights", [False, True])
+def test_centering_uses_the_scaled_weights(pisa, method, cweights):
+    """Grand- and group-mean centering weigh rows with the scaled level-1 weights, as a fit of
+    data whose weight columns were scaled beforehand does."""
+    data = pisa.assign(w_fstuwt=_conditional(pisa)) if cweights else pisa
+    centering = {"center_grand": "~ escs", "center_group": {"schoolid": "~ st04q01_num"}}
+    data = data.assign(st04q01_num=(data["st04q01"] == data["st04q01"].cat.categories[0]).astype(float))
+    formula = "pv1math ~ escs + st04q01_num + (1|schoolid)"
+    fit = wemix_nb.mix(formula, data, weights=WEIGHTS, cweights=cweights, scale_weights=method, **centering)
+    manual = data.copy()
+    manual[WEIGHTS] = scale_weights(data, WEIGHTS, "schoolid", method, cweights=cweights)
+    ref = wemix_nb.mix(formula, manual, weights=WEIGHTS, cweights=cweights, **centering)
+    assert fit.frame.centering.grand["escs"] == pytest.approx(ref.frame.centering.grand["escs"], rel=1e-12)
+    pd.testing.assert_series_equal(
+        fit.frame.centering.group["schoolid"]["st04q01_num"],
+        ref.frame.centering.group["schoolid"]["st04q01_num"],
+        rtol=1e-12,
+    )
+    pd.testing.assert_series_equal(fit.coef, ref.coef, rtol=1e-10)
+    pd.testing.assert_series_equal(fit.vars, ref.vars, rtol=1e-8)
+    assert fit.lnl == pytest.approx(ref.lnl, rel=1e-12)
+    unscaled = wemix_nb.mix(formula, data, weights=WEIGHTS, cweights=cweights, **centering)
+    assert fit.frame.centering.grand["escs"] != pytest.approx(
+        unscaled.frame.centering.grand["escs"], rel=1e-6
+    )
+
+
+def test_the_fit_scales_the_weights_of_its_own_frame(pisa):
+    fit = wemix_nb.mix(FORMULA, pisa, weights=WEIGHTS, scale_weights="cluster")
+    frame = fit.frame
+    assert frame.weight_scaling == "cluster"
+    school = frame.levels[0]
+    np.testing.assert_allclose(np.bincount(school.group_index, frame.cond_weight1), school.n_rows, rtol=1e-12)
+    np.testing.assert_array_equal(school.weight, pisa.groupby("schoolid")["w_fschwt"].first().to_numpy())
+
+
+def test_scaling_refuses_a_group_weight_varying_within_its_group(pisa):
+    bad = pisa.copy()
+    bad.loc[bad.index[0], "w_fschwt"] *= 3
+    with pytest.raises(WeightError, match="'w_fschwt' varies within 1 group"):
+        scale_weights(bad, WEIGHTS, "schoolid", "cluster")

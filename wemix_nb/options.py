@@ -17,8 +17,7 @@ import numpy as np
 
 from wemix_nb.errors import ArgumentError
 from wemix_nb.estimation.families import Family, get_family
-
-SCALING_METHODS = ("none", "cluster", "effective")
+from wemix_nb.model.weights import check_scaling_method
 
 
 @dataclass(frozen=True)
@@ -224,11 +223,7 @@ def _center_group(spec: Any) -> Mapping[str, str] | None:
 
 
 def _scaling(method: Any) -> str:
-    if method not in SCALING_METHODS:
-        raise ArgumentError(
-            f"scale_weights must be one of {', '.join(map(repr, SCALING_METHODS))}; got {method!r}."
-        )
-    return str(method)
+    return str(check_scaling_method(method))
 
 
 def _family(family: Any, link: str | None) -> Family | None:

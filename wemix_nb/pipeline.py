@@ -60,27 +60,14 @@ def fit_single(formula: str, data: pd.DataFrame, options: FitOptions) -> MixResu
 
 def model_frame(formula: str, data: pd.DataFrame, options: FitOptions) -> ModelFrame:
     """The model frame of a fit with these options (weights scaled if asked)."""
-    weights = None if options.weights is None else list(options.weights)
-    if options.scale_weights != "none":
-        from wemix_nb.survey.scaling import scaled_data
-
-        data = scaled_data(
-            formula,
-            data,
-            weights,
-            options.scale_weights,
-            cweights=options.cweights,
-            center_group=options.center_group,
-            center_grand=options.center_grand,
-            binomial_response=options.binomial_response,
-        )
     return build_model_frame(
         formula,
         data,
-        weights,
+        None if options.weights is None else list(options.weights),
         cweights=options.cweights,
         center_group=options.center_group,
         center_grand=options.center_grand,
+        scale_weights=options.scale_weights,
         binomial_response=options.binomial_response,
     )
 

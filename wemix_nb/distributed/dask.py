@@ -30,7 +30,8 @@ from wemix_nb.errors import (
 )
 from wemix_nb.estimation.linear import CrossProducts, LinearProblem, cross_products
 from wemix_nb.model.formula import parse_formula
-from wemix_nb.model.frame import build_model_frame, group_columns_of
+from wemix_nb.model.frame import build_model_frame
+from wemix_nb.model.levels import group_columns_of
 from wemix_nb.options import FitOptions
 from wemix_nb.results.assemble import WeightTotals, linear_result
 

@@ -6,7 +6,11 @@ first, because ``|`` means something else to formulaic.
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
+
+from formulaic import Formula
 
 from wemix_nb.errors import FormulaError
 
@@ -29,10 +33,6 @@ class RandomBar:
     group: str
     uncorrelated: bool = False
 
-    @property
-    def group_columns(self) -> list[str]:
-        return [part.strip() for part in self.group.split(":")]
-
 
 @dataclass(frozen=True)
 class ParsedFormula:
@@ -45,7 +45,13 @@ class ParsedFormula:
 
     @property
     def fixed_formula(self) -> str:
+        """The fixed part with its response, as formulaic reads it: ``"y ~ x1 + x2"``."""
         return f"{self.response} ~ {self.fixed}"
+
+    @property
+    def factors(self) -> list[str]:
+        """The grouping factors of the bars, in formula order, each once."""
+        return list(dict.fromkeys(bar.group for bar in self.bars))
 
 
 def _split_top_level(text: str, sep: str) -> list[str]:
@@ -142,3 +148,36 @@ def parse_formula(formula: str) -> ParsedFormula:
         )
     fixed = " + ".join(fixed_terms) if fixed_terms else "1"
     return ParsedFormula(formula=formula, response=lhs.strip(), fixed=fixed, bars=tuple(bars))
+
+
+def variables_of(expression: str) -> list[str]:
+    """The data columns a formula expression uses, as formulaic reads it (sorted).
+
+    Backticked names (`` `x.1` ``, `` `my var` ``) come back without their backticks.
+
+    Raises
+    ------
+    FormulaError
+        If formulaic cannot parse the expression.
+    """
+    return list(_required_variables(expression))
+
+
+@functools.lru_cache(maxsize=512)
+def _required_variables(expression: str) -> tuple[str, ...]:
+    # parsing is pure and repeated for every fit of the same formula (plausible values, fit_many)
+    # Backticked names (`x.1`, `my var`) are swapped for plain placeholders first: formulaic's
+    # list of required variables reads `x.1` as attribute access of `x`.
+    quoted: dict[str, str] = {}
+
+    def protect(match: re.Match) -> str:
+        placeholder = f"_wemix_quoted_{len(quoted)}_"
+        quoted[placeholder] = match.group(1)
+        return placeholder
+
+    plain = re.sub(r"`([^`]+)`", protect, expression)
+    try:
+        names = Formula(plain).required_variables
+    except Exception as exc:  # formulaic's parse errors have many types
+        raise FormulaError(f"Cannot parse {expression!r}: {exc}") from exc
+    return tuple(sorted(quoted.get(str(name), str(name)) for name in names))

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from wemix_nb.errors import ArgumentError, ColumnNotFoundError, NewLevelError
-from wemix_nb.model.frame import ModelFrame, group_labels
+from wemix_nb.model.frame import ModelFrame
+from wemix_nb.model.levels import group_labels
 from wemix_nb.options import FitOptions
 
 # columns of the variance table (WeMix's varDF)

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from wemix_nb.errors import ArgumentError, ColumnNotFoundError, WeightError
-from wemix_nb.model.frame import group_labels
+from wemix_nb.errors import ArgumentError, ColumnNotFoundError
+from wemix_nb.model import weights as weight_rules
+from wemix_nb.model.levels import factorize, group_columns_of, group_labels
 
 COLUMNS = ["level", "unit", "weight", "n", "sum", "mean", "min", "max", "cv", "deff", "n_eff"]
 
@@ -101,7 +102,21 @@ def describe_weights(
         ``"a:b"`` joins columns as in the formula. A level-k weight must be constant within each
         of its groups; it is counted once per group.
 
-    Rows with a missing weight or group label are dropped (counted in ``n_dropped``).
+    Returns
+    -------
+    WeightSummary
+        One row per level. Rows with a missing weight or group label are left out (counted in
+        ``n_dropped``); zero weights are counted.
+
+    Raises
+    ------
+    ArgumentError
+        If ``groups`` does not give one factor per weight above level 1.
+    ColumnNotFoundError
+        For a weight or group column not in ``data``.
+    WeightError
+        For a weight column that is not numeric, has negative or infinite values, or (above level
+        1) varies within a group (the rules of :mod:`wemix_nb.model.weights`).
     """
     if isinstance(weights, str):
         weights = [weights]
@@ -116,37 +131,21 @@ def describe_weights(
             f"give one grouping factor per weight above level 1: {len(weights)} weight column(s) "
             f"need {len(weights) - 1} group(s), got {len(groups)} ({groups})."
         )
-    needed = weights + [c.strip() for g in groups for c in g.split(":")]
+    needed = weights + [c for g in groups for c in group_columns_of(g)]
     missing = [c for c in dict.fromkeys(needed) if c not in data.columns]
     if missing:
         raise ColumnNotFoundError(f"column(s) {missing} not in the data.")
-    for column in weights:
-        dtype = data[column].dtype
-        if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
-            raise WeightError(f"weight column {column!r} must be numeric, but has dtype {dtype}.")
-    used = data[list(dict.fromkeys(needed))]
-    keep = used.notna().all(axis=1).to_numpy()
-    frame = data.loc[keep]
-    rows = []
-    for k, column in enumerate(weights):
-        w = frame[column].to_numpy(dtype=float)
-        if not np.isfinite(w).all() or (w < 0).any():
-            raise WeightError(f"weight column {column!r} has negative or infinite values.")
-        if k == 0:
-            unit, values = "rows", w
-        else:
-            unit = groups[k - 1]
-            labels = group_labels(frame, unit)
-            by_group = pd.Series(w, index=frame.index).groupby(labels.to_numpy(), sort=True, observed=True)
-            spread = by_group.max() - by_group.min()
-            varying = spread[spread > 1e-8 * np.maximum(1.0, by_group.max().abs())]
-            if len(varying):
-                raise WeightError(
-                    f"level-{k + 1} weight {column!r} varies within {len(varying)} group(s) of "
-                    f"{unit!r} (e.g. {str(varying.index[0])!r}); a group weight must be constant in its "
-                    "group."
-                )
-            values = by_group.first().to_numpy()
-        rows.append({"level": k + 1, "unit": unit, "weight": column, **weight_stats(values)})
+    weight_rules.check_weight_dtypes(data, weights)
+    keep = data[list(dict.fromkeys(needed))].notna().all(axis=1).to_numpy()
+    kept = data.loc[keep]
+    W = kept[weights].to_numpy(dtype=float)
+    weight_rules.check_weight_values(W, weights, kept.index)
+    rows = [{"level": 1, "unit": "rows", "weight": weights[0], **weight_stats(W[:, 0])}]
+    for k, unit in enumerate(groups, start=1):
+        index, labels = factorize(group_labels(kept, unit))
+        values = weight_rules.group_weight(
+            W[:, k], index, labels, level=k + 1, column=weights[k], factor=unit
+        )
+        rows.append({"level": k + 1, "unit": unit, "weight": weights[k], **weight_stats(values)})
     table = pd.DataFrame(rows, columns=COLUMNS)
     return WeightSummary(table=table, n_dropped=int((~keep).sum()))

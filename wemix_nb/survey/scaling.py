@@ -1,51 +1,59 @@
-"""Scaling of the lower-level survey weights within their clusters.
+"""Scaling of the lower-level survey weights within their clusters, on a DataFrame.
 
 With informative designs the pseudo-ML estimates of the variance components depend on how the
 level-1 weights are scaled inside each cluster (Pfeffermann et al. 1998; Asparouhov 2006; Carle
-2009). Two scalings are standard; both multiply the *conditional* level-1 weights ``w_{i|j}`` of
-cluster ``j`` (``n_j`` rows) by one factor per cluster:
-
-``"cluster"`` (Pfeffermann's method A, "size")
-    ``w*_{i|j} = w_{i|j} * n_j / sum_i w_{i|j}`` -- the scaled weights sum to ``n_j``.
-``"effective"`` (method B)
-    ``w*_{i|j} = w_{i|j} * sum_i w_{i|j} / sum_i w_{i|j}^2`` -- the scaled weights sum to the
-    cluster's effective sample size ``(sum_i w_{i|j})^2 / sum_i w_{i|j}^2``.
-
-``"none"`` leaves the weights as given (WeMix's behaviour). In models with more than two levels,
-every level below the top is scaled the same way within its parent groups (the conditional
-weights of the level-2 groups of a level-3 group sum to their number, etc.); the top-level weights
-are never changed. Unconditional weights are converted to conditional ones, scaled, and converted
-back, so the result is in the convention the weights were given in.
+2009). The rules ("cluster", "effective") live in :mod:`wemix_nb.model.weights`; a fit applies
+them itself with ``mix(..., scale_weights=...)``, on the rows it keeps. :func:`scale_weights`
+returns the same scaled weights as data columns, to inspect them or to fit with them.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from wemix_nb.errors import ArgumentError, ColumnNotFoundError, WeightError
-from wemix_nb.model.frame import group_labels
-
-METHODS = ("none", "cluster", "effective")
-
-
-def _check_method(method: str) -> str:
-    if method not in METHODS:
-        raise ArgumentError(f"scale_weights must be one of {', '.join(map(repr, METHODS))}; got {method!r}.")
-    return method
+from wemix_nb.model import weights as weight_rules
+from wemix_nb.model.levels import LevelIndex, group_columns_of, index_levels, parent_indices, unit_parents
 
 
-def _factor(values: np.ndarray, parent: np.ndarray, n_parents: int, method: str) -> np.ndarray:
-    """Per-parent multiplier of the children's conditional weights ``values``."""
-    s1 = np.bincount(parent, values, minlength=n_parents)
-    if method == "cluster":
-        count = np.bincount(parent, minlength=n_parents)
-        return count / s1
-    s2 = np.bincount(parent, values**2, minlength=n_parents)
-    return s1 / s2
+def _check_arguments(data: pd.DataFrame, weights: Sequence[str], groups: list[str]) -> list[str]:
+    if isinstance(weights, str):
+        raise ArgumentError("weights must be a list of column names, level 1 first.")
+    weights = list(weights)
+    if len(weights) != len(groups) + 1:
+        raise WeightError(
+            f"{len(groups)} grouping factor(s) need {len(groups) + 1} weight columns (level 1 first); "
+            f"got {len(weights)}: {weights}."
+        )
+    needed = [*weights, *{c for g in groups for c in group_columns_of(g)}]
+    missing = [c for c in needed if c not in data.columns]
+    if missing:
+        raise ColumnNotFoundError(f"Column(s) {', '.join(map(repr, missing))} are not in the data.")
+    weight_rules.check_weight_dtypes(data, weights)
+    return weights
+
+
+def _scaled_rows(
+    W: np.ndarray, weights: list[str], levels: list[LevelIndex], method: str, cweights: bool
+) -> np.ndarray:
+    """Scaled weights of rows that all have positive weights and group labels (columns of ``W``)."""
+    given = [W[:, 0]] + [
+        weight_rules.group_weight(
+            W[:, k], level.index, level.labels, level=k + 1, column=weights[k], factor=level.factor
+        )
+        for k, level in enumerate(levels, start=1)
+    ]
+    up = unit_parents(levels, parent_indices(levels))
+    unconditional, conditional = weight_rules.level_weights(given, up, conditional=cweights, scaling=method)
+    scaled = conditional if cweights else unconditional
+    out = W.copy()  # the top level keeps its values
+    out[:, 0] = scaled[0]
+    for k, level in enumerate(levels[:-1], start=1):
+        out[:, k] = scaled[k][level.index]
+    return out
 
 
 def scale_weights(
@@ -67,7 +75,9 @@ def scale_weights(
     With unconditional weights (``cweights=False``, ``w_ij = w_{i|j} w_j``) the conditional
     weights ``w_ij / w_j`` are scaled and multiplied back by ``w_j``; the same factor per
     cluster therefore applies to ``w_ij``. With more than two levels (``groups`` lists several
-    factors), each level below the top is scaled within its parent groups in the same way.
+    factors), each level below the top is scaled within its parent groups in the same way; the
+    top-level weights are never changed. ``mix(..., scale_weights=method)`` gives the same fit
+    as ``mix`` on the data with these columns, when all rows are used.
 
     Parameters
     ----------
@@ -87,101 +97,40 @@ def scale_weights(
     -------
     pandas.DataFrame
         The rescaled weight columns (same names, same index as ``data``). Rows with a missing or
-        non-positive weight or a missing group label are returned unchanged (a model fit drops
-        them).
+        zero weight or a missing group label are returned unchanged and do not count in the
+        cluster sizes (a model fit drops them).
+
+    Raises
+    ------
+    ArgumentError
+        For an unknown ``method`` or ``weights`` given as one string.
+    ColumnNotFoundError
+        For a weight or group column not in ``data``.
+    WeightError
+        For a weight column that is not numeric, has negative or infinite values, or (above level
+        1) varies within a group; or a number of weight columns that does not match ``groups``.
+    NestingError
+        If the groups of a level lie in several groups of the level above.
 
     Examples
     --------
     >>> scaled = scale_weights(data, ["w_fstuwt", "w_fschwt"], "schoolid", "cluster")
     >>> data[["w_fstuwt", "w_fschwt"]] = scaled
     """
-    _check_method(method)
-    if isinstance(weights, str):
-        raise ArgumentError("weights must be a list of column names, level 1 first.")
-    weights = list(weights)
+    weight_rules.check_scaling_method(method)
     groups = [groups] if isinstance(groups, str) else list(groups)
-    if len(weights) != len(groups) + 1:
-        raise WeightError(
-            f"{len(groups)} grouping factor(s) need {len(groups) + 1} weight columns (level 1 first); "
-            f"got {len(weights)}: {weights}."
-        )
-    needed = [*weights, *{c.strip() for g in groups for c in g.split(":")}]
-    missing = [c for c in needed if c not in data.columns]
-    if missing:
-        raise ColumnNotFoundError(f"Column(s) {', '.join(map(repr, missing))} are not in the data.")
+    weights = _check_arguments(data, weights, groups)
     out = data[weights].astype(float)
+    W = out.to_numpy()
+    weight_rules.check_weight_values(W, weights, data.index)
     if method == "none":
         return out
-    W = out.to_numpy()
-    labels = [group_labels(data, g) for g in groups]
-    valid = np.isfinite(W).all(axis=1) & (W > 0).all(axis=1)
-    for lab in labels:
-        valid &= lab.notna().to_numpy()
+    valid = (W > 0).all(axis=1)  # NaN compares False: missing weights are left out too
+    for group in groups:
+        valid &= data[group_columns_of(group)].notna().all(axis=1).to_numpy()
     if not valid.any():
         return out
-    W = W[valid]
-    index = [pd.factorize(lab[valid], sort=False)[0] for lab in labels]
-    L = len(weights)
-    # conditional weights, row-wise
-    C = W.copy()
-    if not cweights:
-        C[:, :-1] = W[:, :-1] / W[:, 1:]
-    for k in range(L - 1):
-        parent = index[k]
-        n_parents = int(parent.max()) + 1
-        if k == 0:
-            values, parent_of_unit = C[:, 0], parent
-        else:
-            child = index[k - 1]
-            _, first = np.unique(child, return_index=True)
-            values, parent_of_unit = C[first, k], parent[first]
-            if pd.Series(parent).groupby(child).nunique().max() > 1:
-                raise WeightError(f"Groups of {groups[k - 1]!r} are not nested in groups of {groups[k]!r}.")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            factor = _factor(values, parent_of_unit, n_parents, method)
-        C[:, k] = C[:, k] * factor[parent]
-    if cweights:
-        scaled = C
-    else:
-        scaled = C.copy()
-        for k in range(L - 2, -1, -1):
-            scaled[:, k] = C[:, k] * scaled[:, k + 1]
-    values = out.to_numpy().copy()
-    values[valid] = scaled
+    levels = index_levels(data.loc[valid], groups, level_order=groups)
+    values = W.copy()
+    values[valid] = _scaled_rows(W[valid], weights, levels, method, bool(cweights))
     return pd.DataFrame(values, index=data.index, columns=weights)
-
-
-def scaled_data(
-    formula: str,
-    data: pd.DataFrame,
-    weights: Sequence[str] | None,
-    method: str,
-    *,
-    cweights: bool = False,
-    **frame_options,
-) -> pd.DataFrame:
-    """``data`` with its weight columns rescaled on the rows a fit of ``formula`` uses.
-
-    The model frame is built once (silently) to learn which rows the fit keeps and its grouping
-    factors; the weights of those rows are rescaled with :func:`scale_weights` so that the
-    cluster sizes ``n_j`` count the rows actually used.
-    """
-    _check_method(method)
-    if method == "none" or weights is None:
-        return data
-    from wemix_nb.model.frame import build_model_frame
-
-    positional = data.reset_index(drop=True)  # the data's own index may have duplicate labels
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        frame = build_model_frame(formula, positional, weights, cweights=cweights, **frame_options)
-    rows = frame.row_index.to_numpy()
-    used = positional.iloc[rows]
-    scaled = scale_weights(used, list(weights), [lv.name for lv in frame.levels], method, cweights=cweights)
-    out = data.copy()
-    for column in weights:
-        values = out[column].to_numpy(dtype=float).copy()
-        values[rows] = scaled[column].to_numpy()
-        out[column] = values
-    return out

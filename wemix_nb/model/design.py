@@ -1,0 +1,299 @@
+"""Design matrices of a model's rows: the response, the fixed-effect design and the random-effect
+design of each grouping factor, built by formulaic and checked (finite values, full rank)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from formulaic import model_matrix
+
+from wemix_nb.errors import DataError, FormulaError, RankDeficiencyError
+from wemix_nb.model.formula import ParsedFormula, RandomBar
+
+
+def check_finite(values: np.ndarray, names: list[str], what: str, rows: pd.Index) -> None:
+    """Refuse infinite values, or NaN made by a transformation (such as log of a negative number).
+
+    They are errors, not missing data: they come from the data or the formula, not from
+    non-response (missing values were dropped before the designs were built).
+
+    Raises
+    ------
+    DataError
+        Naming the columns, the number of rows and the first row.
+    """
+    bad = ~np.isfinite(values)
+    if bad.any():
+        columns = [names[j] for j in np.flatnonzero(bad.any(axis=0))]
+        row_has = bad.any(axis=1)
+        raise DataError(
+            f"{what} has non-finite values (inf, or NaN from a transformation) in "
+            f"{', '.join(map(repr, columns))}: {int(row_has.sum())} row(s), first at row "
+            f"{rows[np.flatnonzero(row_has)[0]]!r}."
+        )
+
+
+def without_unused_categories(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with the categories that have no rows removed from its categorical columns.
+
+    Such categories (never used, or only in dropped rows) would give all-zero dummy columns;
+    R's model frame drops them too.
+    """
+    rows = rows.copy()
+    for column in rows.columns:
+        if isinstance(rows[column].dtype, pd.CategoricalDtype):
+            rows[column] = rows[column].cat.remove_unused_categories()
+    return rows
+
+
+def categories_seen(rows: pd.DataFrame, columns: Sequence[str], response: str) -> dict[str, tuple]:
+    """The values taken by the categorical covariates among ``columns`` (for checking ``newdata``
+    in ``predict``): categorical, boolean and text columns, not the response."""
+
+    def categorical(dtype) -> bool:
+        return (
+            isinstance(dtype, pd.CategoricalDtype)
+            or pd.api.types.is_bool_dtype(dtype)
+            or not pd.api.types.is_numeric_dtype(dtype)
+        )
+
+    return {
+        col: tuple(pd.unique(rows[col].dropna()))
+        for col in dict.fromkeys(columns)
+        if col in rows.columns and col != response and categorical(rows[col].dtype)
+    }
+
+
+class _InterceptOnly:
+    """Stands in for formulaic's model spec of a random intercept ``(1 | g)``: a column of ones.
+    (Building it through formulaic costs about as much as a whole small fit.)"""
+
+    def get_model_matrix(self, data: pd.DataFrame, na_action: str = "ignore") -> pd.DataFrame:
+        return pd.DataFrame({"Intercept": np.ones(len(data))}, index=data.index)
+
+
+def _design_matrix(expression: str, data: pd.DataFrame, what: str):
+    try:
+        return model_matrix(expression, data, na_action="ignore")
+    except Exception as exc:  # formulaic's errors have many types
+        raise FormulaError(f"Cannot build the {what} from {expression!r}: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# response
+
+
+def _binomial_response(y_raw: pd.Series, name: str) -> tuple[np.ndarray, tuple | None]:
+    """Recode a binomial response to 0/1: numbers 0/1, booleans, or a two-level categorical."""
+    dtype = y_raw.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return y_raw.to_numpy(dtype=float), (False, True)
+    if isinstance(dtype, pd.CategoricalDtype):
+        categories = list(dtype.categories)
+        if len(categories) != 2:
+            raise DataError(
+                f"A binomial response must have two categories; {name!r} has "
+                f"{len(categories)}: {categories[:5]}."
+            )
+        return (y_raw == categories[1]).to_numpy(dtype=float), tuple(categories)
+    if pd.api.types.is_numeric_dtype(dtype):
+        values = y_raw.to_numpy(dtype=float)
+        bad = ~np.isin(values, (0.0, 1.0))
+        if bad.any():
+            examples = pd.unique(values[bad])[:5]
+            raise DataError(
+                f"A binomial response must be 0 or 1, but {name!r} has other values, "
+                f"e.g. {examples.tolist()}."
+            )
+        return values, None
+    values = pd.unique(y_raw)
+    if len(values) == 2:
+        # R's factor order (alphabetical, case-insensitive): the second value is the success
+        ordered = sorted(values, key=lambda v: (str(v).casefold(), str(v)))
+        return (y_raw == ordered[1]).to_numpy(dtype=float), tuple(ordered)
+    raise DataError(
+        f"A binomial response must be 0/1, boolean or have two categories; {name!r} has "
+        f"{len(values)} distinct values, e.g. {list(values[:5])}."
+    )
+
+
+def response(
+    rows: pd.DataFrame, name: str, *, binomial: bool = False, check_constant: bool = True
+) -> tuple[np.ndarray, tuple | None]:
+    """The response vector.
+
+    Parameters
+    ----------
+    rows
+        The model's rows (after centering).
+    name
+        The response: a column, or an expression formulaic evaluates (``log(y)``).
+    binomial
+        Recode a two-valued response (0/1, booleans, two-level categorical) to 0/1.
+    check_constant
+        Refuse a constant response.
+
+    Returns
+    -------
+    y : numpy.ndarray
+        ``(n,)`` the response.
+    levels : tuple or None
+        For a categorical binomial response, its (failure, success) values.
+
+    Raises
+    ------
+    DataError
+        Non-numeric (for a non-binomial family), non-binary (binomial), non-finite or constant.
+    """
+    if name in rows.columns:
+        y_raw = rows[name]
+    else:
+        y_raw = _design_matrix(f"{name} - 1", rows, "response").iloc[:, 0]
+    levels = None
+    if binomial:
+        y, levels = _binomial_response(y_raw, name)
+    elif pd.api.types.is_bool_dtype(y_raw.dtype) or not pd.api.types.is_numeric_dtype(y_raw.dtype):
+        raise DataError(
+            f"The response {name!r} must be numeric for this family, but has dtype {y_raw.dtype}."
+        )
+    else:
+        y = y_raw.to_numpy(dtype=float)
+    check_finite(y[:, None], [name], "The response", rows.index)
+    if check_constant and np.ptp(y) == 0:
+        raise DataError(f"The response {name!r} is constant ({float(y[0])!r}); nothing to model.")
+    return y, levels
+
+
+# ---------------------------------------------------------------------------------------------
+# fixed effects
+
+
+def _check_rank(X: np.ndarray, names: list[str]) -> None:
+    import scipy.linalg
+
+    if X.shape[1] == 0:
+        return
+    scale = np.sqrt((X**2).sum(axis=0))
+    scale[scale == 0] = 1.0
+    # a plain QR of the tall matrix, then the rank-revealing (pivoted) QR of its small R factor:
+    # the same rank and pivots as a pivoted QR of X, at the cost of one unpivoted factorisation
+    R0 = np.linalg.qr(X / scale, mode="r")
+    _, R, pivot = scipy.linalg.qr(R0, pivoting=True)
+    diag = np.abs(np.diag(R))
+    # columns scaled to unit length: a pivot below 1e-7 means the column keeps less than 1e-7 of its
+    # length once the others are projected out (R's lm uses the same tolerance)
+    tol = 1e-7
+    rank = int((diag > tol).sum())
+    if rank < X.shape[1]:
+        dropped = [names[j] for j in sorted(pivot[rank:])]
+        raise RankDeficiencyError(
+            f"The fixed-effect design is rank deficient: column(s) {', '.join(map(repr, dropped))} "
+            "are linear combinations of the others (collinear or constant). Remove them from the "
+            "formula or merge categories."
+        )
+
+
+@dataclass(frozen=True)
+class FixedDesign:
+    """The fixed-effect design: ``X`` (``(n, p)``), its column names and formulaic's spec (to
+    rebuild it on new data)."""
+
+    X: np.ndarray
+    names: list[str]
+    spec: object
+
+
+def fixed_design(rows: pd.DataFrame, parsed: ParsedFormula, *, check_rank: bool = True) -> FixedDesign:
+    """Build and check the fixed-effect design.
+
+    Raises
+    ------
+    FormulaError
+        If it cannot be built or has no column.
+    DataError
+        If it has non-finite values.
+    RankDeficiencyError
+        If ``check_rank`` and its columns are linearly dependent.
+    """
+    matrix = _design_matrix(parsed.fixed, rows, "fixed-effect design")
+    X = np.asarray(matrix, dtype=float)
+    names = [str(c) for c in matrix.columns]
+    if X.shape[1] == 0:
+        raise FormulaError(f"The formula {parsed.formula!r} has no fixed effect; use at least '~ 1 + ...'.")
+    check_finite(X, names, "The fixed-effect design", rows.index)
+    if check_rank:  # mix_dask checks the rank of the whole design, not of each partition
+        _check_rank(X, names)
+    return FixedDesign(X=X, names=names, spec=matrix.model_spec)
+
+
+# ---------------------------------------------------------------------------------------------
+# random effects
+
+
+@dataclass(frozen=True)
+class RandomDesign:
+    """The random-effect design of one grouping factor, all its bars side by side.
+
+    Attributes
+    ----------
+    Z
+        ``(n, q)`` design.
+    terms
+        The ``q`` column names.
+    blocks
+        Column indices of each correlated block: one per bar, or one per column of a ``||`` bar.
+    specs
+        formulaic's spec of each bar (to rebuild it on new data).
+    """
+
+    Z: np.ndarray
+    terms: list[str]
+    blocks: list[list[int]]
+    specs: list[object]
+
+
+def _bar_matrix(rows: pd.DataFrame, bar: RandomBar) -> tuple[np.ndarray, list[str], object]:
+    if bar.expr.replace(" ", "") == "1":
+        spec = _InterceptOnly()
+        matrix = spec.get_model_matrix(rows)
+    else:
+        what = f"random-effect design of '({bar.expr} | {bar.group})'"
+        matrix = _design_matrix(bar.expr, rows, what)
+        spec = matrix.model_spec
+    values = np.asarray(matrix, dtype=float)
+    names = [str(c) for c in matrix.columns]
+    check_finite(values, names, f"The random-effect design of {bar.group!r}", rows.index)
+    if not names:
+        raise FormulaError(f"The random term '({bar.expr} | {bar.group})' has no columns.")
+    return values, names, spec
+
+
+def random_design(rows: pd.DataFrame, bars: Sequence[RandomBar], factor: str) -> RandomDesign:
+    """Build the random-effect design of the bars of one grouping factor.
+
+    Raises
+    ------
+    FormulaError
+        If a bar cannot be built, has no column, or repeats a column of another bar.
+    DataError
+        If the design has non-finite values.
+    """
+    columns, terms, blocks, specs = [], [], [], []
+    for bar in bars:
+        if bar.group != factor:
+            continue
+        values, names, spec = _bar_matrix(rows, bar)
+        pieces = [[j] for j in range(len(names))] if bar.uncorrelated else [list(range(len(names)))]
+        blocks.extend([len(terms) + j for j in piece] for piece in pieces)
+        repeated = [name for name in names if name in terms]
+        if repeated:
+            raise FormulaError(
+                f"The random-effect term {repeated[0]!r} appears twice for grouping factor {factor!r}."
+            )
+        terms.extend(names)
+        columns.append(values)
+        specs.append(spec)
+    return RandomDesign(Z=np.hstack(columns), terms=terms, blocks=blocks, specs=specs)

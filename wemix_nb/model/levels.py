@@ -1,0 +1,173 @@
+"""Grouping factors: their labels, their order from level 2 up, and how their groups nest."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from wemix_nb.errors import ArgumentError, NestingError
+
+
+def group_columns_of(factor: str) -> list[str]:
+    """The data columns of a grouping factor: ``"school:class"`` -> ``["school", "class"]``."""
+    return [part.strip().strip("`") for part in factor.split(":")]
+
+
+def _label_strings(values: pd.Series) -> pd.Series:
+    """Group labels as text; whole numbers stored as floats print as integers (``3``, not ``3.0``)
+    so that labels do not depend on whether the column once held a missing value."""
+    if pd.api.types.is_float_dtype(values.dtype):
+        whole = values.dropna()
+        if len(whole) and np.all(np.mod(whole.to_numpy(dtype=float), 1) == 0):
+            return values.map(lambda v: v if pd.isna(v) else str(int(v)))
+    return values.astype(str)
+
+
+def group_labels(data: pd.DataFrame, factor: str) -> pd.Series:
+    """Labels of a grouping factor; ``a:b`` joins the columns' values as ``"<a>:<b>"``.
+
+    Parameters
+    ----------
+    data
+        The data holding the factor's columns.
+    factor
+        A grouping factor as written in the formula (``"school"``, ``"school:class"``).
+
+    Returns
+    -------
+    pandas.Series
+        One label per row of ``data`` (the column itself for a single-column factor).
+    """
+    columns = group_columns_of(factor)
+    if len(columns) == 1:
+        return data[columns[0]]
+    joined = _label_strings(data[columns[0]])
+    for column in columns[1:]:
+        joined = joined + ":" + _label_strings(data[column])
+    return joined.rename(factor)
+
+
+def factorize(labels: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Group index and labels in R's factor order (categories order, else sorted)."""
+    codes, uniques = pd.factorize(labels, sort=True)
+    return codes.astype(np.int64), pd.Index(uniques, name=labels.name)
+
+
+@dataclass(frozen=True)
+class LevelIndex:
+    """The groups of one grouping factor on the rows of a model.
+
+    Attributes
+    ----------
+    factor
+        The grouping factor, e.g. ``"school"`` or ``"school:class"``.
+    index
+        ``(n,)`` group of each row, in ``0..n_groups-1``.
+    labels
+        ``(n_groups,)`` group labels, in index order.
+    """
+
+    factor: str
+    index: np.ndarray
+    labels: pd.Index
+
+    @property
+    def n_groups(self) -> int:
+        """Number of groups."""
+        return len(self.labels)
+
+
+def order_levels(rows: pd.DataFrame, factors: Sequence[str]) -> list[str]:
+    """Order grouping factors from most to fewest groups, level 2 first.
+
+    Raises
+    ------
+    NestingError
+        If two factors have the same number of groups (they cannot be strictly nested).
+    """
+    counts = {factor: group_labels(rows, factor).nunique() for factor in factors}
+    ordered = sorted(factors, key=lambda factor: -counts[factor])
+    for lower, upper in zip(ordered, ordered[1:], strict=False):
+        if counts[lower] == counts[upper]:
+            raise NestingError(
+                f"Grouping factors {lower!r} and {upper!r} both have {counts[lower]} groups, so they "
+                "cannot be strictly nested. wemix_nb fits nested models only; give lower-level "
+                "groups labels that are unique across upper-level groups (e.g. 'school:class')."
+            )
+    return ordered
+
+
+def index_levels(
+    rows: pd.DataFrame, factors: Sequence[str], level_order: Sequence[str] | None = None
+) -> list[LevelIndex]:
+    """The groups of every grouping factor on ``rows``, level 2 first.
+
+    Parameters
+    ----------
+    rows
+        The rows of the model.
+    factors
+        The grouping factors, in any order.
+    level_order
+        The factors from level 2 up when decided elsewhere (a partition of the data may hold too
+        few groups to tell the levels apart); by default ordered by :func:`order_levels`.
+    """
+    if level_order is None:
+        ordered = order_levels(rows, factors)
+    elif sorted(level_order) == sorted(factors):
+        ordered = list(level_order)
+    else:
+        raise ArgumentError(f"level_order {list(level_order)} does not list the grouping factors {factors}.")
+    levels = []
+    for factor in ordered:
+        index, labels = factorize(group_labels(rows, factor).rename(factor))
+        levels.append(LevelIndex(factor, index, labels))
+    return levels
+
+
+def _parent_index(lower: LevelIndex, upper: LevelIndex) -> np.ndarray:
+    """Each group of ``lower``'s group of ``upper``, checking that each lies in only one."""
+    parent = np.full(lower.n_groups, -1, dtype=np.int64)
+    parent[lower.index] = upper.index  # any row's upper group; then check that all rows agree
+    bad = parent[lower.index] != upper.index
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        group = str(lower.labels[lower.index[row]])
+        inside = sorted({str(upper.labels[u]) for u in upper.index[lower.index == lower.index[row]]})
+        low, up = lower.factor, upper.factor
+        raise NestingError(
+            f"Group {group!r} of {low!r} lies in more than one group of {up!r} "
+            f"({', '.join(inside[:5])}): the factors are not nested. If the labels of one factor "
+            f"restart within the groups of the other (e.g. class 1, 2, 3 in every school), make them "
+            f"unique with a composite factor: '(1 | {up}/{low})' if {low!r} lies within "
+            f"{up!r}, or '(1 | {low}/{up})' if {up!r} lies within {low!r}."
+        )
+    return parent
+
+
+def parent_indices(levels: Sequence[LevelIndex]) -> list[np.ndarray | None]:
+    """For each level, the index of each group's enclosing group one level up (``None`` at the top).
+
+    Raises
+    ------
+    NestingError
+        If a group lies in more than one group of the level above.
+    """
+    parents: list[np.ndarray | None] = [
+        _parent_index(lo, hi) for lo, hi in zip(levels, levels[1:], strict=False)
+    ]
+    return [*parents, None]
+
+
+def unit_parents(levels: Sequence[LevelIndex], parents: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    """``up``: for the units of each level below the top (rows first), their group one level up.
+
+    ``up[0]`` is the rows' level-2 group index; ``up[k]`` (``k >= 1``) the level-``k + 2`` parent of
+    each level-``k + 1`` group. This is the layout :mod:`wemix_nb.model.weights` works on.
+    """
+    if not levels:
+        return []
+    return [levels[0].index, *parents[:-1]]  # type: ignore[list-item]
