@@ -27,6 +27,7 @@ from wemix_nb.results.report import MixSummary
 from wemix_nb.results.result import MixResult
 from wemix_nb.survey.describe import WeightSummary, describe_weights
 from wemix_nb.survey.pv import PVResult, combine_pv
+from wemix_nb.survey.replicates import ReplicateWeights, replicate_variance, replicate_weights
 from wemix_nb.survey.scaling import scale_weights
 
 __version__ = "0.1.0"
@@ -35,6 +36,7 @@ __all__ = [
     "MixResult",
     "MixSummary",
     "PVResult",
+    "ReplicateWeights",
     "WaldTest",
     "WeightSummary",
     "combine_pv",
@@ -47,6 +49,8 @@ __all__ = [
     "fit_many",
     "mix",
     "mix_dask",
+    "replicate_variance",
+    "replicate_weights",
     "scale_weights",
     "wald_test",
 ]

@@ -43,6 +43,11 @@ class FamilyError(WemixError, ValueError):
     """Unknown family or link, or an option the family does not support."""
 
 
+class DesignError(WemixError, ValueError):
+    """The survey design variables cannot define replicates (missing strata or PSU labels, PSUs in
+    two strata, a stratum with too few PSUs, a jackknife zone with one half...)."""
+
+
 class ArgumentError(WemixError, ValueError):
     """An argument of a public function has an invalid value."""
 
@@ -80,6 +85,7 @@ __all__ = [
     "ColumnNotFoundError",
     "ConvergenceWarning",
     "DataError",
+    "DesignError",
     "DroppedRowsWarning",
     "FamilyError",
     "FormulaError",
