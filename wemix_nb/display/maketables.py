@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from wemix_nb.display.html import coef_frame
+from wemix_nb.display.tables import coef_frame
 
 __all__ = ["coef_table", "default_stat_keys", "depvar", "stat", "stat_labels", "vcov_info"]
 
