@@ -17,7 +17,7 @@ import pandas as pd
 from wemix_nb.estimation.families import Family
 from wemix_nb.estimation.glmm import GlmmFit
 from wemix_nb.estimation.linear import LinearProblem, LinearSolution
-from wemix_nb.model.covariance import CovarianceStructure, parameter_name
+from wemix_nb.model.covariance import parameter_name
 from wemix_nb.model.frame import ModelFrame
 from wemix_nb.model.variance import VarianceComponents
 from wemix_nb.options import FitOptions
@@ -199,32 +199,31 @@ def linear_result(
 # GLMMs
 
 
-def _glmm_parameter_order(frame: ModelFrame) -> list[tuple[int, int, int]]:
-    """``(level, row, col)`` of the GLMM estimator's variance parameters, in its order: per level
-    the variances, then the covariances column by column below the diagonal."""
-    layout = []
-    for k, level in enumerate(frame.levels):
-        layout += [(k, a, a) for a in range(level.q)]
-        layout += [(k, r, c) for c in range(level.q) for r in range(c + 1, level.q)]
-    return layout
+def _glmm_parameter_names(frame: ModelFrame) -> list[str]:
+    """Names of the GLMM estimator's variance parameters, in its order: per level the variances,
+    then the covariances column by column below the diagonal."""
+    names = []
+    for level in frame.levels:
+        q, terms = level.q, level.terms
+        names += [parameter_name(level.name, terms, a, a) for a in range(q)]
+        names += [parameter_name(level.name, terms, r, c) for c in range(q) for r in range(c + 1, q)]
+    return names
 
 
 def _glmm_variance(frame: ModelFrame, fit: GlmmFit) -> tuple[VarianceComponents, pd.DataFrame]:
     """The variance value of a GLMM fit, and its joint sandwich labelled by the naming rule."""
     p = len(frame.fixed_names)
-    layout = _glmm_parameter_order(frame)
-    position = {entry: j for j, entry in enumerate(layout)}
-    structure = CovarianceStructure(frame.levels)
-    order = [position[(e.level, e.row, e.col)] for e in structure.entries]
+    var_names = _glmm_parameter_names(frame)
+    position = {name: j for j, name in enumerate(var_names)}
+    # the estimator's variance parameters in theta's order (the estimator names its theta entries)
+    order = np.array([position[name] for name in fit.theta_names], dtype=int)
     variance = VarianceComponents.build(
         frame.levels,
         fit.covariances,
         np.asarray(fit.var_params_se)[order],
-        fit.vcov_full[np.ix_([p + j for j in order], [p + j for j in order])],
+        fit.vcov_full[np.ix_(p + order, p + order)],
     )
-    names = list(frame.fixed_names) + [
-        parameter_name(frame.levels[k].name, frame.levels[k].terms, row, col) for k, row, col in layout
-    ]
+    names = list(frame.fixed_names) + var_names
     return variance, pd.DataFrame(fit.vcov_full, index=names, columns=names)
 
 
