@@ -27,6 +27,7 @@ from wemix_nb.results.report import resolve_conf_level
 if TYPE_CHECKING:  # pragma: no cover
     from wemix_nb.results.inference import WaldTest
     from wemix_nb.results.result import MixResult
+    from wemix_nb.survey.describe import WeightSummary
 
 __all__ = [
     "Comparison",
@@ -58,7 +59,7 @@ def significance_stars(p: float) -> str:
     return ""
 
 
-def _family_text(result) -> str:
+def _family_text(result: MixResult) -> str:
     family = getattr(result, "family", None)
     if family is None:
         return "Linear mixed model (gaussian, identity link)"
@@ -197,7 +198,7 @@ def result_gt(
     return ResultTables(fixed=fixed, variance=variance, groups=groups)
 
 
-def _convergence_note(result) -> str:
+def _convergence_note(result: MixResult) -> str:
     iterations = getattr(result, "n_iterations", None)
     message = _html.escape(str(getattr(result, "message", "") or ""))
     extra = ""
@@ -268,8 +269,8 @@ def wald_html(test: WaldTest) -> str:
     return wald_gt(test).as_raw_html()
 
 
-def weights_gt(summary):
-    """A :class:`~wemix_nb._weights.WeightSummary` as a great-tables table."""
+def weights_gt(summary: WeightSummary):
+    """A :class:`~wemix_nb.WeightSummary` as a great-tables table."""
     from great_tables import GT
 
     note = "CV: population coefficient of variation; design effect (Kish) = 1 + CV²; effective n = n / deff."
@@ -301,7 +302,8 @@ def weights_gt(summary):
     return table
 
 
-def weights_html(summary) -> str:
+def weights_html(summary: WeightSummary) -> str:
+    """HTML of a weight summary (for ``WeightSummary._repr_html_``)."""
     return weights_gt(summary).as_raw_html()
 
 

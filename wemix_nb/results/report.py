@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import math
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,11 +38,29 @@ def _needed(x: float, digits: int) -> tuple[int, int, int]:
     return nsig, power, max(0, nsig - power - 1)
 
 
-def format_column(values, digits: int = 4, nsmall: int = 0, na: str = "NA") -> list[str]:
+def format_column(
+    values: Iterable[float | None], digits: int = 4, nsmall: int = 0, na: str = "NA"
+) -> list[str]:
     """Format numbers like R's ``format(x, digits, nsmall)``: one common number of decimals.
 
     Falls back to scientific notation when that is narrower than the fixed form (R's rule with
     ``scipen = 0``).
+
+    Parameters
+    ----------
+    values
+        The column's numbers (``None`` and NaN are missing).
+    digits
+        Significant digits every value shows at least.
+    nsmall
+        Least number of decimals.
+    na
+        Text of a missing value.
+
+    Returns
+    -------
+    list of str
+        One string per value.
     """
     values = [float("nan") if v is None else float(v) for v in values]
     finite = [v for v in values if math.isfinite(v)]
@@ -69,11 +88,25 @@ def format_column(values, digits: int = 4, nsmall: int = 0, na: str = "NA") -> l
 
 
 def format_number(x: float, digits: int = 7, nsmall: int = 0) -> str:
+    """One number formatted like R's ``format(x, digits, nsmall)`` (see :func:`format_column`)."""
     return format_column([x], digits, nsmall)[0]
 
 
 def text_table(columns: list[tuple[str, list[str]]], rownames: list[str] | None = None) -> list[str]:
-    """Lines of a right-aligned table like R's ``print.data.frame`` (row names left-aligned)."""
+    """Lines of a right-aligned table like R's ``print.data.frame`` (row names left-aligned).
+
+    Parameters
+    ----------
+    columns
+        ``(header, cells)`` per column, the cells already formatted.
+    rownames
+        Optional row names, printed first.
+
+    Returns
+    -------
+    list of str
+        The header line and one line per row, without trailing blanks.
+    """
     widths = [max([len(head), *map(len, cells)]) for head, cells in columns]
     n = len(columns[0][1]) if columns else 0
     lead_width = max(map(len, rownames)) if rownames else 0
@@ -105,7 +138,8 @@ def variance_table(result: MixResult) -> pd.DataFrame:
 
 
 def groups_table(result: MixResult) -> pd.DataFrame:
-    """Level, Group, n size, mean wgt, sum wgt (unconditional weights), top level first."""
+    """WeMix's ``Groups`` table: Level, Group, n size, mean wgt, sum wgt (unconditional weights),
+    top level first."""
     names = list(result.ngroups.index)
     rows = []
     for level in range(result.levels, 0, -1):
@@ -123,12 +157,14 @@ def groups_table(result: MixResult) -> pd.DataFrame:
 
 
 def coef_table(result: MixResult) -> pd.DataFrame:
+    """WeMix's ``Fixed Effects`` table: Estimate, Std. Error (robust), t value."""
     return pd.DataFrame(
         {"Estimate": result.coef, "Std. Error": result.SE, "t value": result.coef / result.SE}
     )
 
 
 def call_text(result: MixResult) -> str:
+    """The call that fits the model, as text: ``mix('y ~ x + (1|g)', data, weights=[...])``."""
     opts = result.options or {}
     parts = [repr(result.formula), "data"]
     if opts.get("weights") is not None:
@@ -247,6 +283,19 @@ class MixSummary:
 
 
 def summary(result: MixResult, digits: int = 4) -> MixSummary:
+    """WeMix's summary of a fit (:meth:`MixResult.summary <wemix_nb.MixResult.summary>`).
+
+    Parameters
+    ----------
+    result
+        A fitted model.
+    digits
+        Significant digits of the tables.
+
+    Returns
+    -------
+    MixSummary
+    """
     return MixSummary(
         call=call_text(result),
         variance=variance_table(result),
@@ -294,8 +343,8 @@ def short_text(result: MixResult) -> str:
 
 
 def tidy(result: MixResult, conf_level: float = 0.95, df: str = "normal") -> pd.DataFrame:
-    """One row per fixed effect: estimate, robust SE, statistic, df, p-value and ``conf_level``
-    interval.
+    """One row per fixed effect: term, estimate, std_error (robust), statistic, df, p_value and the
+    ``conf_level`` interval conf_low, conf_high.
 
     ``df="normal"`` (WeMix's choice) uses the normal reference; ``"groups"`` a t reference with
     (top-level groups - fixed effects) degrees of freedom, as survey analysts often do; plausible-
@@ -358,7 +407,8 @@ def variance_components(result: MixResult) -> pd.DataFrame:
 
 
 def random_effects(result: MixResult, with_sd: bool = True) -> dict[str, pd.DataFrame]:
-    """Per grouping factor: modes ``<term>`` and (``with_sd``) conditional SDs ``<term>_sd``."""
+    """Per grouping factor, a DataFrame indexed by group: the modes ``<term>`` and (``with_sd``)
+    their conditional SDs ``<term>_sd``."""
     out = {}
     for factor, modes in result.ranef.items():
         table = modes.copy()
@@ -434,11 +484,7 @@ def to_dict(result: MixResult) -> dict:
             {k: (None if _is_missing(v) else v) for k, v in row.items()}
             for row in result.varDF.to_dict(orient="records")
         ],
-        "var_theta": (
-            _matrix(result.var_theta)
-            if isinstance(result.var_theta, pd.DataFrame)
-            else _series(pd.Series(result.var_theta))
-        ),
+        "var_theta": _matrix(result.var_theta),
         "ranef": {
             factor: {"ids": [str(g) for g in table.index], **_matrix(table)}
             for factor, table in result.ranef.items()

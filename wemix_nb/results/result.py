@@ -8,6 +8,7 @@ the estimation core never needs great-tables, Altair or ipywidgets.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +22,12 @@ from wemix_nb.model.variance import VARDF_COLUMNS, VarianceComponents
 from wemix_nb.options import FitOptions
 
 if TYPE_CHECKING:  # pragma: no cover
+    from wemix_nb.display.html import ResultTables
+    from wemix_nb.display.widgets import WaldWidget
     from wemix_nb.estimation.glmm import GlmmFit
     from wemix_nb.estimation.linear import LinearProblem, LinearSolution
+    from wemix_nb.results.inference import WaldTest
+    from wemix_nb.results.report import MixSummary
 
 __all__ = ["VARDF_COLUMNS", "GlmmDetails", "LinearDetails", "MixResult"]
 
@@ -245,12 +250,12 @@ class MixResult:
 
         return short_text(self)
 
-    # -- reports and tidy tables (wemix_nb._report) ------------------------------------------------
+    # -- reports and tidy tables (wemix_nb.results.report) ----------------------------------------
 
-    def summary(self, digits: int = 4):
+    def summary(self, digits: int = 4) -> MixSummary:
         """WeMix's summary: call, variance terms, groups and weights, fixed effects, lnl, ICC.
 
-        Returns a :class:`~wemix_nb._report.MixSummary`; ``print()`` it for the text layout. Its
+        Returns a :class:`~wemix_nb.MixSummary`; ``print()`` it for the text layout. Its
         tables (``.variance``, ``.groups``, ``.coef``) are DataFrames.
         """
         from wemix_nb.results.report import summary
@@ -315,7 +320,12 @@ class MixResult:
 
         return to_dict(self)
 
-    def wald_test(self, type: str = "beta", coefs=None, hypothesis=None):
+    def wald_test(
+        self,
+        type: str = "beta",
+        coefs: str | Sequence[str] | None = None,
+        hypothesis: float | Sequence[float] | Mapping[str, float] | str | None = None,
+    ) -> WaldTest:
         """Shortcut for :func:`wemix_nb.wald_test` on this result."""
         from wemix_nb.results.inference import wald_test
 
@@ -378,7 +388,7 @@ class MixResult:
 
     # thin wrappers around the notebook layer (wemix_nb.display), imported on first use
 
-    def to_gt(self, conf_level: float = 0.95, digits: int = 3, *, level: float | None = None):
+    def to_gt(self, conf_level: float = 0.95, digits: int = 3, *, level: float | None = None) -> ResultTables:
         """The HTML report's great-tables tables (``.fixed``, ``.variance``, ``.groups``) to
         restyle or save; ``level`` is a deprecated alias of ``conf_level``."""
         from wemix_nb.display.html import result_gt
@@ -400,7 +410,7 @@ class MixResult:
 
         return coef_plot(self, conf_level=resolve_conf_level(conf_level, level), **kwargs)
 
-    def wald_widget(self):
+    def wald_widget(self) -> WaldWidget:
         """ipywidgets front end to :func:`wemix_nb.wald_test` (see :mod:`wemix_nb.display.widgets`)."""
         from wemix_nb.display.widgets import wald_widget
 
