@@ -94,10 +94,12 @@ class WaldWidget(widgets.VBox):
         if kind != "Lambda":
             return ""
         lines = [
-            f"<code>{_html.escape(name)}</code>: {_html.escape(self._labels[name])}"
+            f"<code>{_html.escape(name)}</code> = {_html.escape(self._labels[name])}"
             for name in self._names["Lambda"]
         ]
-        return '<div class="wemix-legend" style="font-size:smaller;">' + "<br>".join(lines) + "</div>"
+        # indented under the list; ipywidgets' HTML widget sets a tall inline line-height otherwise
+        style = "font-size:smaller;line-height:1.5;margin-left:var(--jp-widgets-inline-label-width, 80px);"
+        return f'<div class="wemix-legend" style="{style}">' + "<br>".join(lines) + "</div>"
 
     def _on_kind(self, change) -> None:
         names = self._names[change["new"]]
