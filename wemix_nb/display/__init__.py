@@ -3,6 +3,8 @@
 Nothing here is imported by ``import wemix_nb``; the heavy libraries (great_tables, altair,
 ipywidgets) load on first use, from the submodules:
 
+- :mod:`wemix_nb.display.tables` -- the numbers shown, as DataFrames (``coef_frame``,
+  ``variance_frame``, ``level_frame``), shared by the tables, charts and maketables hooks;
 - :mod:`wemix_nb.display.html` -- ``result_html``/``result_gt`` (a result's report),
   ``wald_html``, ``weights_html`` and :func:`compare` (side-by-side models);
 - :mod:`wemix_nb.display.plots` -- ``ranef_plot`` (caterpillar), ``coef_plot`` (forest),

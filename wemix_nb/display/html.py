@@ -5,20 +5,29 @@ Every table is a ``great_tables.GT`` object, so users can restyle or save it:
 >>> tables = fit.to_gt()                                   # doctest: +SKIP
 >>> tables.fixed.tab_options(table_font_size="12px").save("fixed.png")  # doctest: +SKIP
 
-Numbers are taken from the result's ``tidy()`` (the single source of estimate / SE / statistic /
-p-value / CI) when the result provides it, else computed here from ``coef``/``SE`` with normal
-reference distributions (as ``tidy`` does).
+The numbers come from :mod:`wemix_nb.display.tables`: the fixed effects from the result's
+``tidy()`` (the single source of estimate / SE / statistic / p-value / CI), the variance
+components from its :class:`~wemix_nb.model.variance.VarianceComponents` (rows labelled as
+``"Intercept × Days"`` under their group).
 """
 
 from __future__ import annotations
 
 import html as _html
-import math
+import warnings
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+
+from wemix_nb.display.tables import coef_frame, level_frame, variance_frame
+from wemix_nb.results.report import resolve_conf_level
+
+if TYPE_CHECKING:  # pragma: no cover
+    from wemix_nb.results.inference import WaldTest
+    from wemix_nb.results.result import MixResult
+    from wemix_nb.survey.describe import WeightSummary
 
 __all__ = [
     "Comparison",
@@ -38,7 +47,6 @@ __all__ = [
 #: significance codes, R style: (threshold, mark)
 STARS = ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, "."))
 STARS_NOTE = "Signif. codes: *** p < 0.001, ** p < 0.01, * p < 0.05, . p < 0.1"
-TIDY_COLUMNS = ["term", "estimate", "std_error", "statistic", "p_value", "conf_low", "conf_high"]
 
 
 def significance_stars(p: float) -> str:
@@ -51,74 +59,7 @@ def significance_stars(p: float) -> str:
     return ""
 
 
-# -------------------------------------------------------------------------------------------------
-# numbers shown (one place, shared by the tables, the charts and the widgets)
-
-
-def coef_frame(result, level: float = 0.95) -> pd.DataFrame:
-    """Fixed effects as a tidy DataFrame: ``result.tidy`` is the single source of these numbers."""
-    return result.tidy(level=level)[TIDY_COLUMNS].reset_index(drop=True)
-
-
-def variance_frame(result) -> pd.DataFrame:
-    """Variance components from ``varDF``: group, term, variance, SE, SD (variances), Corr (covariances)."""
-    rows = []
-    var_df = result.varDF
-    variances = {
-        (r.grp, r.var1): r.vcov for r in var_df.itertuples() if _missing(r.var2) and not _missing(r.var1)
-    }
-    for r in var_df.itertuples():
-        vcov = float(r.vcov)
-        se = float(r.SEvcov) if r.SEvcov is not None and not _missing(r.SEvcov) else np.nan
-        if _missing(r.var2):
-            term = str(r.grp) if _missing(r.var1) else str(r.var1)
-            rows.append((str(r.grp), term, vcov, se, math.sqrt(max(vcov, 0.0)), np.nan, False))
-        else:
-            v1, v2 = variances.get((r.grp, r.var1)), variances.get((r.grp, r.var2))
-            corr = vcov / math.sqrt(v1 * v2) if v1 and v2 and v1 > 0 and v2 > 0 else np.nan
-            rows.append((str(r.grp), f"{r.var1} × {r.var2}", vcov, se, np.nan, corr, True))
-    return pd.DataFrame(rows, columns=["group", "term", "variance", "std_error", "sd", "corr", "covariance"])
-
-
-def level_frame(result) -> pd.DataFrame:
-    """Units and weights per level: ngroups + wgtStats (+ Kish design effect from the model frame)."""
-    from wemix_nb.survey.describe import weight_stats
-
-    ngroups = result.ngroups
-    wgt = result.wgtStats
-    frame = getattr(result, "frame", None)
-    weight_columns = list((getattr(result, "options", None) or {}).get("weights") or [])
-    arrays: dict[int, np.ndarray] = {}
-    if frame is not None:
-        arrays[1] = np.asarray(frame.weight1, dtype=float)
-        for lv in frame.levels:
-            arrays[int(lv.number)] = np.asarray(lv.weight, dtype=float)
-    rows = []
-    for k in range(1, len(ngroups) + 1):
-        unit = "rows" if k == 1 else str(ngroups.index[k - 1])
-        stats = wgt.loc[k] if k in wgt.index else pd.Series(dtype=float)
-        deff = weight_stats(arrays[k])["deff"] if k in arrays else np.nan
-        rows.append(
-            {
-                "level": k,
-                "unit": unit,
-                "weight": weight_columns[k - 1] if k - 1 < len(weight_columns) else "(unit weights)",
-                "n": int(ngroups.iloc[k - 1]),
-                "sum": float(stats.get("sum", np.nan)),
-                "mean": float(stats.get("mean", np.nan)),
-                "min": float(stats.get("min", np.nan)),
-                "max": float(stats.get("max", np.nan)),
-                "deff": float(deff),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
-
-
-def _family_text(result) -> str:
+def _family_text(result: MixResult) -> str:
     family = getattr(result, "family", None)
     if family is None:
         return "Linear mixed model (gaussian, identity link)"
@@ -164,11 +105,14 @@ def _wrap(parts: Sequence[str]) -> str:
     return '<div class="wemix-result">\n' + "\n".join(parts) + "\n</div>"
 
 
-def result_gt(result, level: float = 0.95, digits: int = 3) -> ResultTables:
+def result_gt(
+    result: MixResult, conf_level: float = 0.95, digits: int = 3, *, level: float | None = None
+) -> ResultTables:
     """The report of a :class:`~wemix_nb.MixResult` as great-tables tables.
 
     - ``fixed``: title = formula, subtitle = family / sizes / log pseudo-likelihood; estimate,
-      robust SE, t (z for GLMMs), p, significance stars and the ``level`` confidence interval;
+      robust SE, t (z for GLMMs), p, significance stars and the ``conf_level`` confidence
+      interval (``level``: deprecated alias);
     - ``variance``: variance components (variance, robust SE, SD; correlations of covariances)
       with the ICC as a note;
     - ``groups``: units and weights per level (n, sum, mean, min, max, Kish design effect) and
@@ -176,10 +120,11 @@ def result_gt(result, level: float = 0.95, digits: int = 3) -> ResultTables:
     """
     from great_tables import GT, html
 
-    coefs = coef_frame(result, level)
+    conf_level = resolve_conf_level(conf_level, level)
+    coefs = coef_frame(result, conf_level)
     coefs["stars"] = [significance_stars(p) for p in coefs["p_value"]]
     stat = "t" if result.family is None else "z"
-    pct = f"{100 * level:g}%"
+    pct = f"{100 * conf_level:g}%"
     sizes = ", ".join(
         [f"{int(result.ngroups.iloc[0]):,} rows"]
         + [f"{int(n):,} {_html.escape(str(k))}" for k, n in result.ngroups.iloc[1:].items()]
@@ -214,7 +159,7 @@ def result_gt(result, level: float = 0.95, digits: int = 3) -> ResultTables:
     var = variance_frame(result)
     icc = getattr(result, "ICC", None)
     variance = (
-        GT(var.drop(columns="covariance"), rowname_col="term", groupname_col="group")
+        GT(var.drop(columns=["name", "covariance"]), rowname_col="term", groupname_col="group")
         .tab_header(title="Variance components")
         .fmt_number(columns=["variance", "std_error", "sd"], decimals=digits)
         .fmt_number(columns="corr", decimals=3)
@@ -253,7 +198,7 @@ def result_gt(result, level: float = 0.95, digits: int = 3) -> ResultTables:
     return ResultTables(fixed=fixed, variance=variance, groups=groups)
 
 
-def _convergence_note(result) -> str:
+def _convergence_note(result: MixResult) -> str:
     iterations = getattr(result, "n_iterations", None)
     message = _html.escape(str(getattr(result, "message", "") or ""))
     extra = ""
@@ -270,7 +215,7 @@ def _convergence_note(result) -> str:
     )
 
 
-def result_html(result) -> str:
+def result_html(result: MixResult) -> str:
     """The notebook report of a result (``MixResult._repr_html_``)."""
     return result_gt(result).as_raw_html()
 
@@ -279,45 +224,38 @@ def result_html(result) -> str:
 # Wald tests and weight summaries
 
 
-def wald_gt(test):
-    """A Wald test (:class:`wemix_nb.inference.WaldTest`) as a great-tables table.
+def wald_gt(test: WaldTest):
+    """A Wald test (:class:`wemix_nb.WaldTest`) as a great-tables table.
 
     Title: the test type; subtitle: Wald (chi-square) statistic, degrees of freedom and p-value;
-    one row per restriction with its estimate, hypothesised value, difference and standard error.
+    one row per restriction with its estimate, hypothesised value, difference and standard error,
+    and for (co)variance parameters the component as the report labels it
+    (``"Subject: Intercept × Days"``).
     """
     from great_tables import GT
 
-    table_method = getattr(test, "table", None)
-    if callable(table_method):
-        body = table_method().reset_index()
-        body = body.rename(columns={body.columns[0]: "term"})
-        body["term"] = body["term"].astype(str)
-    else:
-        names = [str(n) for n in np.atleast_1d(test.names)]
-        body = pd.DataFrame(
-            {
-                "term": names,
-                "estimate": np.asarray(test.estimate, dtype=float).reshape(-1)[: len(names)],
-                "hypothesis": np.asarray(test.hypothesis, dtype=float).reshape(-1)[: len(names)],
-            }
-        )
-    kind = getattr(test, "type", None)
-    what = {"beta": "fixed effects", "Lambda": "random-effect (co)variances"}.get(kind, kind)
-    title = "Wald test" + (f" of {what}" if what else "")
+    body = test.table().reset_index().rename(columns={"parameter": "term"})
+    body["term"] = body["term"].astype(str)
+    if test.labels is not None:
+        body["component"] = list(test.labels)
+    what = {"beta": "fixed effects", "Lambda": "random-effect (co)variances"}.get(test.type, test.type)
     p = float(test.p_value)
     subtitle = (
         f"chi-square = {_fmt(float(test.statistic), 3)}, df = {int(test.df)}, p {_fmt_p(p, relation=True)} "
         f"{significance_stars(p)}"
     ).strip()
-    numbers = [c for c in ("estimate", "hypothesis", "difference", "std_error") if c in body.columns]
     return (
         GT(body, rowname_col="term")
-        .tab_header(title=title, subtitle=subtitle)
+        .tab_header(title=f"Wald test of {what}", subtitle=subtitle)
         .tab_stubhead("Parameter")
-        .fmt_number(columns=numbers, decimals=3)
+        .fmt_number(columns=["estimate", "hypothesis", "difference", "std_error"], decimals=3)
         .sub_missing(missing_text="—")
         .cols_label(
-            estimate="Estimate", hypothesis="Hypothesised (H0)", difference="Difference", std_error="SE"
+            estimate="Estimate",
+            hypothesis="Hypothesised (H0)",
+            difference="Difference",
+            std_error="SE",
+            **({"component": "Component"} if test.labels is not None else {}),
         )
         .tab_source_note(
             "H0: every listed parameter equals its hypothesised value (joint test, "
@@ -326,13 +264,13 @@ def wald_gt(test):
     )
 
 
-def wald_html(test) -> str:
+def wald_html(test: WaldTest) -> str:
     """HTML of a Wald test (for ``WaldTest._repr_html_``)."""
     return wald_gt(test).as_raw_html()
 
 
-def weights_gt(summary):
-    """A :class:`~wemix_nb._weights.WeightSummary` as a great-tables table."""
+def weights_gt(summary: WeightSummary):
+    """A :class:`~wemix_nb.WeightSummary` as a great-tables table."""
     from great_tables import GT
 
     note = "CV: population coefficient of variation; design effect (Kish) = 1 + CV²; effective n = n / deff."
@@ -364,7 +302,8 @@ def weights_gt(summary):
     return table
 
 
-def weights_html(summary) -> str:
+def weights_html(summary: WeightSummary) -> str:
+    """HTML of a weight summary (for ``WeightSummary._repr_html_``)."""
     return weights_gt(summary).as_raw_html()
 
 
@@ -380,88 +319,79 @@ class Comparison:
     """
 
     def __init__(
-        self, models: Sequence, names: Sequence[str] | None = None, digits: int = 3, level: float = 0.95
+        self,
+        models: Sequence[MixResult],
+        names: Sequence[str] | None = None,
+        digits: int = 3,
+        conf_level: float = 0.95,
+        *,
+        level: float | None = None,
     ):
+        from wemix_nb.errors import ArgumentError
+
         models = list(models)
         if not models:
-            from wemix_nb.errors import ArgumentError
-
             raise ArgumentError("compare() needs at least one fitted model.")
         if names is None:
             names = [f"({i + 1})" for i in range(len(models))]
         names = [str(n) for n in names]
         if len(names) != len(models) or len(set(names)) != len(names):
-            from wemix_nb.errors import ArgumentError
-
             raise ArgumentError(f"names must be {len(models)} distinct labels, got {names}.")
         self.models = models
         self.names = names
         self.digits = digits
-        self.level = level
-        self.table = self._build()
+        self.conf_level = resolve_conf_level(conf_level, level)
+        self._rows: list[dict] = []
+        self._fixed_rows()
+        self._variance_rows()
+        self._statistics_rows()
+        self.table = pd.DataFrame(self._rows)
 
-    def _build(self) -> pd.DataFrame:
-        d = self.digits
-        coefs = [coef_frame(m, self.level).set_index("term") for m in self.models]
-        terms = list(dict.fromkeys(t for c in coefs for t in c.index))
-        rows: list[dict] = []
-
-        def add(section: str, label: str, kind: str, values: list[str]):
-            rows.append(
-                {
-                    "section": section,
-                    "label": label,
-                    "kind": kind,
-                    **dict(zip(self.names, values, strict=True)),
-                }
-            )
-
-        for term in terms:
-            est, se = [], []
-            for c in coefs:
-                if term in c.index:
-                    r = c.loc[term]
-                    est.append(_fmt(r.estimate, d) + significance_stars(r.p_value))
-                    se.append(f"({_fmt(r.std_error, d)})")
-                else:
-                    est.append("")
-                    se.append("")
-            add("Fixed effects", term, "estimate", est)
-            add("Fixed effects", "", "se", se)
-        vars_ = [variance_frame(m) for m in self.models]
-        keys = list(dict.fromkeys((r.group, r.term) for v in vars_ for r in v.itertuples()))
-        keys.sort(key=lambda key: key[0] == "Residual")  # stable: the residual last
-        for group, term in keys:
-            label = group if term in ("", group) else f"{group}: {term}"
-            est, se = [], []
-            for v in vars_:
-                match = v[(v.group == group) & (v.term == term)]
-                if len(match):
-                    r = match.iloc[0]
-                    est.append(_fmt(r.variance, d))
-                    se.append(f"({_fmt(r.std_error, d)})")
-                else:
-                    est.append("")
-                    se.append("")
-            add("Variance components", label, "variance", est)
-            add("Variance components", "", "se", se)
-        add("Model statistics", "Log pseudo-likelihood", "lnl", [_fmt(float(m.lnl), d) for m in self.models])
-        add("Model statistics", "N (rows)", "n", [f"{int(m.ngroups.iloc[0]):,}" for m in self.models])
-        factors = list(dict.fromkeys(str(k) for m in self.models for k in m.ngroups.index[1:]))
-        for factor in factors:
-            add(
-                "Model statistics",
-                f"Groups: {factor}",
-                "groups",
-                [f"{int(m.ngroups[factor]):,}" if factor in m.ngroups.index else "" for m in self.models],
-            )
-        add(
-            "Model statistics",
-            "ICC",
-            "icc",
-            [_fmt(float(m.ICC), 3) if m.ICC is not None else "" for m in self.models],
+    def _add(self, section: str, label: str, kind: str, values: list[str]) -> None:
+        self._rows.append(
+            {"section": section, "label": label, "kind": kind, **dict(zip(self.names, values, strict=True))}
         )
-        return pd.DataFrame(rows)
+
+    def _fixed_rows(self) -> None:
+        d = self.digits
+        coefs = [coef_frame(m, self.conf_level).set_index("term") for m in self.models]
+        for term in dict.fromkeys(t for c in coefs for t in c.index):
+            rows = [c.loc[term] if term in c.index else None for c in coefs]
+            est = ["" if r is None else _fmt(r.estimate, d) + significance_stars(r.p_value) for r in rows]
+            se = ["" if r is None else f"({_fmt(r.std_error, d)})" for r in rows]
+            self._add("Fixed effects", term, "estimate", est)
+            self._add("Fixed effects", "", "se", se)
+
+    def _variance_rows(self) -> None:
+        d = self.digits
+        frames = [variance_frame(m).set_index("name") for m in self.models]
+        labels = {name: (r.group, r.term) for v in frames for name, r in v.iterrows()}
+        # in order of appearance, the residual last (stable sort)
+        for name in sorted(labels, key=lambda name: labels[name][0] == "Residual"):
+            group, term = labels[name]
+            rows = [v.loc[name] if name in v.index else None for v in frames]
+            est = ["" if r is None else _fmt(r.variance, d) for r in rows]
+            se = ["" if r is None else f"({_fmt(r.std_error, d)})" for r in rows]
+            self._add("Variance components", group if term == group else f"{group}: {term}", "variance", est)
+            self._add("Variance components", "", "se", se)
+
+    def _statistics_rows(self) -> None:
+        models, d = self.models, self.digits
+        self._add("Model statistics", "Log pseudo-likelihood", "lnl", [_fmt(float(m.lnl), d) for m in models])
+        self._add("Model statistics", "N (rows)", "n", [f"{int(m.ngroups.iloc[0]):,}" for m in models])
+        for factor in dict.fromkeys(str(k) for m in models for k in m.ngroups.index[1:]):
+            counts = [f"{int(m.ngroups[factor]):,}" if factor in m.ngroups.index else "" for m in models]
+            self._add("Model statistics", f"Groups: {factor}", "groups", counts)
+        iccs = [_fmt(float(m.ICC), 3) if m.ICC is not None else "" for m in models]
+        self._add("Model statistics", "ICC", "icc", iccs)
+
+    @property
+    def level(self) -> float:
+        """Deprecated alias of :attr:`conf_level`."""
+        warnings.warn(
+            "Comparison.level is deprecated; use Comparison.conf_level.", FutureWarning, stacklevel=2
+        )
+        return self.conf_level
 
     def to_gt(self):
         """The comparison as a great-tables ``GT`` (restyle or save it)."""
@@ -488,11 +418,13 @@ class Comparison:
             )
         return table
 
-    def plot(self, level: float | None = None, intercept: bool = True):
-        """All models on one coefficient (forest) plot, dodged by model."""
+    def plot(self, conf_level: float | None = None, intercept: bool = True, *, level: float | None = None):
+        """All models on one coefficient (forest) plot, dodged by model (intervals at
+        ``conf_level``, by default the comparison's; ``level``: deprecated alias)."""
         from wemix_nb.display.plots import compare_plot
 
-        return compare_plot(self, level=self.level if level is None else level, intercept=intercept)
+        conf_level = resolve_conf_level(self.conf_level if conf_level is None else conf_level, level)
+        return compare_plot(self, conf_level=conf_level, intercept=intercept)
 
     def _repr_html_(self) -> str:
         return self.to_gt().as_raw_html()
@@ -502,13 +434,18 @@ class Comparison:
 
 
 def compare(
-    models: Sequence, names: Sequence[str] | None = None, digits: int = 3, level: float = 0.95
+    models: Sequence[MixResult],
+    names: Sequence[str] | None = None,
+    digits: int = 3,
+    conf_level: float = 0.95,
+    *,
+    level: float | None = None,
 ) -> Comparison:
     """Side-by-side regression table of several fitted models.
 
     Estimates with robust SEs in parentheses and significance stars, variance components (with
     SEs), log pseudo-likelihood, N and groups per factor, ICC. Returns a :class:`Comparison`
     (shows as a table in notebooks; ``.to_gt()`` for the great-tables object, ``.plot()`` for a
-    coefficient plot of all models).
+    coefficient plot of all models with ``conf_level`` intervals; ``level`` is a deprecated alias).
     """
-    return Comparison(models, names=names, digits=digits, level=level)
+    return Comparison(models, names=names, digits=digits, conf_level=resolve_conf_level(conf_level, level))

@@ -21,14 +21,19 @@ no ``pvalues`` attribute (its p-values are in ``tidy()``), so that maketables us
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
-from wemix_nb.display.html import coef_frame
+from wemix_nb.display.tables import coef_frame
+
+if TYPE_CHECKING:  # pragma: no cover
+    from wemix_nb.results.result import MixResult
 
 __all__ = ["coef_table", "default_stat_keys", "depvar", "stat", "stat_labels", "vcov_info"]
 
 
-def coef_table(result) -> pd.DataFrame:
+def coef_table(result: MixResult) -> pd.DataFrame:
     """Canonical coefficient table: ``b``, ``se``, ``t``, ``p``, ``ci95l``, ``ci95u``."""
     tidy = coef_frame(result, 0.95)
     table = pd.DataFrame(
@@ -45,11 +50,11 @@ def coef_table(result) -> pd.DataFrame:
     return table
 
 
-def _top_factor(result) -> str | None:
+def _top_factor(result: MixResult) -> str | None:
     return str(result.ngroups.index[-1]) if len(result.ngroups) > 1 else None
 
 
-def stat(result, key: str):
+def stat(result: MixResult, key: str) -> int | float | str | None:
     """A model statistic by maketables key, or ``None``."""
     if key == "N":
         return int(result.ngroups.iloc[0])
@@ -74,7 +79,8 @@ def stat(result, key: str):
     return None
 
 
-def depvar(result) -> str:
+def depvar(result: MixResult) -> str:
+    """The response's name (the formula's left-hand side)."""
     frame = getattr(result, "frame", None)
     parsed = getattr(frame, "parsed", None)
     response = getattr(parsed, "response", None)
@@ -83,15 +89,18 @@ def depvar(result) -> str:
     return str(result.formula).split("~", 1)[0].strip() or "Dependent Variable"
 
 
-def vcov_info(result) -> dict:
+def vcov_info(result: MixResult) -> dict:
+    """The kind of covariance: sandwich, clustered on the top-level grouping factor."""
     return {"vcov_type": "sandwich", "clustervar": _top_factor(result)}
 
 
-def default_stat_keys(result) -> list[str]:
+def default_stat_keys(result: MixResult) -> list[str]:
+    """The statistics maketables shows by default: N, clusters, log-likelihood, ICC."""
     return ["N", "n_clusters", "ll", "icc"]
 
 
-def stat_labels(result) -> dict[str, str]:
+def stat_labels(result: MixResult) -> dict[str, str]:
+    """Row labels of the statistics."""
     top = _top_factor(result)
     labels = {
         "ll": "Log pseudo-likelihood",

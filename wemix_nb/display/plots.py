@@ -18,11 +18,18 @@ never raised.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
-from wemix_nb.display.html import coef_frame
+from wemix_nb.display.tables import coef_frame
 from wemix_nb.errors import ArgumentError
+from wemix_nb.results.report import resolve_conf_level
+
+if TYPE_CHECKING:  # pragma: no cover
+    from wemix_nb.display.html import Comparison
+    from wemix_nb.results.result import MixResult
 
 __all__ = ["ALTAIR_MAX_ROWS", "LABELLED_GROUPS", "coef_plot", "compare_plot", "ranef_data", "ranef_plot"]
 
@@ -183,28 +190,46 @@ def ranef_plot(
 
 
 def coef_plot(
-    result, level: float = 0.95, intercept: bool = True, terms: list[str] | None = None, width: int = 420
+    result: MixResult,
+    conf_level: float = 0.95,
+    intercept: bool = True,
+    terms: list[str] | None = None,
+    width: int = 420,
+    *,
+    level: float | None = None,
 ):
-    """Forest plot of the fixed effects: estimates with ``level`` confidence intervals (robust SEs).
+    """Forest plot of the fixed effects: estimates with ``conf_level`` confidence intervals
+    (robust SEs).
 
     ``intercept=False`` drops the intercept (often on another scale); ``terms`` keeps only those
-    coefficients. Terms are listed top to bottom in the model's order.
+    coefficients. Terms are listed top to bottom in the model's order. ``level`` is a deprecated
+    alias of ``conf_level``.
     """
-    data = coef_frame(result, level)
+    conf_level = resolve_conf_level(conf_level, level)
+    data = coef_frame(result, conf_level)
     data = _select_terms(data, intercept, terms)
-    return _forest(data, level, title=f"Fixed effects: {result.formula}", width=width)
+    return _forest(data, conf_level, title=f"Fixed effects: {result.formula}", width=width)
 
 
-def compare_plot(comparison, level: float = 0.95, intercept: bool = True, width: int = 420):
-    """Coefficients of several models on one forest plot, dodged and coloured by model."""
+def compare_plot(
+    comparison: Comparison,
+    conf_level: float = 0.95,
+    intercept: bool = True,
+    width: int = 420,
+    *,
+    level: float | None = None,
+):
+    """Coefficients of several models on one forest plot, dodged and coloured by model
+    (``level``: deprecated alias of ``conf_level``)."""
+    conf_level = resolve_conf_level(conf_level, level)
     frames = []
     for name, model in zip(comparison.names, comparison.models, strict=True):
-        frame = coef_frame(model, level)
+        frame = coef_frame(model, conf_level)
         frame.insert(0, "model", name)
         frames.append(frame)
     data = _select_terms(pd.concat(frames, ignore_index=True), intercept, None)
     return _forest(
-        data, level, title="Model comparison: fixed effects", width=width, models=list(comparison.names)
+        data, conf_level, title="Model comparison: fixed effects", width=width, models=list(comparison.names)
     )
 
 
@@ -221,10 +246,10 @@ def _select_terms(data: pd.DataFrame, intercept: bool, terms) -> pd.DataFrame:
     return data.reset_index(drop=True)
 
 
-def _forest(data: pd.DataFrame, level: float, title: str, width: int, models: list[str] | None = None):
+def _forest(data: pd.DataFrame, conf_level: float, title: str, width: int, models: list[str] | None = None):
     import altair as alt
 
-    pct = f"{100 * level:g}%"
+    pct = f"{100 * conf_level:g}%"
     order = list(dict.fromkeys(data["term"]))
     y = alt.Y("term:N", sort=order, title=None)
     tooltip = [

@@ -11,9 +11,13 @@ Python as well as by clicking (set ``.value`` of a control, then ``.button.click
 from __future__ import annotations
 
 import html as _html
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    from wemix_nb.results.result import MixResult
 
 __all__ = ["ModelBuilder", "WaldWidget", "model_builder", "wald_widget"]
 
@@ -46,17 +50,20 @@ class WaldWidget(widgets.VBox):
     """Interactive Wald test of a :class:`~wemix_nb.MixResult`.
 
     Parts (top to bottom): ``coefs`` (SelectMultiple of the fixed effects or of the random-effect
-    (co)variances), ``values`` (Text of comma-separated hypothesised values, one per selected
-    parameter; blank means all zero), ``button`` ("Test") with ``kind`` beside it (ToggleButtons
-    ``beta``/``Lambda``; switching it lists the other parameters in ``coefs``), and ``output``
-    (HTML showing the test table or the error). ``test`` holds the last
-    :class:`~wemix_nb.inference.WaldTest`.
+    (co)variances, by the names :func:`~wemix_nb.wald_test` takes), ``legend`` (HTML: for the
+    (co)variances, each name with its label in the report, e.g. ``Subject.Days.Intercept`` is
+    ``Subject: Intercept × Days``), ``values`` (Text of comma-separated hypothesised values, one per
+    selected parameter; blank means all zero), ``button`` ("Test") with ``kind`` beside it
+    (ToggleButtons ``beta``/``Lambda``; switching it lists the other parameters in ``coefs``), and
+    ``output`` (HTML showing the test table or the error). ``test`` holds the last
+    :class:`~wemix_nb.WaldTest`.
     """
 
-    def __init__(self, result, **kwargs):
+    def __init__(self, result: MixResult, **kwargs):
         self.result = result
         self.test = None
-        self._names = {"beta": [str(n) for n in result.coef.index], "Lambda": self._lambda_names(result)}
+        self._names = {"beta": [str(n) for n in result.coef.index], "Lambda": list(result.variance.names)}
+        self._labels = result.variance.labels
         self.kind = widgets.ToggleButtons(
             options=["beta", "Lambda"],
             value="beta",
@@ -67,6 +74,7 @@ class WaldWidget(widgets.VBox):
         self.coefs = widgets.SelectMultiple(
             options=beta, value=tuple(beta[-1:]), description="Parameters", rows=min(8, max(3, len(beta)))
         )
+        self.legend = widgets.HTML(value="")
         self.values = widgets.Text(
             value="", description="H0 values", placeholder="e.g. 10, 0 (blank: all zero)"
         )
@@ -79,22 +87,26 @@ class WaldWidget(widgets.VBox):
         self.kind.style.button_width = "80px"
         self.kind.style.description_width = "40px"
         row = widgets.HBox([self.button, self.kind])
-        super().__init__(children=[self.coefs, self.values, row, self.output], **kwargs)
+        super().__init__(children=[self.coefs, self.legend, self.values, row, self.output], **kwargs)
 
-    @staticmethod
-    def _lambda_names(result) -> list[str]:
-        try:
-            from wemix_nb.results.inference import wald_test
-
-            return [str(n) for n in wald_test(result, type="Lambda").names]
-        except Exception:  # no covariance of the variance estimates: Lambda tests unavailable
-            return []
+    def _legend_html(self, kind: str) -> str:
+        """Each (co)variance name with the report's label (empty for fixed effects)."""
+        if kind != "Lambda":
+            return ""
+        lines = [
+            f"<code>{_html.escape(name)}</code> = {_html.escape(self._labels[name])}"
+            for name in self._names["Lambda"]
+        ]
+        # indented under the list; ipywidgets' HTML widget sets a tall inline line-height otherwise
+        style = "font-size:smaller;line-height:1.5;margin-left:var(--jp-widgets-inline-label-width, 80px);"
+        return f'<div class="wemix-legend" style="{style}">' + "<br>".join(lines) + "</div>"
 
     def _on_kind(self, change) -> None:
         names = self._names[change["new"]]
         self.coefs.options = names
         self.coefs.value = tuple(names[:1])
         self.values.value = ""
+        self.legend.value = self._legend_html(change["new"])
 
     def _on_click(self, _button=None) -> None:
         from wemix_nb.results.inference import wald_test
@@ -116,7 +128,7 @@ class WaldWidget(widgets.VBox):
             self.output.value = _error_html(exc)
 
 
-def wald_widget(result) -> WaldWidget:
+def wald_widget(result: MixResult) -> WaldWidget:
     """An interactive Wald test of ``result`` (see :class:`WaldWidget`)."""
     return WaldWidget(result)
 

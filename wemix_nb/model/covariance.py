@@ -2,17 +2,59 @@
 
 Per level ``l``, ``Lambda_l`` is lower triangular with free entries inside each bar's block.
 The free entries are ``theta``, in lme4's order: levels from 2 up, bars in formula order, and
-inside a bar the lower triangle column by column. Names follow WeMix: ``"<group>.<term>"`` for a
-diagonal entry and ``"<group>.<row term>.<column term>"`` below the diagonal.
+inside a bar the lower triangle column by column.
+
+One naming rule for a (co)variance parameter, used by theta, ``vars``, ``varDF``, ``var_theta`` and
+the Wald tests (:func:`parameter_name`): WeMix's ``"<group>.<term>"`` for a diagonal entry and
+``"<group>.<row term>.<column term>"`` below the diagonal. Displays use :func:`parameter_label`
+under the group's name instead (``"Intercept × Days"``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from wemix_nb.model.frame import RandomLevel
+
+
+def parameter_name(group: str, terms: Sequence[str], row: int, col: int) -> str:
+    """The name of the entry ``(row, col)`` (``row >= col``) of a level's covariance matrix.
+
+    Parameters
+    ----------
+    group
+        The grouping factor of the level.
+    terms
+        The level's random-effect terms.
+    row, col
+        Position of the entry; ``row == col`` for a variance.
+
+    Returns
+    -------
+    str
+        ``"<group>.<term>"`` for a variance, ``"<group>.<row term>.<column term>"`` for a
+        covariance (e.g. ``"Subject.Days.Intercept"``).
+    """
+    if row == col:
+        return f"{group}.{terms[row]}"
+    return f"{group}.{terms[row]}.{terms[col]}"
+
+
+def parameter_label(terms: Sequence[str], row: int, col: int) -> str:
+    """The display label of the entry ``(row, col)`` (``row >= col``), shown under its group.
+
+    Returns
+    -------
+    str
+        The term for a variance (``"Days"``), the two terms in formula order joined by ``×`` for a
+        covariance (``"Intercept × Days"``).
+    """
+    if row == col:
+        return str(terms[row])
+    return f"{terms[min(row, col)]} × {terms[max(row, col)]}"
 
 
 @dataclass(frozen=True)
@@ -50,10 +92,7 @@ class CovarianceStructure:
                 for c_pos, col in enumerate(block):
                     for row in block[c_pos:]:
                         entries.append(ThetaEntry(k, row, col, self.offsets[k]))
-                        if row == col:
-                            names.append(f"{level.name}.{level.terms[row]}")
-                        else:
-                            names.append(f"{level.name}.{level.terms[row]}.{level.terms[col]}")
+                        names.append(parameter_name(level.name, level.terms, row, col))
         self.entries = entries
         self.names = names
         self.rows = np.array([e.offset + e.row for e in entries], dtype=int)
@@ -102,12 +141,33 @@ class CovarianceStructure:
         """
         lam = np.zeros((self.Q, self.Q))
         for k, cov in enumerate(covariances):
-            offset = self.offsets[k]
-            for block in self.blocks[k]:
-                index = np.array(block)
-                sub = np.asarray(cov, dtype=float)[np.ix_(index, index)]
-                lam[np.ix_(offset + index, offset + index)] = _psd_cholesky(sub)
+            o, q = self.offsets[k], self.q[k]
+            lam[o : o + q, o : o + q] = block_cholesky(cov, self.blocks[k])
         return lam[self.rows, self.cols]
+
+
+def block_cholesky(cov: np.ndarray, blocks: Sequence[Sequence[int]]) -> np.ndarray:
+    """Lower-triangular factor ``L`` of one level with ``L L' = cov`` on each bar's block.
+
+    Parameters
+    ----------
+    cov
+        ``(q, q)`` covariance matrix of the level's random effects.
+    blocks
+        The terms of each bar (entries between bars are ignored: they are fixed at 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(q, q)``, zero outside the bars' blocks, diagonal >= 0. A positive semi-definite block
+        on the boundary (a zero variance) is factorised too.
+    """
+    cov = np.asarray(cov, dtype=float)
+    lam = np.zeros(cov.shape)
+    for block in blocks:
+        index = np.array(block)
+        lam[np.ix_(index, index)] = _psd_cholesky(cov[np.ix_(index, index)])
+    return lam
 
 
 def _psd_cholesky(S: np.ndarray) -> np.ndarray:

@@ -19,10 +19,15 @@ Degrees of freedom
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from wemix_nb.errors import ArgumentError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from wemix_nb.results.result import MixResult
 
 DF_KINDS = ("normal", "groups", "rubin")
 
@@ -32,21 +37,21 @@ def _weighted_var(x: np.ndarray, w: np.ndarray) -> float:
     return float(np.sum(w * (x - mean) ** 2) / np.sum(w))
 
 
-def _random_variance_by_row(result) -> np.ndarray:
+def _random_variance_by_row(result: MixResult) -> np.ndarray:
     """``sum_l z_il' Sigma_l z_il`` per row (Johnson 2014)."""
-    from wemix_nb.model.covariance import CovarianceStructure
-
-    frame = result.frame
-    st = CovarianceStructure(frame.levels)
+    # Sigma_l = scale * Lambda_l Lambda_l' from the fitted theta (relative to sigma for linear
+    # models), laid out by the result's variance components: R^2 is a function of the parameters
+    # (beta, theta, sigma), so a result whose sigma or family is replaced is measured on its own
+    # scale. For an assembled result this is the stored Sigma_l up to rounding.
     scale = result.sigma**2 if result.family is None else 1.0
-    covs = st.covariances(result.theta.to_numpy(), scale)
-    total = np.zeros(frame.n)
-    for level, cov in zip(frame.levels, covs, strict=True):
+    covs = result.variance.covariances_of(result.theta.to_numpy(), scale)
+    total = np.zeros(result.frame.n)
+    for level, cov in zip(result.frame.levels, covs, strict=True):
         total += np.einsum("ni,ij,nj->n", level.Z, cov, level.Z)
     return total
 
 
-def r_squared(result) -> pd.Series:
+def r_squared(result: MixResult) -> pd.Series:
     """Marginal and conditional R^2 of a fitted model (Nakagawa & Schielzeth 2013).
 
     Returns
@@ -89,7 +94,7 @@ def r_squared(result) -> pd.Series:
     )
 
 
-def degrees_of_freedom(result, kind: str = "normal") -> pd.Series:
+def degrees_of_freedom(result: MixResult, kind: str = "normal") -> pd.Series:
     """Degrees of freedom of each coefficient's t statistic, for p-values and intervals.
 
     Parameters

@@ -51,6 +51,9 @@ class WaldTest:
         ``R V R'``: the covariance of ``estimate`` used in the statistic.
     restriction
         The restriction matrix ``R`` (columns = every parameter of that type).
+    labels
+        Display labels of ``names`` when they are (co)variance parameters
+        (``"Subject: Intercept × Days"``, as in the result's report); ``None`` otherwise.
     """
 
     statistic: float
@@ -62,6 +65,7 @@ class WaldTest:
     type: str
     covariance: pd.DataFrame
     restriction: pd.DataFrame | None = None
+    labels: list[str] | None = None
 
     @property
     def wald(self) -> float:
@@ -144,52 +148,22 @@ def _resolve(names: Sequence[str], valid: list[str], what: str) -> list[str]:
 
 
 def _beta_parameters(result: MixResult) -> tuple[pd.Series, pd.DataFrame]:
-    """Fixed effects and their robust covariance (for GLMMs the beta block of the joint sandwich)."""
+    """Fixed effects and their robust covariance ``cov_mat`` (for GLMMs the beta block of the joint
+    sandwich of beta and the variance parameters)."""
     names = [str(n) for n in result.coef.index]
     est = pd.Series(result.coef.to_numpy(float), index=names)
-    full = (result.extra or {}).get("vcov_full")
-    if result.family is not None and full is not None:
-        full_df = full if isinstance(full, pd.DataFrame) else None
-        if full_df is not None and all(n in full_df.index for n in names):
-            V = full_df.loc[names, names].to_numpy(float)
-        else:
-            V = np.asarray(full, dtype=float)[: len(names), : len(names)]
-    else:
-        V = result.cov_mat.to_numpy(float)
-    return est, pd.DataFrame(V, index=names, columns=names)
-
-
-def _variance_labels(result: MixResult) -> dict[str, float]:
-    """``"<grp>.<term>"`` -> variance and ``"<grp>.<row term>.<column term>"`` -> covariance."""
-    out = {}
-    for row in result.varDF.itertuples(index=False):
-        if row.grp == "Residual":
-            continue
-        if row.var2 is None or (isinstance(row.var2, float) and np.isnan(row.var2)):
-            out[f"{row.grp}.{row.var1}"] = float(row.vcov)
-        else:
-            out[f"{row.grp}.{row.var2}.{row.var1}"] = float(row.vcov)
-            out.setdefault(f"{row.grp}.{row.var1}.{row.var2}", float(row.vcov))
-    return out
+    return est, pd.DataFrame(result.cov_mat.to_numpy(float), index=names, columns=names)
 
 
 def _lambda_parameters(result: MixResult) -> tuple[pd.Series, pd.DataFrame]:
     """Random-effect (co)variance estimates and the covariance of those same estimates."""
-    # linear and GLMM results alike: var_theta is the covariance of the (co)variance estimates,
-    # labelled by the theta entries they belong to; the estimates themselves come from varDF
-    vt = result.var_theta
-    if not isinstance(vt, pd.DataFrame) or vt.shape[0] == 0:
+    variance = result.variance
+    if variance.size == 0:
         raise ArgumentError(
             "This result has no covariance matrix of its variance estimates, so a Lambda test "
             "cannot be computed."
         )
-    names = [str(n) for n in vt.index]
-    labels = _variance_labels(result)
-    missing = [n for n in names if n not in labels]
-    if missing:
-        raise ArgumentError(f"Cannot match the variance parameters {missing} to the estimates in varDF.")
-    est = pd.Series([labels[n] for n in names], index=names)
-    return est, pd.DataFrame(vt.to_numpy(float), index=names, columns=names)
+    return variance.estimates.rename(None), variance.var_theta
 
 
 def _constraint_label(row: np.ndarray, names: list[str]) -> str:
@@ -272,9 +246,11 @@ def wald_test(
 
     **type="Lambda"** tests the random-effect *variances and covariances* -- the free entries of each
     level's ``Sigma_l`` (linear models: ``sigma^2 Lambda_l Lambda_l'``) -- against hypothesised
-    values of those same variances and covariances, with ``V`` the covariance matrix of those
-    estimates: ``var_theta`` for linear models (delta-method sandwich, §5.2 of the specification;
-    the residual variance is not included), the variance block of ``extra["vcov_full"]`` for GLMMs.
+    values of those same variances and covariances, with ``V`` their covariance matrix
+    ``var_theta``: for linear models the delta-method sandwich of the variance estimates (each
+    level's robust covariance of ``(theta_l, sigma)``, mapped to ``Sigma_l`` by the delta method;
+    the residual variance is not included), for GLMMs the variance block of the joint sandwich of
+    ``(beta, variance parameters)``.
     Names are those of ``var_theta``: ``"<group>.<term>"`` for a variance and
     ``"<group>.<row term>.<column term>"`` for a covariance, e.g. ``"Subject.Intercept"``,
     ``"Subject.Days.Intercept"``, ``"Subject.Days"``. Estimate and covariance are on the same scale,
@@ -298,35 +274,7 @@ def wald_test(
     valid = list(est.index)
     what = "Coefficient(s)" if type == "beta" else "Variance parameter(s)"
 
-    if isinstance(hypothesis, str):
-        if coefs is not None:
-            raise ArgumentError("Give either coefs or a hypothesis string of constraints, not both.")
-        R, r, names = _from_string(hypothesis, valid, what)
-    else:
-        if isinstance(hypothesis, Mapping):
-            if coefs is not None:
-                raise ArgumentError("Give either coefs or a hypothesis mapping {name: value}, not both.")
-            coefs = list(hypothesis.keys())
-            hypothesis = list(hypothesis.values())
-        if coefs is None:
-            names = valid
-        else:
-            names = _resolve([coefs] if isinstance(coefs, str) else list(coefs), valid, what)
-        if not names:
-            raise ArgumentError("coefs is empty: name at least one parameter to test.")
-        if hypothesis is None:
-            r = np.zeros(len(names))
-        else:
-            r = np.atleast_1d(np.asarray(hypothesis, dtype=float))
-            if r.ndim != 1 or r.size != len(names):
-                raise ArgumentError(
-                    f"hypothesis has {r.size} value(s) but {len(names)} parameter(s) are tested "
-                    f"({', '.join(map(repr, names))}); give one hypothesised value per parameter."
-                )
-        R = np.zeros((len(names), len(valid)))
-        for i, name in enumerate(names):
-            R[i, valid.index(name)] = 1.0
-
+    R, r, names = _restrictions(coefs, hypothesis, valid, what)
     rank = np.linalg.matrix_rank(R)
     if rank < R.shape[0]:
         raise ArgumentError(
@@ -353,4 +301,51 @@ def wald_test(
         type=type,
         covariance=pd.DataFrame(RVR, index=names, columns=names),
         restriction=pd.DataFrame(R, index=names, columns=valid),
+        labels=_display_labels(result, type, names),
     )
+
+
+def _restrictions(
+    coefs: str | Sequence[str] | None,
+    hypothesis: float | Sequence[float] | Mapping[str, float] | str | None,
+    valid: list[str],
+    what: str,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(R, r, names)`` of a hypothesis given as a constraint string, a mapping or values."""
+    if isinstance(hypothesis, str):
+        if coefs is not None:
+            raise ArgumentError("Give either coefs or a hypothesis string of constraints, not both.")
+        return _from_string(hypothesis, valid, what)
+    if isinstance(hypothesis, Mapping):
+        if coefs is not None:
+            raise ArgumentError("Give either coefs or a hypothesis mapping {name: value}, not both.")
+        coefs = list(hypothesis.keys())
+        hypothesis = list(hypothesis.values())
+    if coefs is None:
+        names = valid
+    else:
+        names = _resolve([coefs] if isinstance(coefs, str) else list(coefs), valid, what)
+    if not names:
+        raise ArgumentError("coefs is empty: name at least one parameter to test.")
+    if hypothesis is None:
+        r = np.zeros(len(names))
+    else:
+        r = np.atleast_1d(np.asarray(hypothesis, dtype=float))
+        if r.ndim != 1 or r.size != len(names):
+            raise ArgumentError(
+                f"hypothesis has {r.size} value(s) but {len(names)} parameter(s) are tested "
+                f"({', '.join(map(repr, names))}); give one hypothesised value per parameter."
+            )
+    R = np.zeros((len(names), len(valid)))
+    for i, name in enumerate(names):
+        R[i, valid.index(name)] = 1.0
+    return R, r, list(names)
+
+
+def _display_labels(result: MixResult, type: str, names: list[str]) -> list[str] | None:
+    """The report's labels of tested (co)variance parameters (``None`` for fixed effects and for
+    constraints of several parameters)."""
+    if type != "Lambda":
+        return None
+    labels = result.variance.labels
+    return [labels[name] for name in names] if all(name in labels for name in names) else None

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import html
 import math
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from wemix_nb.errors import ArgumentError
 
 if TYPE_CHECKING:  # pragma: no cover
     from wemix_nb.results.result import MixResult
@@ -34,11 +38,29 @@ def _needed(x: float, digits: int) -> tuple[int, int, int]:
     return nsig, power, max(0, nsig - power - 1)
 
 
-def format_column(values, digits: int = 4, nsmall: int = 0, na: str = "NA") -> list[str]:
+def format_column(
+    values: Iterable[float | None], digits: int = 4, nsmall: int = 0, na: str = "NA"
+) -> list[str]:
     """Format numbers like R's ``format(x, digits, nsmall)``: one common number of decimals.
 
     Falls back to scientific notation when that is narrower than the fixed form (R's rule with
     ``scipen = 0``).
+
+    Parameters
+    ----------
+    values
+        The column's numbers (``None`` and NaN are missing).
+    digits
+        Significant digits every value shows at least.
+    nsmall
+        Least number of decimals.
+    na
+        Text of a missing value.
+
+    Returns
+    -------
+    list of str
+        One string per value.
     """
     values = [float("nan") if v is None else float(v) for v in values]
     finite = [v for v in values if math.isfinite(v)]
@@ -66,11 +88,25 @@ def format_column(values, digits: int = 4, nsmall: int = 0, na: str = "NA") -> l
 
 
 def format_number(x: float, digits: int = 7, nsmall: int = 0) -> str:
+    """One number formatted like R's ``format(x, digits, nsmall)`` (see :func:`format_column`)."""
     return format_column([x], digits, nsmall)[0]
 
 
 def text_table(columns: list[tuple[str, list[str]]], rownames: list[str] | None = None) -> list[str]:
-    """Lines of a right-aligned table like R's ``print.data.frame`` (row names left-aligned)."""
+    """Lines of a right-aligned table like R's ``print.data.frame`` (row names left-aligned).
+
+    Parameters
+    ----------
+    columns
+        ``(header, cells)`` per column, the cells already formatted.
+    rownames
+        Optional row names, printed first.
+
+    Returns
+    -------
+    list of str
+        The header line and one line per row, without trailing blanks.
+    """
     widths = [max([len(head), *map(len, cells)]) for head, cells in columns]
     n = len(columns[0][1]) if columns else 0
     lead_width = max(map(len, rownames)) if rownames else 0
@@ -94,94 +130,16 @@ def _is_missing(value: Any) -> bool:
 # building blocks shared by summary() and the tidy tables
 
 
-def level_covariances(result: MixResult) -> dict[str, tuple[int, list[str], np.ndarray]]:
-    """Per grouping factor: (level number, component names, the random-effect covariance matrix).
-
-    Built from ``varDF`` (variances on the diagonal, free covariances off it, 0 between components of
-    different bars), which holds the same numbers for linear models and GLMMs.
-    """
-    out: dict[str, tuple[int, list[str], np.ndarray]] = {}
-    df = result.varDF
-    df = df[df["grp"] != "Residual"]
-    for grp, rows in df.groupby("grp", sort=False):
-        variances = rows[rows["var2"].map(_is_missing)]
-        terms = [str(t) for t in variances["var1"]]
-        sigma = np.diag(variances["vcov"].to_numpy(dtype=float))
-        position = {t: i for i, t in enumerate(terms)}
-        for row in rows[~rows["var2"].map(_is_missing)].itertuples():
-            a, c = position.get(str(row.var1)), position.get(str(row.var2))
-            if a is not None and c is not None:
-                sigma[a, c] = sigma[c, a] = float(row.vcov)
-        out[str(grp)] = (int(rows["level"].iloc[0]), terms, sigma)
-    return out
-
-
-def _correlation(sigma: np.ndarray) -> np.ndarray:
-    sd = np.sqrt(np.clip(np.diag(sigma), 0, None))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        corr = sigma / np.outer(sd, sd)
-    return corr
-
-
-def _variance_se(result: MixResult, grp: str, var1: str, var2: str | None) -> float:
-    df = result.varDF
-    if "SEvcov" not in df.columns:
-        return float("nan")
-    mask = (df["grp"] == grp) & (df["var1"].astype(str) == var1)
-    mask &= df["var2"].map(_is_missing) if var2 is None else (df["var2"].astype(str) == var2)
-    values = df.loc[mask, "SEvcov"]
-    if values.empty or _is_missing(values.iloc[0]):
-        return float("nan")
-    return float(values.iloc[0])
-
-
 def variance_table(result: MixResult) -> pd.DataFrame:
-    """WeMix's ``Variance terms`` table: Level, Group, Name, Variance, Std. Error, Std.Dev., Corr<j>.
-
-    Levels from the top down; ``Corr<j>`` of component ``i`` (j < i) is the correlation of random
-    effects ``i`` and ``j`` of that level (for GLMMs too: WeMix prints correlations of sampling
-    errors there, which is a bug we do not copy).
-    """
-    blocks = level_covariances(result)
-    n_corr = max([len(terms) for _, terms, _ in blocks.values()] + [1]) - 1
-    rows = []
-    for grp, (level, terms, sigma) in sorted(blocks.items(), key=lambda kv: -kv[1][0]):
-        corr = _correlation(sigma)
-        for i, term in enumerate(terms):
-            row = {
-                "Level": level,
-                "Group": grp,
-                "Name": term,
-                "Variance": sigma[i, i],
-                "Std. Error": _variance_se(result, grp, term, None),
-                "Std.Dev.": math.sqrt(max(sigma[i, i], 0.0)),
-            }
-            for j in range(n_corr):
-                row[f"Corr{j + 1}"] = corr[i, j] if j < i else np.nan
-            rows.append(row)
-    if result.family is None:
-        sigma2 = float(result.sigma) ** 2
-        row = {
-            "Level": 1,
-            "Group": "Residual",
-            "Name": "",
-            "Variance": sigma2,
-            "Std. Error": float("nan"),
-            "Std.Dev.": float(result.sigma),
-        }
-        if "Residual" in set(result.varDF["grp"]):
-            res = result.varDF[result.varDF["grp"] == "Residual"].iloc[0]
-            row["Std. Error"] = float("nan") if _is_missing(res.get("SEvcov")) else float(res["SEvcov"])
-        for j in range(n_corr):
-            row[f"Corr{j + 1}"] = np.nan
-        rows.append(row)
-    columns = ["Level", "Group", "Name", "Variance", "Std. Error", "Std.Dev."]
-    columns += [f"Corr{j + 1}" for j in range(n_corr)]
-    return pd.DataFrame(rows, columns=columns)
+    """WeMix's ``Variance terms`` table (see
+    :meth:`~wemix_nb.model.variance.VarianceComponents.terms_table`); the residual row for linear
+    models only (a GLMM has no residual variance)."""
+    return result.variance.terms_table(with_residual=result.family is None)
 
 
 def groups_table(result: MixResult) -> pd.DataFrame:
-    """Level, Group, n size, mean wgt, sum wgt (unconditional weights), top level first."""
+    """WeMix's ``Groups`` table: Level, Group, n size, mean wgt, sum wgt (unconditional weights),
+    top level first."""
     names = list(result.ngroups.index)
     rows = []
     for level in range(result.levels, 0, -1):
@@ -199,12 +157,14 @@ def groups_table(result: MixResult) -> pd.DataFrame:
 
 
 def coef_table(result: MixResult) -> pd.DataFrame:
+    """WeMix's ``Fixed Effects`` table: Estimate, Std. Error (robust), t value."""
     return pd.DataFrame(
         {"Estimate": result.coef, "Std. Error": result.SE, "t value": result.coef / result.SE}
     )
 
 
 def call_text(result: MixResult) -> str:
+    """The call that fits the model, as text: ``mix('y ~ x + (1|g)', data, weights=[...])``."""
     opts = result.options or {}
     parts = [repr(result.formula), "data"]
     if opts.get("weights") is not None:
@@ -317,14 +277,25 @@ class MixSummary:
         return self.__str__()
 
     def _repr_html_(self) -> str:
-        try:
-            from wemix_nb.display.html import summary_html  # type: ignore[attr-defined]
-        except Exception:  # the notebook layer is optional
-            return f"<pre>{html.escape(str(self))}</pre>"
-        return summary_html(self)
+        """The text layout in a ``<pre>`` block (the notebook report of a fit is the result's own
+        ``_repr_html_``)."""
+        return f"<pre>{html.escape(str(self))}</pre>"
 
 
 def summary(result: MixResult, digits: int = 4) -> MixSummary:
+    """WeMix's summary of a fit (:meth:`MixResult.summary <wemix_nb.MixResult.summary>`).
+
+    Parameters
+    ----------
+    result
+        A fitted model.
+    digits
+        Significant digits of the tables.
+
+    Returns
+    -------
+    MixSummary
+    """
     return MixSummary(
         call=call_text(result),
         variance=variance_table(result),
@@ -348,6 +319,7 @@ def short_text(result: MixResult) -> str:
         f"{result.nobs} rows; groups {groups}; lnl = {format_number(result.lnl, 7, 2)} ({status})",
         "Fixed effects (robust SE):",
     ]
+    variances = result.variance.vars
     est_se = format_column([*result.coef, *result.SE], 4)
     k = len(result.coef)
     lines += [
@@ -360,8 +332,7 @@ def short_text(result: MixResult) -> str:
     lines.append(
         "Variances: "
         + ", ".join(
-            f"{name} {val}"
-            for name, val in zip(result.vars.index, format_column(result.vars, 4), strict=True)
+            f"{name} {val}" for name, val in zip(variances.index, format_column(variances, 4), strict=True)
         )
     )
     return "\n".join(lines)
@@ -371,8 +342,9 @@ def short_text(result: MixResult) -> str:
 # tidy tables
 
 
-def tidy(result: MixResult, level: float = 0.95, df: str = "normal") -> pd.DataFrame:
-    """One row per fixed effect: estimate, robust SE, statistic, df, p-value and interval.
+def tidy(result: MixResult, conf_level: float = 0.95, df: str = "normal") -> pd.DataFrame:
+    """One row per fixed effect: term, estimate, std_error (robust), statistic, df, p_value and the
+    ``conf_level`` interval conf_low, conf_high.
 
     ``df="normal"`` (WeMix's choice) uses the normal reference; ``"groups"`` a t reference with
     (top-level groups - fixed effects) degrees of freedom, as survey analysts often do; plausible-
@@ -380,12 +352,12 @@ def tidy(result: MixResult, level: float = 0.95, df: str = "normal") -> pd.DataF
     """
     from wemix_nb.results.extras import degrees_of_freedom
 
-    _check_level(level)
+    check_conf_level(conf_level)
     dof = degrees_of_freedom(result, df).to_numpy()
     est, se = result.coef.to_numpy(float), result.SE.to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = est / se
-    crit = stats.t.ppf(0.5 + level / 2, dof)
+    crit = stats.t.ppf(0.5 + conf_level / 2, dof)
     return pd.DataFrame(
         {
             "term": [str(t) for t in result.coef.index],
@@ -400,68 +372,43 @@ def tidy(result: MixResult, level: float = 0.95, df: str = "normal") -> pd.DataF
     )
 
 
-def confint(result: MixResult, level: float = 0.95, df: str = "normal") -> pd.DataFrame:
-    table = tidy(result, level, df).set_index("term")
+def confint(result: MixResult, conf_level: float = 0.95, df: str = "normal") -> pd.DataFrame:
+    """Confidence intervals of the fixed effects: columns ``lower`` and ``upper``."""
+    table = tidy(result, conf_level, df).set_index("term")
     out = table[["conf_low", "conf_high"]].rename(columns={"conf_low": "lower", "conf_high": "upper"})
     out.index.name = None
     return out
 
 
-def _check_level(level: float) -> None:
-    from wemix_nb.errors import ArgumentError
+def check_conf_level(conf_level: float) -> None:
+    """Raise :class:`~wemix_nb.errors.ArgumentError` unless ``0 < conf_level < 1``."""
+    if not isinstance(conf_level, int | float) or not 0 < conf_level < 1:
+        raise ArgumentError(f"conf_level must be a number strictly between 0 and 1, got {conf_level!r}.")
 
-    if not isinstance(level, int | float) or not 0 < level < 1:
-        raise ArgumentError(f"level must be a number strictly between 0 and 1, got {level!r}.")
+
+def resolve_conf_level(conf_level: float, level: float | None, stacklevel: int = 3) -> float:
+    """``conf_level``, or the deprecated ``level=`` keyword when it was given (with a
+    ``FutureWarning``: ``level`` names hierarchy levels in wemix_nb)."""
+    if level is None:
+        return conf_level
+    warnings.warn(
+        "The keyword level= of a confidence level is deprecated; use conf_level= (level refers to "
+        "the levels of the hierarchy).",
+        FutureWarning,
+        stacklevel=stacklevel,
+    )
+    return level
 
 
 def variance_components(result: MixResult) -> pd.DataFrame:
-    """One row per variance and free covariance (and the residual variance of a linear model)."""
-    blocks = level_covariances(result)
-    rows = []
-    for row in result.varDF.itertuples(index=False):
-        grp = str(row.grp)
-        se = getattr(row, "SEvcov", float("nan"))
-        se = float("nan") if _is_missing(se) else float(se)
-        if grp == "Residual":
-            rows.append(
-                {
-                    "level": 1,
-                    "group": "Residual",
-                    "term1": None,
-                    "term2": None,
-                    "kind": "variance",
-                    "estimate": float(row.vcov),
-                    "std_error": se,
-                    "std_dev": math.sqrt(max(float(row.vcov), 0.0)),
-                    "correlation": np.nan,
-                }
-            )
-            continue
-        covariance = not _is_missing(row.var2)
-        corr = np.nan
-        if covariance:
-            _, terms, sigma = blocks[grp]
-            a, c = terms.index(str(row.var1)), terms.index(str(row.var2))
-            corr = float(_correlation(sigma)[a, c])
-        rows.append(
-            {
-                "level": int(row.level),
-                "group": grp,
-                "term1": str(row.var1),
-                "term2": str(row.var2) if covariance else None,
-                "kind": "covariance" if covariance else "variance",
-                "estimate": float(row.vcov),
-                "std_error": se,
-                "std_dev": np.nan if covariance else math.sqrt(max(float(row.vcov), 0.0)),
-                "correlation": corr,
-            }
-        )
-    columns = ["level", "group", "term1", "term2", "kind", "estimate", "std_error", "std_dev", "correlation"]
-    return pd.DataFrame(rows, columns=columns)
+    """One row per variance and free covariance (and the residual variance of a linear model); see
+    :meth:`~wemix_nb.model.variance.VarianceComponents.tidy`."""
+    return result.variance.tidy()
 
 
 def random_effects(result: MixResult, with_sd: bool = True) -> dict[str, pd.DataFrame]:
-    """Per grouping factor: modes ``<term>`` and (``with_sd``) conditional SDs ``<term>_sd``."""
+    """Per grouping factor, a DataFrame indexed by group: the modes ``<term>`` and (``with_sd``)
+    their conditional SDs ``<term>_sd``."""
     out = {}
     for factor, modes in result.ranef.items():
         table = modes.copy()
@@ -537,11 +484,7 @@ def to_dict(result: MixResult) -> dict:
             {k: (None if _is_missing(v) else v) for k, v in row.items()}
             for row in result.varDF.to_dict(orient="records")
         ],
-        "var_theta": (
-            _matrix(result.var_theta)
-            if isinstance(result.var_theta, pd.DataFrame)
-            else _series(pd.Series(result.var_theta))
-        ),
+        "var_theta": _matrix(result.var_theta),
         "ranef": {
             factor: {"ids": [str(g) for g in table.index], **_matrix(table)}
             for factor, table in result.ranef.items()

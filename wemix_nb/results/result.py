@@ -1,15 +1,16 @@
 """The result of a fit: estimates, their robust covariances, random effects, and prediction.
 
-A :class:`MixResult` holds data only; text reports live in ``_report.py``, and the notebook layer
-(HTML tables, charts, widgets) is imported lazily from :mod:`wemix_nb.display`, so the estimation
-core never needs great-tables, Altair or ipywidgets.
+A :class:`MixResult` holds data only; text reports live in :mod:`wemix_nb.results.report`, and the
+notebook layer (HTML tables, charts, widgets) is imported lazily from :mod:`wemix_nb.display`, so
+the estimation core never needs great-tables, Altair or ipywidgets.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -17,10 +18,96 @@ import pandas as pd
 from wemix_nb.errors import ArgumentError, ColumnNotFoundError, NewLevelError
 from wemix_nb.model.frame import ModelFrame
 from wemix_nb.model.levels import group_labels
+from wemix_nb.model.variance import VARDF_COLUMNS, VarianceComponents
 from wemix_nb.options import FitOptions
 
-# columns of the variance table (WeMix's varDF)
-VARDF_COLUMNS = ["grp", "var1", "var2", "vcov", "ngrp", "level", "SEvcov", "fullGroup"]
+if TYPE_CHECKING:  # pragma: no cover
+    from wemix_nb.display.html import ResultTables
+    from wemix_nb.display.widgets import WaldWidget
+    from wemix_nb.estimation.glmm import GlmmFit
+    from wemix_nb.estimation.linear import LinearProblem, LinearSolution
+    from wemix_nb.results.inference import WaldTest
+    from wemix_nb.results.report import MixSummary
+
+__all__ = ["VARDF_COLUMNS", "GlmmDetails", "LinearDetails", "MixResult"]
+
+
+@dataclass(frozen=True, eq=False)
+class LinearDetails:
+    """What the linear estimator leaves besides the estimates.
+
+    Attributes
+    ----------
+    problem
+        The :class:`~wemix_nb.estimation.linear.LinearProblem`: the model's cross-products, its
+        covariance structure and likelihood (e.g. to profile the likelihood in theta).
+    solution
+        The raw :class:`~wemix_nb.estimation.linear.LinearSolution` at the estimate.
+    """
+
+    problem: LinearProblem
+    solution: LinearSolution
+
+    def legacy_extra(self) -> dict[str, Any]:
+        """The same objects under the keys of the former ``MixResult.extra``."""
+        return {"problem": self.problem, "solution": self.solution}
+
+
+@dataclass(frozen=True, eq=False)
+class GlmmDetails:
+    """What the GLMM estimator leaves besides the estimates.
+
+    Attributes
+    ----------
+    fit
+        The raw :class:`~wemix_nb.estimation.glmm.GlmmFit`.
+    vcov_full
+        The joint sandwich covariance of ``(beta, variance parameters)``, labelled by coefficient
+        and parameter names; the variance parameters come in the estimator's order (per level the
+        variances, then the covariances). Its blocks are ``cov_mat`` and ``var_theta``.
+    gradient_norm
+        Largest absolute gradient of the log-likelihood at the estimate.
+    """
+
+    fit: GlmmFit
+    vcov_full: pd.DataFrame
+    gradient_norm: float
+
+    @property
+    def var_params(self) -> list[str]:
+        """Names of the variance parameters, in ``vcov_full``'s order."""
+        return [str(n) for n in self.vcov_full.index[len(self.fit.beta) :]]
+
+    def legacy_extra(self) -> dict[str, Any]:
+        """The same objects under the keys of the former ``MixResult.extra``."""
+        return {
+            "glmm_fit": self.fit,
+            "vcov_full": self.vcov_full,
+            "var_param_names": self.var_params,
+            "gradient_norm": self.gradient_norm,
+        }
+
+
+class LegacyExtra(dict):
+    """``MixResult.extra`` as it was: estimator internals by string key. Deprecated: reading a key
+    warns and names the typed attribute to use instead."""
+
+    _USE = {
+        "problem": "details.problem",
+        "solution": "details.solution",
+        "glmm_fit": "details.fit",
+        "vcov_full": "details.vcov_full",
+        "var_param_names": "details.var_params",
+        "gradient_norm": "details.gradient_norm",
+    }
+
+    def __getitem__(self, key: str) -> Any:
+        use = self._USE.get(key)
+        if use is not None:
+            warnings.warn(
+                f"result.extra[{key!r}] is deprecated; use result.{use}.", FutureWarning, stacklevel=2
+            )
+        return super().__getitem__(key)
 
 
 @dataclass(eq=False)
@@ -63,6 +150,9 @@ class MixResult:
         Covariance matrix of the (co)variance estimates, labelled with the theta names.
     varDF
         One row per variance and free covariance (and the residual): estimate and robust SE.
+    variance
+        The :class:`~wemix_nb.model.variance.VarianceComponents` that ``vars``, ``varDF`` and
+        ``var_theta`` are views of; reports, Wald tests and R^2 read it.
     ranef
         Conditional modes ``b`` of the random effects: a DataFrame per grouping factor, indexed
         by group label, one column per random-effect term.
@@ -74,6 +164,11 @@ class MixResult:
     linear_predictor
         GLMMs: the linear predictor ``eta = X beta + Z b`` of the fitting rows (``None`` for linear
         models, where it equals ``fitted``).
+    details
+        The estimator's own output (:class:`LinearDetails` or :class:`GlmmDetails`; ``None`` for a
+        result combined over plausible values).
+    extra
+        Deprecated: ``details``' objects under their former string keys.
     """
 
     formula: str
@@ -91,6 +186,7 @@ class MixResult:
     wgtStats: pd.DataFrame
     var_theta: pd.DataFrame
     varDF: pd.DataFrame
+    variance: VarianceComponents
     ranef: dict[str, pd.DataFrame]
     ranef_sd: dict[str, pd.DataFrame]
     resid: pd.Series
@@ -102,8 +198,9 @@ class MixResult:
     is_adaptive: bool = False
     options: FitOptions = field(default_factory=FitOptions)
     frame: ModelFrame | None = field(default=None, repr=False)
-    extra: dict = field(default_factory=dict, repr=False)
     linear_predictor: pd.Series | None = field(default=None, repr=False)
+    details: LinearDetails | GlmmDetails | None = field(default=None, repr=False)
+    extra: dict = field(default_factory=dict, repr=False)
 
     # -- basic facts -----------------------------------------------------------------------------
 
@@ -153,12 +250,12 @@ class MixResult:
 
         return short_text(self)
 
-    # -- reports and tidy tables (wemix_nb._report) ------------------------------------------------
+    # -- reports and tidy tables (wemix_nb.results.report) ----------------------------------------
 
-    def summary(self, digits: int = 4):
+    def summary(self, digits: int = 4) -> MixSummary:
         """WeMix's summary: call, variance terms, groups and weights, fixed effects, lnl, ICC.
 
-        Returns a :class:`~wemix_nb._report.MixSummary`; ``print()`` it for the text layout. Its
+        Returns a :class:`~wemix_nb.MixSummary`; ``print()`` it for the text layout. Its
         tables (``.variance``, ``.groups``, ``.coef``) are DataFrames.
         """
         from wemix_nb.results.report import summary
@@ -170,26 +267,37 @@ class MixResult:
         """``coef / SE`` (WeMix's ``t value``; referred to the normal distribution)."""
         return (self.coef / self.SE).rename("t value")
 
-    def tidy(self, level: float = 0.95, df: str = "normal") -> pd.DataFrame:
+    def tidy(
+        self, conf_level: float = 0.95, df: str = "normal", *, level: float | None = None
+    ) -> pd.DataFrame:
         """Fixed effects as a tidy table: term, estimate, std_error, statistic, df, p_value,
-        conf_low, conf_high (robust SEs; interval at ``level``).
+        conf_low, conf_high (robust SEs; interval at ``conf_level``).
 
-        ``df``: ``"normal"`` (default, as WeMix), ``"groups"`` (t with top-level groups minus
-        fixed effects; Barnard-Rubin for plausible-value results) or ``"rubin"``.
+        Parameters
+        ----------
+        conf_level
+            Confidence level of the interval.
+        df
+            ``"normal"`` (default, as WeMix), ``"groups"`` (t with top-level groups minus fixed
+            effects; Barnard-Rubin for plausible-value results) or ``"rubin"``.
+        level
+            Deprecated alias of ``conf_level`` (``level`` names hierarchy levels).
         """
-        from wemix_nb.results.report import tidy
+        from wemix_nb.results.report import resolve_conf_level, tidy
 
-        return tidy(self, level, df)
+        return tidy(self, resolve_conf_level(conf_level, level), df)
 
-    def confint(self, level: float = 0.95, df: str = "normal") -> pd.DataFrame:
-        """Confidence intervals of the fixed effects (columns ``lower``, ``upper``); ``df`` as in
+    def confint(
+        self, conf_level: float = 0.95, df: str = "normal", *, level: float | None = None
+    ) -> pd.DataFrame:
+        """Confidence intervals of the fixed effects (columns ``lower``, ``upper``); arguments as in
         :meth:`tidy`."""
-        from wemix_nb.results.report import confint
+        from wemix_nb.results.report import confint, resolve_conf_level
 
-        return confint(self, level, df)
+        return confint(self, resolve_conf_level(conf_level, level), df)
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
-        """statsmodels-style alias: ``confint(level=1 - alpha)``."""
+        """statsmodels-style alias: ``confint(conf_level=1 - alpha)``."""
         return self.confint(1 - alpha)
 
     def variance_components(self) -> pd.DataFrame:
@@ -212,7 +320,12 @@ class MixResult:
 
         return to_dict(self)
 
-    def wald_test(self, type: str = "beta", coefs=None, hypothesis=None):
+    def wald_test(
+        self,
+        type: str = "beta",
+        coefs: str | Sequence[str] | None = None,
+        hypothesis: float | Sequence[float] | Mapping[str, float] | str | None = None,
+    ) -> WaldTest:
         """Shortcut for :func:`wemix_nb.wald_test` on this result."""
         from wemix_nb.results.inference import wald_test
 
@@ -261,7 +374,7 @@ class MixResult:
         return pd.Series(values, index=newdata.index, name="predicted")
 
     def r_squared(self) -> pd.Series:
-        """Marginal and conditional R^2 (Nakagawa & Schielzeth 2013); see :mod:`wemix_nb.extras`."""
+        """Marginal and conditional R^2 (Nakagawa & Schielzeth 2013); see :mod:`wemix_nb.results.extras`."""
         from wemix_nb.results.extras import r_squared
 
         return r_squared(self)
@@ -275,11 +388,13 @@ class MixResult:
 
     # thin wrappers around the notebook layer (wemix_nb.display), imported on first use
 
-    def to_gt(self, level: float = 0.95, digits: int = 3):
-        """The HTML report's great-tables tables (``.fixed``, ``.variance``, ``.groups``) to restyle/save."""
+    def to_gt(self, conf_level: float = 0.95, digits: int = 3, *, level: float | None = None) -> ResultTables:
+        """The HTML report's great-tables tables (``.fixed``, ``.variance``, ``.groups``) to
+        restyle or save; ``level`` is a deprecated alias of ``conf_level``."""
         from wemix_nb.display.html import result_gt
+        from wemix_nb.results.report import resolve_conf_level
 
-        return result_gt(self, level=level, digits=digits)
+        return result_gt(self, conf_level=resolve_conf_level(conf_level, level), digits=digits)
 
     def plot_ranef(self, term: str | None = None, group: str | None = None, top: int | None = None, **kwargs):
         """Altair caterpillar plot of the conditional modes (:func:`wemix_nb.display.plots.ranef_plot`)."""
@@ -287,13 +402,15 @@ class MixResult:
 
         return ranef_plot(self, term=term, group=group, top=top, **kwargs)
 
-    def plot_coef(self, level: float = 0.95, **kwargs):
-        """Altair forest plot of the fixed effects (see :func:`wemix_nb.display.plots.coef_plot`)."""
+    def plot_coef(self, conf_level: float = 0.95, *, level: float | None = None, **kwargs):
+        """Altair forest plot of the fixed effects (see :func:`wemix_nb.display.plots.coef_plot`);
+        ``level`` is a deprecated alias of ``conf_level``."""
         from wemix_nb.display.plots import coef_plot
+        from wemix_nb.results.report import resolve_conf_level
 
-        return coef_plot(self, level=level, **kwargs)
+        return coef_plot(self, conf_level=resolve_conf_level(conf_level, level), **kwargs)
 
-    def wald_widget(self):
+    def wald_widget(self) -> WaldWidget:
         """ipywidgets front end to :func:`wemix_nb.wald_test` (see :mod:`wemix_nb.display.widgets`)."""
         from wemix_nb.display.widgets import wald_widget
 

@@ -21,6 +21,7 @@ rule on the variances (``SE^2 = mean SE_m^2 + (1 + 1/M) var_m(estimate)``).
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Sequence
@@ -31,8 +32,10 @@ import pandas as pd
 
 from wemix_nb.distributed.parallel import map_fits
 from wemix_nb.errors import ArgumentError, DroppedRowsWarning, FormulaError
+from wemix_nb.model.variance import RESIDUAL, VarianceComponents
 from wemix_nb.options import FitOptions
 from wemix_nb.pipeline import fit_single
+from wemix_nb.results.assemble import variance_views
 from wemix_nb.results.result import MixResult
 
 _RANGE = re.compile(r"\{\s*(\d+)\s*\.\.\s*(\d+)\s*\}")
@@ -115,8 +118,8 @@ class PVResult(MixResult):
         (variance of the estimates over PVs), ``total``, ``riv`` (relative increase in variance),
         ``lambda``, ``df`` (Barnard-Rubin) and ``fmi`` (fraction of missing information).
     rubin_vars
-        The same for the variance components (rows of ``varDF``): ``estimate``, ``within``,
-        ``between``, ``total``, ``SE``.
+        The same for the variance components, indexed by parameter name in ``varDF``'s order:
+        ``estimate``, ``within``, ``between``, ``total``, ``SE`` (see :func:`pool_variance`).
     df_complete
         ``nu_com``: number of top-level groups minus the number of fixed effects.
     """
@@ -180,34 +183,57 @@ def _barnard_rubin(within: np.ndarray, between: np.ndarray, M: int, df_complete:
     )
 
 
-def _sigma_entries(fit: MixResult) -> np.ndarray | None:
-    """The (co)variance entry behind each theta, for the between-PV part of ``var_theta``."""
-    if fit.frame is None:
-        return None
-    from wemix_nb.model.covariance import CovarianceStructure
-
-    st = CovarianceStructure(fit.frame.levels)
-    if st.size != len(fit.theta):
-        return None
-    scale = fit.sigma**2 if fit.family is None else 1.0
-    covs = st.covariances(fit.theta.to_numpy(), scale)
-    return np.array([covs[e.level][e.row, e.col] for e in st.entries])
-
-
 def _mean_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames).groupby(level=0, sort=False).mean().reindex(frames[0].index)
 
 
-def _combined_theta(fits: list[MixResult], sigma: float) -> np.ndarray:
-    """Theta of the averaged random-effect covariances (so that theta, vars and sigma agree)."""
-    from wemix_nb.model.covariance import CovarianceStructure
+def _parameter_names(variance: VarianceComponents) -> list[str]:
+    return [p.name for p in variance.table_parameters()]
 
-    structure = CovarianceStructure(fits[0].frame.levels)
-    linear = fits[0].family is None
-    per_fit = [structure.covariances(fit.theta.to_numpy(), fit.sigma**2 if linear else 1.0) for fit in fits]
-    mean = [np.mean([covs[k] for covs in per_fit], axis=0) for k in range(len(per_fit[0]))]
-    scale = sigma**2 if linear else 1.0
-    return structure.theta_from_covariances([cov / scale for cov in mean])
+
+def pool_variance(values: Sequence[VarianceComponents]) -> tuple[VarianceComponents, pd.DataFrame]:
+    """Variance components of several fits of one model, combined by Rubin's rules.
+
+    Each ``Sigma_l`` (and the residual variance) is the mean over the fits; the standard error of
+    each entry combines the mean squared standard error and the between-fit variance,
+    ``SE^2 = mean SE_m^2 + (1 + 1/M) var_m(estimate)``, and the covariance of the free entries is
+    ``mean var_theta_m + (1 + 1/M) cov_m(estimates)``.
+
+    Returns
+    -------
+    VarianceComponents, pandas.DataFrame
+        The combined value, and per parameter (WeMix's order) ``estimate``, ``within``,
+        ``between``, ``total`` and ``SE``.
+    """
+    first, M = values[0], len(values)
+    factor = 1.0 + 1.0 / M
+    k = first.size
+    names = first.names
+    est = np.array([v.estimates.to_numpy() for v in values])
+    se = np.array([v.std_errors.to_numpy() for v in values])
+    if first.residual is not None:
+        est = np.column_stack([est, [v.residual for v in values]])
+        se = np.column_stack([se, [v.residual_se for v in values]])
+        names = [*names, RESIDUAL]
+    within = np.mean(se**2, axis=0)
+    between = est.var(axis=0, ddof=1)
+    total = within + factor * between
+    mean = est.mean(axis=0)
+    cov = np.mean([v.cov for v in values], axis=0)
+    cov = cov + factor * np.atleast_2d(np.cov(est[:, :k], rowvar=False, ddof=1))
+    linear = first.residual is not None
+    pooled = first.with_estimates(
+        mean[:k],
+        np.sqrt(total[:k]),
+        cov,
+        residual=float(mean[k]) if linear else None,
+        residual_se=float(np.sqrt(total[k])) if linear else float("nan"),
+    )
+    table = pd.DataFrame(
+        {"estimate": mean, "within": within, "between": between, "total": total, "SE": np.sqrt(total)},
+        index=pd.Index(names),
+    )
+    return pooled, table.reindex(_parameter_names(pooled))
 
 
 def combine_pv(
@@ -243,9 +269,10 @@ def combine_pv(
     for k, fit in enumerate(fits[1:], start=2):
         if list(fit.coef.index) != names:
             raise ArgumentError(f"Fit {k} has fixed effects {list(fit.coef.index)}, fit 1 has {names}.")
-        if list(fit.vars.index) != list(first.vars.index):
+        if _parameter_names(fit.variance) != _parameter_names(first.variance):
             raise ArgumentError(
-                f"Fit {k} has variance components {list(fit.vars.index)}, fit 1 has {list(first.vars.index)}."
+                f"Fit {k} has variance components {_parameter_names(fit.variance)}, fit 1 has "
+                f"{_parameter_names(first.variance)}."
             )
     factor = 1.0 + 1.0 / M
     Q = np.array([fit.coef.to_numpy() for fit in fits])
@@ -261,38 +288,10 @@ def combine_pv(
     rubin.insert(0, "estimate", coef)
 
     # variance components: means, and Rubin's rule on their sampling variances
-    vcov = np.array([fit.varDF["vcov"].to_numpy(dtype=float) for fit in fits])
-    se = np.array([fit.varDF["SEvcov"].to_numpy(dtype=float) for fit in fits])
-    within_v = np.mean(se**2, axis=0)
-    between_v = vcov.var(axis=0, ddof=1)
-    total_v = within_v + factor * between_v
-    varDF = first.varDF.copy()
-    varDF["vcov"] = vcov.mean(axis=0)
-    varDF["SEvcov"] = np.sqrt(total_v)
-    labels = [
-        ".".join(str(x) for x in (row.grp, row.var1, row.var2) if x is not None and not pd.isna(x))
-        for row in first.varDF.itertuples()
-    ]
-    rubin_vars = pd.DataFrame(
-        {
-            "estimate": vcov.mean(axis=0),
-            "within": within_v,
-            "between": between_v,
-            "total": total_v,
-            "SE": np.sqrt(total_v),
-        },
-        index=pd.Index(labels),
-    )
-    vars_ = pd.concat([fit.vars for fit in fits], axis=1).mean(axis=1).rename("vars")
-
-    theta_names = list(first.theta.index)
-    var_theta = np.mean([fit.var_theta.to_numpy() for fit in fits], axis=0)
-    entries = [_sigma_entries(fit) for fit in fits]
-    if all(e is not None for e in entries):
-        var_theta = var_theta + factor * np.atleast_2d(np.cov(np.array(entries), rowvar=False, ddof=1))
+    variance, rubin_vars = pool_variance([fit.variance for fit in fits])
     sigma = (
-        float(np.sqrt(vars_["Residual"]))
-        if "Residual" in vars_.index
+        math.sqrt(variance.residual)
+        if variance.residual is not None
         else float(np.mean([f.sigma for f in fits]))
     )
     iccs = [fit.ICC for fit in fits]
@@ -330,13 +329,12 @@ def combine_pv(
         model_cov=pd.DataFrame(
             np.mean([f.model_cov.to_numpy() for f in fits], axis=0) + factor * B, index=names, columns=names
         ),
-        theta=pd.Series(_combined_theta(fits, sigma), index=theta_names, name="theta"),
-        vars=vars_,
+        theta=pd.Series(
+            variance.theta(sigma**2 if first.family is None else 1.0), index=variance.names, name="theta"
+        ),
         sigma=sigma,
         lnl=float(np.mean([fit.lnl for fit in fits])),
         ICC=None if any(v is None for v in iccs) else float(np.mean(iccs)),
-        var_theta=pd.DataFrame(var_theta, index=theta_names, columns=theta_names),
-        varDF=varDF,
         ranef=ranef,
         ranef_sd=ranef_sd,
         resid=mean_series("resid"),
@@ -346,7 +344,9 @@ def combine_pv(
         n_iterations=max(fit.n_iterations for fit in fits),
         message=message,
         options=(options if options is not None else _options_of(first)).with_changes(pv=tuple(pv_names)),
-        extra={"pv_responses": pv_names},
+        details=None,
+        extra={},
+        **variance_views(variance),
     )
     return PVResult(
         **base, fits=fits, pv=pv_names, rubin=rubin, rubin_vars=rubin_vars, df_complete=df_complete
