@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from wemix_nb.display.render import self_rendering
 from wemix_nb.display.tables import coef_frame
 from wemix_nb.errors import ArgumentError
 from wemix_nb.results.report import resolve_conf_level
@@ -182,7 +183,7 @@ def ranef_plot(
             x=alt.X("mode:Q", title=f"conditional mode of {name}"), y=y, tooltip=tooltip
         )
     )
-    return alt.layer(*layers).properties(
+    return self_rendering(alt.layer(*layers)).properties(
         title=alt.TitleParams(f"Random effects: {name} by {factor}", subtitle=subtitle),
         width=width,
         height=height,
@@ -280,7 +281,7 @@ def _forest(data: pd.DataFrame, conf_level: float, title: str, width: int, model
         bars = bars.encode(color=alt.value("#4c78a8"))
         points = points.encode(color=alt.value("#1f3b73"))
     step = 22 if models is None else 14 * len(models) + 8
-    return alt.layer(zero, bars, points).properties(
+    return self_rendering(alt.layer(zero, bars, points)).properties(
         title=alt.TitleParams(title, subtitle=[f"{pct} intervals from robust (sandwich) standard errors"]),
         width=width,
         height=alt.Step(step),
