@@ -38,7 +38,10 @@ from wemix_nb.errors import (
     FormulaError,
 )
 from wemix_nb.estimation.families import Binomial, Poisson, get_family
-from wemix_nb.estimation.glmm.core import _Objective, _ThreeLevel, _TwoLevel, fit_glmm
+from wemix_nb.estimation.glmm import fit_glmm
+from wemix_nb.estimation.glmm.optimize import _Objective
+from wemix_nb.estimation.glmm.three_level import _ThreeLevel
+from wemix_nb.estimation.glmm.two_level import _TwoLevel
 from wemix_nb.model.frame import build_model_frame
 
 LNL_TOL, COEF_TOL, VARS_TOL, SE_TOL = 1e-5, 1e-3, 1e-2, 2e-2
@@ -458,6 +461,15 @@ def test_input_errors(ref_data):
     )
     with pytest.raises(FormulaError, match="three levels"):
         fit_glmm(frame4, "binomial")
+
+
+def test_nquad_must_be_an_integer(ref_data):
+    """``fit_glmm`` takes the integer the API layer validated; it does not round ``7.0``."""
+    data, _ = ref_data
+    frame = build_model_frame("ybin ~ x + (1|class)", data, ["w1two", "w2only"], binomial_response=True)
+    for bad in (7.0, True, "7"):
+        with pytest.raises(ArgumentError, match="nquad must be a positive integer"):
+            fit_glmm(frame, "binomial", nquad=bad)
 
 
 def test_no_warnings_on_a_clean_fit(ref_data):
