@@ -184,6 +184,7 @@ def fit_glmm(
     tol = _gradient_tolerance(model)
     x = _start_values(frame, family, structure, start)
 
+    # Laplace pre-fit, quadrature phase, Newton polish
     bar = iteration_bar(2 * max_iteration, progress=progress)  # shown only if the fit is slow
     prefit = _laplace_prefit(frame, family, model, x, max_iteration, verbose, tol, bar)
     obj = _Objective(model, p)
@@ -193,6 +194,7 @@ def fit_glmm(
     converged = aghq.converged or polished.stationary
     iterations = prefit.iterations + aghq.iterations + polished.steps
 
+    # the estimate, with the diagonal of each Lambda >= 0
     beta, theta, H = _canonical(structure, polished.x, polished.hessian)
     x = np.r_[beta, theta]
     ev = obj.full(x)
@@ -200,6 +202,7 @@ def fit_glmm(
     gnorm = float(np.max(np.abs(gradient)))
     message = _convergence_message(converged, iterations, gnorm)
 
+    # robust covariance, fitted values and modes
     score_obj = _score_objective(frame, family, nquad, model, obj)
     scores, lnl_by_group = _top_group_scores(obj, score_obj, x, ev)
     levels = [lev.name for lev in frame.levels]
@@ -209,7 +212,7 @@ def fit_glmm(
         family=family,
         nquad=nquad,
         fixed_names=list(frame.fixed_names),
-        beta=beta.copy(),
+        beta=beta,
         theta=theta,
         theta_names=list(structure.names),
         lnl=float(ev["value"]),

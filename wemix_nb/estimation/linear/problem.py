@@ -185,7 +185,15 @@ class LinearProblem:
     # -- the likelihood ----------------------------------------------------------------------------
 
     def evaluate(self, theta: np.ndarray, tangents: bool = False) -> _Evaluation:
-        """Eliminate all random effects at ``theta``; optionally carry d/dtheta along."""
+        """Eliminate all random effects at ``theta``; optionally carry d/dtheta along.
+
+        Parameters
+        ----------
+        theta
+            ``(k,)`` relative Cholesky entries (lme4 order).
+        tangents
+            Also propagate the derivatives in theta (for gradients and scores).
+        """
         st = self.structure
         theta = np.asarray(theta, dtype=float)
         lam = np.eye(self.m)
@@ -243,7 +251,20 @@ class LinearProblem:
         return np.tensordot(w, ev.top_C, axes=1) - weighted_B.T @ ev.solves[-1].K.reshape(-1, r)
 
     def deviance(self, theta: np.ndarray, gradient: bool = False) -> float | tuple[float, np.ndarray]:
-        """Profiled deviance ``-2 lnl(theta)`` (and its gradient)."""
+        """Profiled deviance ``-2 lnl(theta)``, beta and sigma at their optimum given theta.
+
+        Parameters
+        ----------
+        theta
+            ``(k,)`` relative Cholesky entries (lme4 order).
+        gradient
+            Also return the exact gradient in theta.
+
+        Returns
+        -------
+        float or (float, ndarray)
+            The deviance, or the deviance and its ``(k,)`` gradient.
+        """
         ev = self.evaluate(theta, tangents=gradient)
         total = self.top_system(ev)
         p = self.p
