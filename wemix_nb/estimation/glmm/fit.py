@@ -92,6 +92,8 @@ class GlmmFit:
         Human-readable optimiser status.
     laplace_rounding
         Whether WeMix's rounded binomial Laplace objective was used.
+    extra
+        Room for further diagnostics (empty from :func:`fit_glmm`).
     """
 
     family: Family
