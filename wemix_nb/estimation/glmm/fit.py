@@ -246,10 +246,10 @@ def fit_glmm(
 
 def _check_inputs(frame: ModelFrame, family: Family, nquad: int) -> int:
     """``nquad`` as an int; the model's levels and response checked against what GLMMs support."""
-    # option values are validated (and converted) in the API layer; a non-integer here, 7.0
-    # included, is a caller's mistake, not a value to round
+    # user options are validated once, by FitOptions (wemix_nb.options), with the same message;
+    # a non-integer reaching this point, 7.0 included, is a caller's mistake, not a value to round
     if isinstance(nquad, bool) or not isinstance(nquad, int | np.integer) or nquad < 1:
-        raise ArgumentError(f"nquad must be a positive integer, got {nquad!r}.")
+        raise ArgumentError(f"nquad must be a positive integer (1 = Laplace), got {nquad!r}.")
     L = frame.n_levels
     if L < 2:
         raise FormulaError("A GLMM needs at least one random-effect term such as '(1 | group)'.")
