@@ -16,7 +16,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wemix_nb.estimation.glmm.core import fit_glmm  # noqa: E402
+from wemix_nb.estimation.glmm import fit_glmm  # noqa: E402
 from wemix_nb.model.frame import build_model_frame  # noqa: E402
 
 

@@ -38,7 +38,10 @@ from wemix_nb.errors import (
     FormulaError,
 )
 from wemix_nb.estimation.families import Binomial, Poisson, get_family
-from wemix_nb.estimation.glmm.core import _Objective, _ThreeLevel, _TwoLevel, fit_glmm
+from wemix_nb.estimation.glmm import fit_glmm
+from wemix_nb.estimation.glmm.optimize import _Objective
+from wemix_nb.estimation.glmm.three_level import _ThreeLevel
+from wemix_nb.estimation.glmm.two_level import _TwoLevel
 from wemix_nb.model.frame import build_model_frame
 
 LNL_TOL, COEF_TOL, VARS_TOL, SE_TOL = 1e-5, 1e-3, 1e-2, 2e-2
@@ -330,6 +333,26 @@ def test_three_level_reduces_to_two_levels(ref_data, nquad):
     assert three == pytest.approx(two, rel=1e-12)
 
 
+def test_finite_differences_leave_the_warm_start_at_the_point(ref_data):
+    """The 3-level gradient is taken by differences; the modes they solve at perturbed points
+    must not become the warm start of the next evaluation (save_modes / restore_modes)."""
+    data, _ = ref_data
+    frame = build_model_frame(
+        "ybin ~ x + (1|class) + (1|school)", data, ["w1", "w2", "w3"], binomial_response=True
+    )
+    model = _ThreeLevel(frame, Binomial(), 3, False)
+    assert not model.analytic_gradient
+    obj = _Objective(model, 2)
+    x = np.array([-1.0, 0.6, 1.2, 0.8])
+    obj.value(x)
+    at_x = model.save_modes()
+    obj.value_grad(x)
+    for before, after in zip(at_x, model.save_modes(), strict=True):
+        assert np.allclose(after, before, rtol=0, atol=1e-9)
+    obj.value(x + 1e-3)
+    assert not np.allclose(model.save_modes()[1], at_x[1], rtol=0, atol=1e-9)  # the check can fail
+
+
 def test_three_level_fit(ref_data):
     data, _ = ref_data
     frame = build_model_frame("ycount ~ x + (1|class) + (1|school)", data, ["w1", "w2", "w3"])
@@ -458,6 +481,15 @@ def test_input_errors(ref_data):
     )
     with pytest.raises(FormulaError, match="three levels"):
         fit_glmm(frame4, "binomial")
+
+
+def test_nquad_must_be_an_integer(ref_data):
+    """``fit_glmm`` takes the integer the API layer validated; it does not round ``7.0``."""
+    data, _ = ref_data
+    frame = build_model_frame("ybin ~ x + (1|class)", data, ["w1two", "w2only"], binomial_response=True)
+    for bad in (7.0, True, "7"):
+        with pytest.raises(ArgumentError, match="nquad must be a positive integer"):
+            fit_glmm(frame, "binomial", nquad=bad)
 
 
 def test_no_warnings_on_a_clean_fit(ref_data):

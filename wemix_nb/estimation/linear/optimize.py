@@ -1,0 +1,131 @@
+"""Minimising the profiled deviance over theta: bounded L-BFGS-B on the exact gradient, restarts
+away from zero variances, and a Newton polish of the flat optimum."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.optimize
+
+from wemix_nb.errors import ConvergenceWarning
+
+if TYPE_CHECKING:
+    from wemix_nb.estimation.linear.problem import LinearProblem
+
+
+def _optimize(problem: LinearProblem, start: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+    """Minimise the profiled deviance over theta (diagonal entries bounded below by 0).
+
+    Returns the canonical theta and the optimiser's report (see :meth:`LinearProblem.optimize`).
+    """
+    st = problem.structure
+    x0 = st.start() if start is None else np.asarray(start, dtype=float)
+    res = _bounded_search(problem, x0)
+    # a few Newton steps on the exact gradient polish the flat optimum
+    x, polished = _newton_polish(problem, res.x)
+    converged = polished  # judged by the gradient at the point returned, whatever L-BFGS-B said
+    gradient = float(np.max(np.abs(problem.deviance(x, gradient=True)[1]), initial=0.0))
+    info = {
+        "converged": converged,
+        "iterations": int(res.nit),
+        "evaluations": int(res.nfev),
+        "message": (
+            f"profiled deviance minimised; largest gradient entry {gradient:.1e}"
+            if converged
+            else f"stopped: {res.message}"
+        ),
+    }
+    if not info["converged"]:
+        warnings.warn(
+            f"The optimiser did not converge after {res.nit} iterations: {res.message}",
+            ConvergenceWarning,
+            stacklevel=4,  # the caller of fit_linear (or of LinearProblem.optimize)
+        )
+    return st.canonical(x), info
+
+
+def _bounded_search(problem: LinearProblem, x0: np.ndarray) -> scipy.optimize.OptimizeResult:
+    """L-BFGS-B from ``x0``, restarted away from variances stuck at 0."""
+    st = problem.structure
+    scale = 1.0 / max(abs(problem.deviance(x0)), 1.0)  # keep the objective O(1) for the line search
+
+    def objective(x):
+        dev, grad = problem.deviance(x, gradient=True)
+        return dev * scale, grad * scale
+
+    def run(x):
+        return scipy.optimize.minimize(
+            objective,
+            x,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=st.lower_bounds(),
+            options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-8, "maxcor": 20},
+        )
+
+    res = run(x0)
+    # A diagonal entry at its bound of 0 has a zero gradient even when it is a saddle (theta
+    # enters as theta^2 there), so the bounded search can stop on it: restart away from 0
+    # and keep the restart if it is better.
+    for _ in range(3):
+        at_zero = st.diagonal & (res.x < 1e-4)
+        if not at_zero.any():
+            break
+        trial = res.x.copy()
+        trial[at_zero] = 0.5
+        other = run(trial)
+        if other.fun >= res.fun - 1e-12 * abs(res.fun):
+            break
+        res = other
+    return res
+
+
+def _free(problem: LinearProblem, x: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """Parameters not resting on their bound (a diagonal entry at 0 pushed further down)."""
+    return ~(problem.structure.diagonal & (x <= 1e-12) & (grad > 0))
+
+
+def _newton_polish(problem: LinearProblem, x: np.ndarray, steps: int = 4) -> tuple[np.ndarray, bool]:
+    """A few Newton steps on the exact gradient; returns the point and whether it is stationary
+    (largest free gradient entry below 1e-8 of the deviance's size)."""
+    bounds = problem.structure.diagonal
+    for _ in range(steps):
+        dev, grad = problem.deviance(x, gradient=True)
+        free = _free(problem, x, grad)
+        if not free.any():
+            break
+        H = _jacobian(lambda t: problem.deviance(t, gradient=True)[1], x)
+        Hf = 0.5 * (H + H.T)[np.ix_(free, free)]
+        try:
+            if np.linalg.eigvalsh(Hf).min() <= 0:
+                break
+            step = np.zeros_like(x)
+            step[free] = -np.linalg.solve(Hf, grad[free])
+        except np.linalg.LinAlgError:
+            break
+        candidate = np.where(bounds, np.maximum(x + step, 0.0), x + step)
+        if problem.deviance(candidate) > dev:  # no further progress at machine precision
+            break
+        x = candidate
+        if np.max(np.abs(step)) < 1e-10 * (1 + np.max(np.abs(x))):
+            break
+    dev, grad = problem.deviance(x, gradient=True)
+    free = _free(problem, x, grad)
+    stationary = not free.any() or np.max(np.abs(grad[free])) < 1e-8 * max(abs(dev), 1.0)
+    return x, bool(stationary)
+
+
+def _jacobian(func: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Central-difference Jacobian of a vector function (used on exact gradients)."""
+    x = np.asarray(x, dtype=float)
+    cols = []
+    for j in range(len(x)):
+        h = 1e-5 * (abs(x[j]) + 1e-3)
+        up, down = x.copy(), x.copy()
+        up[j] += h
+        down[j] -= h
+        cols.append((func(up) - func(down)) / (2 * h))
+    return np.column_stack(cols)
