@@ -71,6 +71,14 @@ class Family:
         """``log f(y | mu(eta))`` evaluated stably from the linear predictor."""
         return self.log_density(y, self.linkinv(eta))
 
+    def unit_deviance(self, y: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """``d(y, mu) = 2 [log f(y | y) - log f(y | mu)]``, one row's deviance (>= 0): the
+        log-density of the saturated model (the mean equal to the observation) minus the fitted
+        one (R's ``family$dev.resids`` with unit weights)."""
+        y = np.asarray(y, dtype=float)
+        deviance = 2.0 * (self.log_density(y, y) - self.log_density(y, mu))
+        return np.maximum(deviance, 0.0)  # 0 up to rounding where mu equals y
+
     # -- what the estimator needs ---------------------------------------------------------------
     def loglik_d1(self, y: np.ndarray, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(log f, d log f / d eta)`` at ``eta`` (``y`` broadcasts against ``eta``)."""
