@@ -60,6 +60,8 @@ class LogLikelihood:
     kind
         ``"linear"``, ``"linear, profiled"``, or the GLMM family and link
         (``"binomial (logit), nquad 13"``).
+    family
+        The GLMM's :class:`~wemix_nb.estimation.families.Family` (``None`` for a linear model).
 
     Notes
     -----
@@ -68,7 +70,16 @@ class LogLikelihood:
     depend on the start beyond the modes' convergence tolerance).
     """
 
-    def __init__(self, names: Sequence[str], start: np.ndarray, kind: str, value, by_group):
+    def __init__(
+        self,
+        names: Sequence[str],
+        start: np.ndarray,
+        kind: str,
+        value,
+        by_group,
+        family: Family | None = None,
+    ):
+        self.family = family
         self.names = tuple(str(n) for n in names)
         self.start = np.asarray(start, dtype=float)
         self.start.setflags(write=False)
@@ -94,18 +105,20 @@ class LogLikelihood:
     def params_of(self, fit: Any) -> pd.Series:
         """The parameters of a fit of this model (a :class:`~wemix_nb.MixResult`), in this
         function's order: ``loglik(loglik.params_of(fit))`` is ``fit.lnl``."""
-        coef, theta = list(np.asarray(fit.coef, dtype=float)), list(np.asarray(fit.theta, dtype=float))
+        coef, theta = list(fit.coef.items()), list(fit.theta.items())
         if self.kind == PROFILED:
-            values = theta
-        elif self.names[-1] == SIGMA and self.kind == LINEAR:
-            values = [*coef, *theta, float(fit.sigma)]
+            pairs = theta
+        elif self.kind == LINEAR:
+            pairs = [*coef, *theta, (SIGMA, fit.sigma)]
         else:
-            values = [*coef, *theta]
-        if len(values) != len(self.names):
+            pairs = [*coef, *theta]
+        names = tuple(str(name) for name, _ in pairs)
+        if names != self.names or fit.family != self.family:
             raise ArgumentError(
-                f"The fit has {len(values)} such parameters; this likelihood takes {len(self.names)} "
-                f"({list(self.names)}). Is it a fit of the same model?"
+                f"The fit's parameters {list(names)} ({fit.family or 'linear'}) are not this "
+                f"likelihood's {list(self.names)} ({self.family or 'linear'}): is it a fit of the same model?"
             )
+        values = [float(value) for _, value in pairs]
         return pd.Series(values, index=list(self.names), name="params")
 
     def _vector(self, params) -> np.ndarray:
@@ -203,7 +216,7 @@ def _glmm(frame: ModelFrame, family: Family, nquad: int, laplace_rounding: bool)
     def groups(x: np.ndarray) -> np.ndarray:
         return model.evaluate(x[:p], x[p:])["by_group"]
 
-    return LogLikelihood(names, start, kind, value, groups)
+    return LogLikelihood(names, start, kind, value, groups, family)
 
 
 def model_family_text(family: Family) -> str:

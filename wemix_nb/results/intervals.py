@@ -11,7 +11,8 @@ intervals map back inside the parameter space.
   back-transformed by ``tanh``, the interval lies inside (-1, 1). The row reports the correlation.
 
 A variance estimated at 0, or one without a standard error, gets no interval (NaN): the delta
-method says nothing on the boundary.
+method says nothing on the boundary. Near it (a variance that is tiny next to its standard error)
+the interval runs from about 0 to a very large value, possibly ``inf``: equally uninformative.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def _variance_row(v: float, se: float, z: float) -> list:
     if not (v > 0 and np.isfinite(se)):
         return ["variance", v, se, np.nan, np.nan, LOG_SD]
     half_width = z * se / v  # 2 z se(log sd), on the log-variance scale
-    return ["variance", v, se, v * np.exp(-half_width), v * np.exp(half_width), LOG_SD]
+    with np.errstate(over="ignore"):  # a variance near 0 next to its SE: the interval reaches inf
+        return ["variance", v, se, v * np.exp(-half_width), v * np.exp(half_width), LOG_SD]
 
 
 def _correlation_row(variance: VarianceComponents, p: VarianceParameter, cov: pd.DataFrame, z: float) -> list:
