@@ -94,17 +94,59 @@ class LogLikelihood:
         return len(self.names)
 
     def __call__(self, params: Sequence[float] | Mapping[str, float] | pd.Series) -> float:
-        """The log pseudo-likelihood at ``params`` (in :attr:`names`' order, or a mapping/Series
-        keyed by those names)."""
+        """The log pseudo-likelihood at ``params``.
+
+        Parameters
+        ----------
+        params
+            The parameters in :attr:`names`' order, or a mapping/Series keyed by those names.
+
+        Returns
+        -------
+        float
+            The weighted log pseudo-likelihood (``-inf`` outside the parameter space).
+
+        Raises
+        ------
+        ArgumentError
+            The wrong number of values, or names that are not :attr:`names`.
+        """
         return float(self._value(self._vector(params)))
 
     def by_group(self, params: Sequence[float] | Mapping[str, float] | pd.Series) -> np.ndarray:
-        """The top-level groups' contributions at ``params`` (in the model frame's group order)."""
+        """The top-level groups' contributions to the log pseudo-likelihood at ``params``.
+
+        Parameters
+        ----------
+        params
+            As for calling the function.
+
+        Returns
+        -------
+        numpy.ndarray
+            One value per top-level group, in the model frame's group order; they sum to the
+            log pseudo-likelihood (to rounding).
+        """
         return np.asarray(self._by_group(self._vector(params)), dtype=float)
 
     def params_of(self, fit: Any) -> pd.Series:
-        """The parameters of a fit of this model (a :class:`~wemix_nb.MixResult`), in this
-        function's order: ``loglik(loglik.params_of(fit))`` is ``fit.lnl``."""
+        """The parameters of a fit of this model, in this function's order.
+
+        Parameters
+        ----------
+        fit
+            A :class:`~wemix_nb.MixResult` of the same model (formula, data, options).
+
+        Returns
+        -------
+        pandas.Series
+            Indexed by :attr:`names`: ``loglik(loglik.params_of(fit))`` is ``fit.lnl``.
+
+        Raises
+        ------
+        ArgumentError
+            The fit's parameters or family are not this likelihood's.
+        """
         coef, theta = list(fit.coef.items()), list(fit.theta.items())
         if self.kind == PROFILED:
             pairs = theta
@@ -208,7 +250,7 @@ def _glmm(frame: ModelFrame, family: Family, nquad: int, laplace_rounding: bool)
     model, start = glmm_likelihood(frame, family, nquad, laplace_rounding)
     p = len(frame.fixed_names)
     names = [*frame.fixed_names, *CovarianceStructure(frame.levels).names]
-    kind = f"{model_family_text(family)}, nquad {model.nquad}"
+    kind = f"{_family_text(family)}, nquad {model.nquad}"
 
     def value(x: np.ndarray) -> float:
         return model.evaluate(x[:p], x[p:])["value"]
@@ -219,6 +261,6 @@ def _glmm(frame: ModelFrame, family: Family, nquad: int, laplace_rounding: bool)
     return LogLikelihood(names, start, kind, value, groups, family)
 
 
-def model_family_text(family: Family) -> str:
+def _family_text(family: Family) -> str:
     """``"binomial (logit)"``."""
     return f"{family.name} ({family.link})"
