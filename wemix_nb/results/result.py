@@ -338,7 +338,9 @@ class MixResult:
 
     def variance_components(self) -> pd.DataFrame:
         """One row per random-effect variance and covariance (and the residual variance):
-        level, group, term1, term2, kind, estimate, std_error, std_dev, correlation."""
+        level, group, term1, term2, kind, estimate, std_error, std_dev, correlation.
+
+        Their confidence intervals are ``confint(which="variances")``."""
         from wemix_nb.results.report import variance_components
 
         return variance_components(self)
