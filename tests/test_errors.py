@@ -240,6 +240,42 @@ ERRORS = {
         E.ArgumentError,
         ["linearly dependent"],
     ),
+    "predict-se-conditional": (
+        lambda: _fit_small().predict(sleep(), se=True),
+        E.ArgumentError,
+        ["se=True", "include_random=False"],
+    ),
+    "residuals-unknown-type": (
+        lambda: _fit_small().residuals("studentized"),
+        E.ArgumentError,
+        ["'studentized'", "'pearson'"],
+    ),
+    "confint-unknown-which": (
+        lambda: _fit_small().confint(which="random"),
+        E.ArgumentError,
+        ["which", "'variances'", "'random'"],
+    ),
+    "likelihood-parameters-length": (
+        lambda: wemix_nb.likelihood(F, sleep(), W)([1.0, 2.0]),
+        E.ArgumentError,
+        ["4 values", "'sigma'", "got 2"],
+    ),
+    "likelihood-profiled-glmm": (
+        lambda: wemix_nb.likelihood(
+            "b ~ Days + (1|Subject)",
+            sleep().assign(b=lambda d: (d.Reaction > 300) * 1),
+            W,
+            family="binomial",
+            profiled=True,
+        ),
+        E.ArgumentError,
+        ["profiled=True", "linear models"],
+    ),
+    "combine-pv-different-model": (
+        lambda: wemix_nb.combine_pv([_fit_small(), wemix_nb.mix("Reaction ~ 1 + (1|Subject)", sleep(), W)]),
+        E.ArgumentError,
+        ["Fit 2", "fixed effects", "only fit 1 has ['Days']"],
+    ),
 }
 
 # id -> (data modifier, expected warning substrings, rows left); the fit goes ahead

@@ -152,10 +152,30 @@ def test_identical_pvs_have_no_between_variance(pisa_pv):
 def test_combine_checks(pisa_pv):
     a = wemix_nb.mix(f"pv1math ~ {RHS}", pisa_pv, weights=WEIGHTS)
     b = wemix_nb.mix("pv2math ~ escs + (1|schoolid)", pisa_pv, weights=WEIGHTS)
-    with pytest.raises(ArgumentError):
+    with pytest.raises(ArgumentError, match="at least 2"):
         combine_pv([a])
-    with pytest.raises(ArgumentError):
+    with pytest.raises(ArgumentError, match=r"only fit 1 has \['st04q01\[T.Male\]'\]"):
         combine_pv([a, b])
+    # the same fixed effects in another order
+    c = wemix_nb.mix("pv2math ~ st04q01 + escs + (1|schoolid)", pisa_pv, weights=WEIGHTS)
+    with pytest.raises(ArgumentError, match="another order"):
+        combine_pv([a, c])
+    # other variance components
+    d = wemix_nb.mix(
+        f"pv2math ~ {RHS.replace('(1|schoolid)', '(1 + escs|schoolid)')}", pisa_pv, weights=WEIGHTS
+    )
+    with pytest.raises(ArgumentError, match="variance components"):
+        combine_pv([a, d])
+    # another family, a combined result, something else
+    binary = pisa_pv.assign(high=(pisa_pv["pv2math"] > pisa_pv["pv2math"].median()).astype(int))
+    e = wemix_nb.mix(f"high ~ {RHS}", binary, weights=WEIGHTS, family="binomial")
+    with pytest.raises(ArgumentError, match="binomial"):
+        combine_pv([a, e])
+    pooled = combine_pv([a, wemix_nb.mix(f"pv2math ~ {RHS}", pisa_pv, weights=WEIGHTS)])
+    with pytest.raises(ArgumentError, match="already combined"):
+        combine_pv([a, pooled])
+    with pytest.raises(ArgumentError, match="Fit 2 is a dict"):
+        combine_pv([a, {}])
 
 
 def test_random_slope_var_theta(pisa_pv):

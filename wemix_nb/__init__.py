@@ -18,9 +18,10 @@ from wemix_nb import (
     datasets,
     errors,
 )
-from wemix_nb.api import fit_many, mix
+from wemix_nb.api import fit_many, likelihood, mix
 from wemix_nb.distributed.dask import mix_dask
 from wemix_nb.estimation import families
+from wemix_nb.estimation.likelihood import LogLikelihood
 from wemix_nb.results.extras import degrees_of_freedom
 from wemix_nb.results.inference import WaldTest, wald_test
 from wemix_nb.results.report import MixSummary
@@ -33,6 +34,7 @@ from wemix_nb.survey.scaling import scale_weights
 __version__ = "0.1.0"
 
 __all__ = [
+    "LogLikelihood",
     "MixResult",
     "MixSummary",
     "PVResult",
@@ -47,6 +49,7 @@ __all__ = [
     "errors",
     "families",
     "fit_many",
+    "likelihood",
     "mix",
     "mix_dask",
     "replicate_variance",

@@ -15,8 +15,9 @@ import pandas as pd
 
 from wemix_nb.distributed.parallel import map_fits
 from wemix_nb.errors import ArgumentError
+from wemix_nb.estimation.likelihood import LogLikelihood
 from wemix_nb.options import FitOptions
-from wemix_nb.pipeline import fit_single
+from wemix_nb.pipeline import fit_single, likelihood_function
 from wemix_nb.results.result import MixResult
 from wemix_nb.survey.pv import fit_plausible_values, has_pv_range, pv_formulas
 
@@ -131,6 +132,77 @@ def mix(
         pv=pv_names,
     )
     return _fit(formula, data, options, n_jobs=n_jobs, client=client)
+
+
+def likelihood(
+    formula: str,
+    data: pd.DataFrame,
+    weights: Sequence[str] | None = None,
+    *,
+    family: Any = None,
+    link: str | None = None,
+    cweights: bool = False,
+    center_group: Mapping[str, str] | None = None,
+    center_grand: str | None = None,
+    nquad: int = 13,
+    scale_weights: str = "none",
+    laplace_rounding: bool = False,
+    profiled: bool = False,
+) -> LogLikelihood:
+    """The weighted log pseudo-likelihood of a model as a function of its parameters, without
+    fitting (WeMix's ``mix(..., run = FALSE)``): for teaching, profiling, or another optimiser.
+
+    The function is the one :func:`mix` maximises (the same model frame and estimator code), so at
+    a fit's estimate it returns the fit's ``lnl``: ``loglik(loglik.params_of(fit)) == fit.lnl``.
+
+    Parameters
+    ----------
+    formula, data, weights
+        As in :func:`mix`.
+    family, link, cweights, center_group, center_grand, nquad, scale_weights, laplace_rounding
+        As in :func:`mix`.
+    profiled
+        Linear models only: the profiled likelihood, a function of ``theta`` alone (beta and sigma
+        at their maximising values given theta), which is what the linear optimiser maximises and
+        WeMix's linear ``lnlf`` is.
+
+    Returns
+    -------
+    LogLikelihood
+        ``loglik(params)`` is the log pseudo-likelihood; ``loglik.names`` the parameters' names in
+        the order it takes them, ``loglik.start`` a start vector, ``loglik.by_group(params)`` the
+        top-level groups' contributions, ``loglik.params_of(fit)`` a fit's parameters. The order:
+
+        * linear models: ``(beta, theta, sigma)``, ``theta`` relative to sigma (the fit's
+          ``theta``: ``Sigma_l = sigma^2 Lambda_l Lambda_l'``), ``sigma`` the residual SD;
+          ``profiled=True``: ``theta``;
+        * GLMMs: ``(beta, theta)``, ``theta`` the absolute factors (``Sigma_l = Lambda_l
+          Lambda_l'``; WeMix's GLMM ``lnlf`` takes ``(beta, vars)`` instead).
+
+        ``theta`` is in lme4's order and named like a fit's ``theta``.
+
+    Examples
+    --------
+    >>> loglik = wemix_nb.likelihood("y ~ x + (1|g)", data, weights=["w1", "w2"])
+    >>> loglik.names
+    ('Intercept', 'x', 'g.Intercept', 'sigma')
+    >>> from scipy.optimize import minimize
+    >>> best = minimize(lambda x: -loglik(x), loglik.start, method="Nelder-Mead")
+    """
+    options = FitOptions.from_arguments(
+        weights,
+        family=family,
+        link=link,
+        cweights=cweights,
+        center_group=center_group,
+        center_grand=center_grand,
+        nquad=nquad,
+        scale_weights=scale_weights,
+        laplace_rounding=laplace_rounding,
+    )
+    if not isinstance(profiled, bool):
+        raise ArgumentError(f"profiled must be True or False, got {profiled!r}.")
+    return likelihood_function(formula, data, options, profiled)
 
 
 def _fit(formula: str, data: pd.DataFrame, options: FitOptions, n_jobs=None, client=None) -> MixResult:

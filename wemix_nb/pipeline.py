@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_limits
 
 from wemix_nb.errors import ArgumentError
 from wemix_nb.estimation.glmm import fit_glmm
+from wemix_nb.estimation.likelihood import LogLikelihood, log_likelihood
 from wemix_nb.estimation.linear import fit_linear
 from wemix_nb.model.covariance import CovarianceStructure
 from wemix_nb.model.frame import ModelFrame, build_model_frame, check_linear_identifiable
@@ -56,6 +57,18 @@ def fit_single(formula: str, data: pd.DataFrame, options: FitOptions) -> MixResu
         laplace_rounding=options.laplace_rounding,
     )
     return glmm_result(formula, frame, options.family, fit, options)
+
+
+def likelihood_function(
+    formula: str, data: pd.DataFrame, options: FitOptions, profiled: bool = False
+) -> LogLikelihood:
+    """The log pseudo-likelihood that :func:`fit_single` maximises, as a function of the
+    parameters (:class:`~wemix_nb.estimation.likelihood.LogLikelihood`)."""
+    frame = model_frame(formula, data, options)
+    if options.is_linear:
+        check_linear_identifiable(frame)
+        return log_likelihood(frame, profiled=profiled)
+    return log_likelihood(frame, options.family, options.nquad, options.laplace_rounding, profiled)
 
 
 def model_frame(formula: str, data: pd.DataFrame, options: FitOptions) -> ModelFrame:

@@ -12,7 +12,7 @@ the inverse Mills ratio for the probit) so that extreme linear predictors do not
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit, gammaln, log_ndtr, ndtr
+from scipy.special import expit, gammaln, log_ndtr, ndtr, xlogy
 
 from wemix_nb.errors import FamilyError
 
@@ -70,6 +70,14 @@ class Family:
     def loglik_eta(self, y: np.ndarray, eta: np.ndarray) -> np.ndarray:
         """``log f(y | mu(eta))`` evaluated stably from the linear predictor."""
         return self.log_density(y, self.linkinv(eta))
+
+    def unit_deviance(self, y: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """``d(y, mu) = 2 [log f(y | y) - log f(y | mu)]``, one row's deviance (>= 0): the
+        log-density of the saturated model (the mean equal to the observation) minus the fitted
+        one (R's ``family$dev.resids`` with unit weights)."""
+        y = np.asarray(y, dtype=float)
+        deviance = 2.0 * (self.log_density(y, y) - self.log_density(y, mu))
+        return np.maximum(deviance, 0.0)  # 0 up to rounding where mu equals y
 
     # -- what the estimator needs ---------------------------------------------------------------
     def loglik_d1(self, y: np.ndarray, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -234,6 +242,14 @@ class Poisson(Family):
         eta = np.minimum(np.asarray(eta, dtype=float), _ETA_MAX)
         mu = np.exp(eta)
         return {"ll": y * eta - mu - gammaln(y + 1.0), "d1": y - mu, "d2": -mu, "w": mu, "dw": mu}
+
+    def unit_deviance(self, y, mu):
+        # R's form 2 [y log(y / mu) - (y - mu)]: the log(y!) terms of the log-densities cancel
+        # exactly here instead of in floating point (they are large for large counts)
+        y = np.asarray(y, dtype=float)
+        mu = np.asarray(mu, dtype=float)
+        with np.errstate(divide="ignore"):
+            return np.maximum(2.0 * (xlogy(y, y / mu) - (y - mu)), 0.0)
 
     def log_constant(self, y: np.ndarray) -> np.ndarray:
         """``-log(y!)``, the part of the log-density that does not depend on eta."""

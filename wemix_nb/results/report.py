@@ -372,12 +372,40 @@ def tidy(result: MixResult, conf_level: float = 0.95, df: str = "normal") -> pd.
     )
 
 
-def confint(result: MixResult, conf_level: float = 0.95, df: str = "normal") -> pd.DataFrame:
-    """Confidence intervals of the fixed effects: columns ``lower`` and ``upper``."""
+CONFINT_WHICH = ("fixed", "variances", "all")
+
+
+def confint(
+    result: MixResult, conf_level: float = 0.95, df: str = "normal", which: str = "fixed"
+) -> pd.DataFrame:
+    """Confidence intervals: of the fixed effects (``which="fixed"``, columns ``lower`` and
+    ``upper``), of the variance components (``"variances"``, see
+    :func:`~wemix_nb.results.intervals.variance_intervals`) or of both (``"all"``, the variance
+    table's columns; fixed effects first, their ``parameter`` is ``"coefficient"``)."""
+    from wemix_nb.results.intervals import INTERVAL_COLUMNS, variance_intervals
+
+    if which not in CONFINT_WHICH:
+        raise ArgumentError(f"which must be one of {', '.join(map(repr, CONFINT_WHICH))}; got {which!r}.")
+    check_conf_level(conf_level)
+    if which == "variances":
+        return variance_intervals(result.variance, conf_level)
     table = tidy(result, conf_level, df).set_index("term")
-    out = table[["conf_low", "conf_high"]].rename(columns={"conf_low": "lower", "conf_high": "upper"})
-    out.index.name = None
-    return out
+    table.index.name = None
+    if which == "fixed":
+        return table[["conf_low", "conf_high"]].rename(columns={"conf_low": "lower", "conf_high": "upper"})
+    reference = "normal" if df == "normal" else "t"
+    fixed = pd.DataFrame(
+        {
+            "parameter": "coefficient",
+            "estimate": table["estimate"],
+            "std_error": table["std_error"],
+            "lower": table["conf_low"],
+            "upper": table["conf_high"],
+            "method": f"Wald, robust SE ({reference} reference)",
+        },
+        columns=INTERVAL_COLUMNS,
+    )
+    return pd.concat([fixed, variance_intervals(result.variance, conf_level)])
 
 
 def check_conf_level(conf_level: float) -> None:

@@ -12,12 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
-from wemix_nb.errors import ArgumentError, ColumnNotFoundError, NewLevelError
 from wemix_nb.model.frame import ModelFrame
-from wemix_nb.model.levels import group_labels
 from wemix_nb.model.variance import VARDF_COLUMNS, VarianceComponents
 from wemix_nb.options import FitOptions
 
@@ -135,7 +132,12 @@ class MixResult:
         Cholesky-factor parameters in lme4 order: relative to ``sigma`` for linear models,
         absolute for GLMMs.
     vars
-        Random-effect variances of every level (and ``Residual`` for linear models).
+        Random-effect variances of every level (and ``Residual`` for linear models), named
+        ``"<group>.<term>"``. Covariances are not listed, for GLMMs as for linear models: WeMix's
+        GLMM ``vars`` also holds them (``"school:(Intercept):x1"``, with ``:`` names), its linear
+        ``vars`` does not. Here ``vars`` means the same for every model; the covariances are in
+        ``varDF``, :meth:`variance_components` and ``variance.estimates`` (every free entry,
+        covariances named ``"<group>.<row term>.<column term>"``, e.g. ``"school.x1.Intercept"``).
     sigma
         Residual standard deviation (1 for GLMMs).
     lnl
@@ -288,13 +290,47 @@ class MixResult:
         return tidy(self, resolve_conf_level(conf_level, level), df)
 
     def confint(
-        self, conf_level: float = 0.95, df: str = "normal", *, level: float | None = None
+        self,
+        conf_level: float = 0.95,
+        df: str = "normal",
+        *,
+        which: str = "fixed",
+        level: float | None = None,
     ) -> pd.DataFrame:
-        """Confidence intervals of the fixed effects (columns ``lower``, ``upper``); arguments as in
-        :meth:`tidy`."""
+        """Confidence intervals of the fixed effects, of the variance components, or of both.
+
+        Parameters
+        ----------
+        conf_level
+            Confidence level of the intervals.
+        df
+            Reference distribution of the fixed effects' intervals, as in :meth:`tidy`; the
+            variance components' intervals use the normal one.
+        which
+            ``"fixed"`` (default): the fixed effects, columns ``lower`` and ``upper``.
+            ``"variances"``: every variance (random effects' and the residual) and, for each
+            covariance, the correlation of its two effects, from the robust covariance of their
+            estimates (``var_theta``) by the delta method: Wald intervals on the log standard
+            deviation for a variance and on Fisher's ``atanh`` of a correlation, transformed back
+            (so a variance's interval is positive and a correlation's inside (-1, 1)).
+            ``"all"``: the fixed effects, then the variance components.
+        level
+            Deprecated alias of ``conf_level`` (``level`` names hierarchy levels).
+
+        Returns
+        -------
+        pandas.DataFrame
+            For ``"fixed"``: indexed by coefficient, columns ``lower`` and ``upper``. Otherwise
+            indexed by parameter name (coefficients, then the names of ``vars``/``varDF``:
+            ``"Subject.Days"``, ``"Subject.Days.Intercept"`` for a covariance's correlation,
+            ``"Residual"``), columns ``parameter`` (``"coefficient"``, ``"variance"`` or
+            ``"correlation"``), ``estimate``, ``std_error`` (on that parameter's scale),
+            ``lower``, ``upper`` and ``method`` (how the interval was built). A variance
+            estimated at 0 gets no interval (NaN).
+        """
         from wemix_nb.results.report import confint, resolve_conf_level
 
-        return confint(self, resolve_conf_level(conf_level, level), df)
+        return confint(self, resolve_conf_level(conf_level, level), df, which)
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """statsmodels-style alias: ``confint(conf_level=1 - alpha)``."""
@@ -302,7 +338,9 @@ class MixResult:
 
     def variance_components(self) -> pd.DataFrame:
         """One row per random-effect variance and covariance (and the residual variance):
-        level, group, term1, term2, kind, estimate, std_error, std_dev, correlation."""
+        level, group, term1, term2, kind, estimate, std_error, std_dev, correlation.
+
+        Their confidence intervals are ``confint(which="variances")``."""
         from wemix_nb.results.report import variance_components
 
         return variance_components(self)
@@ -333,45 +371,97 @@ class MixResult:
 
     # -- prediction ------------------------------------------------------------------------------
 
-    def _inverse_link(self, eta: np.ndarray) -> np.ndarray:
-        return eta if self.family is None else self.family.linkinv(eta)
-
     def predict(
         self,
         newdata: pd.DataFrame | None = None,
         type: str = "link",
         allow_new_levels: bool = False,
-    ) -> pd.Series:
-        """Predictions including the random effects (conditional on the groups' modes).
+        *,
+        include_random: bool = True,
+        se: bool = False,
+        conf_level: float = 0.95,
+    ) -> pd.Series | pd.DataFrame:
+        """Predictions: conditional on the groups' random effects (default) or population-level.
 
         Parameters
         ----------
         newdata
             Data to predict for; ``None`` predicts the fitting rows (in the data's row labels).
-            It needs the formula's covariates and grouping columns, not the response.
+            It needs the formula's covariates and grouping columns, not the response; a
+            population-level prediction needs no grouping columns (except those of
+            ``center_group``).
         type
             ``"link"`` (linear predictor) or ``"response"`` (inverse link applied).
         allow_new_levels
             If False, a group label not seen in the fit raises :class:`NewLevelError`; if True,
             such groups get random effect 0 (a population-level prediction for them).
+        include_random
+            True: ``eta = x'beta + z'b`` with each group's conditional modes ``b``. False: the
+            population-level ``eta = x'beta`` (lme4's ``re.form = NA``); new groups need no
+            ``allow_new_levels``.
+        se
+            Population level only (``include_random=False``): return a DataFrame with the
+            delta-method standard error of the fixed part and a confidence interval.
+        conf_level
+            Confidence level of the interval when ``se=True``.
+
+        Returns
+        -------
+        pandas.Series or pandas.DataFrame
+            Indexed like ``newdata`` (or the fitting rows); rows with a missing covariate or group
+            label are NaN. With ``se=False`` a Series named ``predicted``. With ``se=True`` a
+            DataFrame with columns
+
+            ``predicted``
+                ``eta = x'beta`` (``type="link"``) or ``mu = g^-1(eta)`` (``type="response"``).
+            ``std_error``
+                Link scale: ``sqrt(x' V x)`` with ``V`` the robust ``cov_mat``; response scale:
+                that times ``|d mu / d eta|`` (delta method).
+            ``conf_low``, ``conf_high``
+                ``eta -/+ z se`` with ``z`` the normal quantile of ``conf_level``; on the response
+                scale these link-scale bounds transformed by ``g^-1``, so the interval stays
+                inside the mean's range (it is not ``mu -/+ z se``).
+        """
+        from wemix_nb.results.predict import predict
+
+        return predict(self, newdata, type, allow_new_levels, include_random, se, conf_level)
+
+    def residuals(self, type: str = "response") -> pd.Series:
+        """Residuals of the fitting rows, conditional on the random effects' modes (as ``fitted``).
+
+        With ``y`` the response, ``mu`` the fitted mean (:attr:`fitted`: ``mu = g^-1(eta)``,
+        ``eta = x'beta + z'b`` at the modes ``b``), ``V(mu)`` the family's variance function and
+        ``d(y, mu) = 2 [log f(y | y) - log f(y | mu)]`` the unit deviance:
+
+        ``"response"`` (default)
+            ``y - mu`` (:attr:`resid`).
+        ``"pearson"``
+            ``(y - mu) / sqrt(V(mu))``; for linear models ``(y - mu) / sigma``.
+        ``"deviance"``
+            ``sign(y - mu) sqrt(d(y, mu))``; for linear models ``y - mu`` (R's gaussian family).
+            WeMix's GLMM deviance residuals lack the sign (a WeMix bug).
+        ``"working"``
+            ``(y - mu) / (d mu / d eta)``; for linear models ``y - mu``.
+
+        The survey weights do not enter: R's ``residuals.glm`` multiplies Pearson and deviance
+        residuals by the square root of the prior weights, which are precision weights, while
+        sampling weights say how many population units a row stands for. With unit weights
+        these are R's and statsmodels' GLM residuals at the same ``mu``. WeMix's default for
+        GLMMs is ``"deviance"``; here it is ``"response"`` for every model.
+
+        Parameters
+        ----------
+        type
+            ``"response"``, ``"pearson"``, ``"deviance"`` or ``"working"``.
 
         Returns
         -------
         pandas.Series
-            Indexed like ``newdata`` (rows with missing covariates are NaN).
+            Indexed like :attr:`resid`, named ``"<type>_resid"``.
         """
-        if type not in ("link", "response"):
-            raise ArgumentError(f"type must be 'link' or 'response', got {type!r}.")
-        if newdata is None:
-            eta = (self.fitted if self.linear_predictor is None else self.linear_predictor).to_numpy()
-            return pd.Series(
-                eta if type == "link" else self._inverse_link(eta), index=self.fitted.index, name="predicted"
-            )
-        if self.frame is None:
-            raise ArgumentError("This result carries no model frame, so it cannot predict on new data.")
-        eta = _predict_link(self, newdata, allow_new_levels)
-        values = eta if type == "link" else self._inverse_link(eta)
-        return pd.Series(values, index=newdata.index, name="predicted")
+        from wemix_nb.results.residuals import residuals
+
+        return residuals(self, type)
 
     def r_squared(self) -> pd.Series:
         """Marginal and conditional R^2 (Nakagawa & Schielzeth 2013); see :mod:`wemix_nb.results.extras`."""
@@ -452,79 +542,3 @@ class MixResult:
         from wemix_nb.display.maketables import stat_labels
 
         return stat_labels(self)
-
-
-def _check_newdata(frame: ModelFrame, newdata) -> np.ndarray:
-    """Refuse newdata the model cannot read; return the rows with a missing value (predicted NaN)."""
-    if not isinstance(newdata, pd.DataFrame):
-        raise ArgumentError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}.")
-    needed = frame.covariate_columns
-    missing = [col for col in needed if col not in newdata.columns]
-    if missing:
-        raise ColumnNotFoundError(
-            f"newdata lacks the column(s) {', '.join(map(repr, missing))} that the model uses."
-        )
-    for col, seen in frame.categories.items():
-        values = newdata[col]
-        unseen = values.notna() & ~values.isin(list(seen))
-        if unseen.any():
-            new = pd.unique(values[unseen])[:5]
-            raise ArgumentError(
-                f"newdata column {col!r} has value(s) not seen in the fit: "
-                f"{', '.join(repr(str(v)) for v in new)} (fitted categories: "
-                f"{', '.join(repr(str(v)) for v in seen[:10])})."
-            )
-    return newdata[needed].isna().any(axis=1).to_numpy()
-
-
-def _predict_link(result: MixResult, newdata: pd.DataFrame, allow_new_levels: bool) -> np.ndarray:
-    frame = result.frame
-    incomplete = _check_newdata(frame, newdata)
-    data = newdata.copy()
-    if frame.parsed.response not in data.columns:
-        data[frame.parsed.response] = 0.0
-    # repeat the fit's centering with the fit's means (groups unseen in the fit: their own mean)
-    for factor, means in frame.centering.group.items():
-        labels = group_labels(data, factor)
-        for var, by_group in means.items():
-            values = pd.to_numeric(data[var], errors="coerce")
-            own = values.groupby(labels).transform("mean")
-            data[var] = values - labels.map(by_group).astype(float).fillna(own)
-    for var, mean in frame.centering.grand.items():
-        data[var] = pd.to_numeric(data[var], errors="coerce") - mean
-
-    with warnings.catch_warnings():
-        # categories were checked above: what formulaic would warn about here is only a missing
-        # value, and those rows are set to NaN below
-        warnings.filterwarnings("ignore", message="Data has categories outside")
-        X = frame.fixed_spec.get_model_matrix(data, na_action="ignore")
-    missing = [name for name in frame.fixed_names if name not in X.columns]
-    if missing:
-        raise ArgumentError(f"newdata does not produce the fitted columns {missing}.")
-    eta = X[frame.fixed_names].to_numpy(dtype=float) @ result.coef.to_numpy()
-    for level in frame.levels:
-        effects = result.ranef[level.name]
-        labels = group_labels(data, level.name)
-        position = pd.Index(level.labels).get_indexer(labels.to_numpy())
-        unseen = (position < 0) & labels.notna().to_numpy()
-        if unseen.any() and not allow_new_levels:
-            new = pd.unique(labels[unseen])[:5]
-            raise NewLevelError(
-                f"newdata has group(s) of {level.name!r} not seen in the fit: "
-                f"{', '.join(map(repr, map(str, new)))}. Set allow_new_levels=True to predict them "
-                "with a random effect of 0."
-            )
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Data has categories outside")
-            Z = np.hstack(
-                [
-                    np.asarray(spec.get_model_matrix(data, na_action="ignore"), dtype=float)
-                    for spec in frame.random_specs[level.name]
-                ]
-            )
-        b = np.zeros((len(data), level.q))
-        seen = position >= 0
-        b[seen] = effects.to_numpy()[position[seen]]
-        eta = eta + np.einsum("nq,nq->n", Z, b)
-    eta[incomplete] = np.nan  # a missing covariate or group label: no prediction
-    return eta

@@ -247,8 +247,9 @@ def combine_pv(
     Parameters
     ----------
     fits
-        Two or more :class:`~wemix_nb.MixResult` of the same model (same fixed effects), one per
-        plausible value.
+        Two or more :class:`~wemix_nb.MixResult` of the same model, one per plausible value: the
+        same family and link, the same fixed effects in the same order, and the same variance
+        components (grouping factors and random-effect terms).
     pv
         Names of the plausible values (default: the fits' responses).
     formula
@@ -259,21 +260,29 @@ def combine_pv(
     Returns
     -------
     PVResult
+        The combined estimates (see :class:`PVResult` and this module's rules), with the fits in
+        ``.fits`` and the per-coefficient Rubin table in ``.rubin``.
+
+    Raises
+    ------
+    ArgumentError
+        Fewer than two fits; an entry that is not a single fit (a :class:`PVResult` included);
+        fits of other families or links, with other fixed effects (names or their order) or other
+        variance components than the first fit.
+
+    Examples
+    --------
+    >>> fits = [wemix_nb.mix(f"pv{m}math ~ escs + (1|schoolid)", data, weights=w) for m in (1, 2, 3)]
+    >>> combined = wemix_nb.combine_pv(fits)
+    >>> combined.rubin[["estimate", "SE", "fmi"]]
     """
     fits = list(fits)
     M = len(fits)
     if M < 2:
         raise ArgumentError(f"Rubin's rules need at least 2 fits; got {M}.")
+    _check_same_model(fits)
     first = fits[0]
     names = list(first.coef.index)
-    for k, fit in enumerate(fits[1:], start=2):
-        if list(fit.coef.index) != names:
-            raise ArgumentError(f"Fit {k} has fixed effects {list(fit.coef.index)}, fit 1 has {names}.")
-        if _parameter_names(fit.variance) != _parameter_names(first.variance):
-            raise ArgumentError(
-                f"Fit {k} has variance components {_parameter_names(fit.variance)}, fit 1 has "
-                f"{_parameter_names(first.variance)}."
-            )
     factor = 1.0 + 1.0 / M
     Q = np.array([fit.coef.to_numpy() for fit in fits])
     coef = Q.mean(axis=0)
@@ -351,6 +360,39 @@ def combine_pv(
     return PVResult(
         **base, fits=fits, pv=pv_names, rubin=rubin, rubin_vars=rubin_vars, df_complete=df_complete
     )
+
+
+def _check_same_model(fits: list) -> None:
+    """Refuse fits that are not one model fitted to different plausible values: anything but a
+    single fit, another family or link, other fixed effects (names or order) or other variance
+    components."""
+    for k, fit in enumerate(fits, start=1):
+        if not isinstance(fit, MixResult):
+            raise ArgumentError(f"Fit {k} is a {type(fit).__name__}, not a MixResult.")
+        if isinstance(fit, PVResult):
+            raise ArgumentError(f"Fit {k} is already combined over plausible values; pass its .fits.")
+    first = fits[0]
+    names = list(first.coef.index)
+    for k, fit in enumerate(fits[1:], start=2):
+        if (fit.family_name, fit.link) != (first.family_name, first.link):
+            raise ArgumentError(
+                f"Fit {k} is a {fit.family_name} ({fit.link}) model, fit 1 a {first.family_name} "
+                f"({first.link}) model."
+            )
+        other = list(fit.coef.index)
+        if other != names:
+            detail = (
+                "the same names in another order; fit every plausible value with the same formula"
+                if sorted(other) == sorted(names)
+                else f"only fit {k} has {[n for n in other if n not in names]}, only fit 1 has "
+                f"{[n for n in names if n not in other]}"
+            )
+            raise ArgumentError(f"Fit {k} has fixed effects {other}, fit 1 has {names}: {detail}.")
+        if _parameter_names(fit.variance) != _parameter_names(first.variance):
+            raise ArgumentError(
+                f"Fit {k} has variance components {_parameter_names(fit.variance)}, fit 1 has "
+                f"{_parameter_names(first.variance)}."
+            )
 
 
 def _fit_one(data: pd.DataFrame, formula: str, options: FitOptions) -> MixResult:

@@ -27,7 +27,7 @@ Modules
 ``sandwich``
     The ``(beta, vars)`` parameterisation and the robust covariance.
 ``fit``
-    :func:`fit_glmm` and :class:`GlmmFit`.
+    :func:`fit_glmm` and :class:`GlmmFit`; :func:`glmm_likelihood`, the likelihood it maximises.
 
 Differences from WeMix (deliberate)
 -----------------------------------
@@ -43,7 +43,7 @@ Differences from WeMix (deliberate)
   ``keep_adapting`` has no effect (see ``fit``).
 """
 
-from wemix_nb.estimation.glmm.fit import GlmmFit, fit_glmm
+from wemix_nb.estimation.glmm.fit import GlmmFit, fit_glmm, glmm_likelihood
 from wemix_nb.estimation.glmm.protocol import GlmmLevelModes
 
-__all__ = ["GlmmFit", "GlmmLevelModes", "fit_glmm"]
+__all__ = ["GlmmFit", "GlmmLevelModes", "fit_glmm", "glmm_likelihood"]

@@ -240,6 +240,22 @@ def fit_glmm(
     )
 
 
+def glmm_likelihood(
+    frame: ModelFrame, family: str | Family, nquad: int = 13, laplace_rounding: bool = False
+) -> tuple[QuadratureModel, np.ndarray]:
+    """The likelihood :func:`fit_glmm` maximises, and its start values.
+
+    Parameters are checked as :func:`fit_glmm` checks them. Returns the
+    :class:`~wemix_nb.estimation.glmm.protocol.QuadratureModel` (its ``evaluate(beta, theta)``
+    gives the value ``fit_glmm`` reports as ``lnl`` at the estimate) and the start
+    ``(beta, theta)`` of the fit: a weighted GLM and identity factors.
+    """
+    family = get_family(family)
+    nquad = _check_inputs(frame, family, nquad)
+    model = _make_model(frame, family, nquad, laplace_rounding)
+    return model, _start_values(frame, family, CovarianceStructure(frame.levels), None)
+
+
 # =============================================================================================
 # the steps of fit_glmm
 

@@ -250,6 +250,18 @@ class LinearProblem:
         weighted_B = (w[:, None, None] * ev.top_B).reshape(-1, r)
         return np.tensordot(w, ev.top_C, axes=1) - weighted_B.T @ ev.solves[-1].K.reshape(-1, r)
 
+    def gls(self, ev: _Evaluation) -> tuple[np.ndarray, np.ndarray, float]:
+        """beta and sigma^2 that maximise the likelihood at the evaluation ``ev``'s theta.
+
+        Returns the GLS system ``sum_h w_h S_h``, ``ext = (beta - beta0, 1)`` and
+        ``sigma^2 = r2 / N_w`` (``r2``: the weighted residual sum of squares at that beta).
+        """
+        total = self.top_system(ev)
+        p = self.p
+        delta = np.linalg.solve(total[:p, :p], -total[:p, p])
+        ext = np.append(delta, 1.0)
+        return total, ext, float(ext @ total @ ext) / self.n_weighted
+
     def deviance(self, theta: np.ndarray, gradient: bool = False) -> float | tuple[float, np.ndarray]:
         """Profiled deviance ``-2 lnl(theta)``, beta and sigma at their optimum given theta.
 

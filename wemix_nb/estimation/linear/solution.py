@@ -72,14 +72,10 @@ class LinearSolution:
 def _solution(problem: LinearProblem, theta: np.ndarray) -> LinearSolution:
     """beta, sigma, random effects and all SEs at ``theta``."""
     ev = problem.evaluate(theta, tangents=True)
-    total = problem.top_system(ev)
+    total, ext, sigma2 = problem.gls(ev)
     p = problem.p
     A = total[:p, :p]
-    delta = np.linalg.solve(A, -total[:p, p])
-    beta = problem.beta0 + delta
-    ext = np.append(delta, 1.0)
-    r2 = float(ext @ total @ ext)
-    sigma2 = r2 / problem.n_weighted
+    beta = problem.beta0 + ext[:p]
     u, b, b_cov = _random_effects(problem, theta, ev, ext, sigma2)
     frame = problem.frame
     fitted_fixed = frame.X @ beta
