@@ -5,7 +5,8 @@ One strict Sphinx build (``sphinx-build -W --keep-going``, every tutorial execut
 fails it) into a temporary folder; then its object inventory is checked against the public modules'
 ``__all__``, and the built index and a tutorial page are opened in headless Chromium with every
 request that leaves the built folder blocked. Marked ``docs`` (about two minutes, most of it the
-tutorials): ``python -m pytest -m "not docs"`` skips it locally; the default run includes it.
+tutorials): ``python -m pytest -m "not docs"`` (or ``--ignore=tests/browser``) skips it locally; the
+default run includes it.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import zlib
 from pathlib import Path
 
 import pytest
-from browser import jupyterlab_runner
 from conftest import in_ci
 
 import wemix_nb
+from browser import jupyterlab_runner
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 TUTORIAL_PAGE = "tutorials/01-introduction.html"
 
