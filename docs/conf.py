@@ -2,7 +2,8 @@
 
 Build: ``python -m sphinx -W --keep-going -b html docs docs/_build/html`` from the repository root
 (``pip install -e ".[docs]"`` first). The tutorials (``docs/tutorials`` links to ``../tutorials``)
-are executed during the build, and any error in a cell fails it.
+are executed during the build, and any error in a cell fails it. ``WEMIX_DOCS_EXECUTE=off`` (or
+``cache``) skips (or caches) their execution, for quick work on the prose pages.
 """
 
 from __future__ import annotations
