@@ -88,8 +88,15 @@ def apiclus2() -> pd.DataFrame:
     40 of California's 757 school districts were sampled, then up to 5 schools in each: 126 schools
     with their Academic Performance Index (API) for 2000.
 
-    Columns
+    Returns
     -------
+    pandas.DataFrame
+        One row per school, with the columns listed below.
+
+    Notes
+    -----
+    The columns:
+
     ``cds``
         School code (string).
     ``dnum``, ``snum``

@@ -220,6 +220,7 @@ class MixSummary:
     digits: int = 4
 
     def lines(self) -> list[str]:
+        """The printed summary, one string per line (what ``str()`` joins)."""
         d = self.digits
         out = ["Call:", self.call, ""]
         if self.family != "gaussian":

@@ -213,10 +213,12 @@ class MixResult:
 
     @property
     def family_name(self) -> str:
+        """``"gaussian"`` for a linear model, else the GLMM family's name."""
         return "gaussian" if self.family is None else self.family.name
 
     @property
     def link(self) -> str:
+        """The link function's name (``"identity"`` for a linear model)."""
         return "identity" if self.family is None else self.family.link
 
     @property

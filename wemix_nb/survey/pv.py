@@ -132,6 +132,7 @@ class PVResult(MixResult):
 
     @property
     def n_pv(self) -> int:
+        """Number of plausible values (fits) combined."""
         return len(self.fits)
 
     @property
