@@ -7,6 +7,7 @@ displayed); charts are checked through ``chart.to_dict()`` (data, encodings, sor
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -51,6 +52,11 @@ def _datasets(spec: dict) -> dict[str, list[dict]]:
 
 def _layer_data(spec: dict, layer: dict) -> list[dict]:
     return _datasets(spec)[layer["data"]["name"]]
+
+
+def _layers(spec: dict, mark: str) -> list[dict]:
+    """The layers drawing ``mark`` (``"rule"``, ``"point"``, ``"rect"``), in order."""
+    return [layer for layer in spec["layer"] if layer["mark"]["type"] == mark]
 
 
 # -------------------------------------------------------------------------------------------------
@@ -138,8 +144,57 @@ def test_report_shows_the_variance_components_and_icc(slope_fit):
     residual = variance.row("Residual")
     assert number(residual[1]) == shown(slope_fit.vars["Residual"], 3)
     assert number(residual[3]) == shown(slope_fit.sigma, 3)
-    (icc_note,) = [n for n in variance.notes if "ICC" in n]
-    assert f"{slope_fit.ICC:.3f}" in icc_note
+    # random slopes: the ICC shown is the share between subjects at Days = 0, and the note says so
+    (icc_note,) = [n for n in variance.notes if n.startswith("Intraclass correlation")]
+    at_zero = slope_fit.vars["Subject.Intercept"] / (slope_fit.vars["Subject.Intercept"] + slope_fit.sigma**2)
+    assert icc_note.startswith("Intraclass correlation (ICC) at covariate values 0:")
+    assert f"{at_zero:.3f}" in icc_note and slope_fit.diagnostics.icc == pytest.approx(at_zero)
+    assert any("Days = 0" in n and "depends on the covariates" in n for n in variance.notes)
+    # the residual row has no "Residual" group heading above it
+    html = slope_fit._repr_html_()
+    assert not re.search(r'class="gt_group_heading"[^>]*>\s*Residual\s*<', html)
+
+
+def test_report_icc_of_a_random_intercept_model(intercept_fit):
+    variance = parse_tables(intercept_fit._repr_html_())[1]
+    (icc_note,) = [n for n in variance.notes if n.startswith("Intraclass correlation")]
+    assert icc_note.startswith(f"Intraclass correlation (ICC): {intercept_fit.ICC:.3f}")
+
+
+def test_report_subtitle_counts_groups(pisa_fit):
+    fixed = parse_tables(pisa_fit._repr_html_())[0]
+    assert "5,057 rows, 150 groups (schoolid)" in fixed.headings[1]
+    # 150 schools: the normal reference, as WeMix, and no few-groups warning
+    assert any("normal reference distribution" in n for n in fixed.notes)
+    assert "wemix-few-groups" not in pisa_fit._repr_html_()
+
+
+def test_report_uses_t_with_few_top_level_groups(slope_fit):
+    tables = parse_tables(slope_fit._repr_html_())
+    fixed = tables[0]
+    (note,) = [n for n in fixed.notes if "Robust (sandwich)" in n]
+    assert "t reference distribution with 16 df (18 top-level groups − 2 fixed effects)" in note
+    assert "Only 18 top-level groups" in note
+    t16 = slope_fit.tidy(df="groups").set_index("term")
+    normal = slope_fit.tidy(df="normal").set_index("term")
+    for term in ("Intercept", "Days"):
+        assert fixed.row(term)[5] == display_html.significance_stars(t16.loc[term, "p_value"])
+    assert t16.loc["Days", "p_value"] > normal.loc["Days", "p_value"]
+    # df= overrides the default
+    forced = parse_tables(slope_fit.to_gt(df="normal").fixed.as_raw_html())[0]
+    (forced_note,) = [n for n in forced.notes if "Robust (sandwich)" in n]
+    assert "normal reference distribution" in forced_note and "too small" in forced_note
+    low, _ = forced.row("Days")[6].strip("[]").split(", ")
+    assert number(low) == shown(normal.loc["Days", "conf_low"], 3)
+
+
+def test_p_values_of_exactly_zero_print_as_below_0_001(slope_fit):
+    import dataclasses
+
+    tiny = dataclasses.replace(slope_fit, SE=slope_fit.SE * 1e-40)
+    assert (tiny.tidy()["p_value"] == 0).all()
+    fixed = parse_tables(display_html.result_html(tiny))[0]
+    assert [fixed.row(t)[4] for t in ("Intercept", "Days")] == ["<0.001", "<0.001"]
 
 
 def test_report_shows_groups_weights_and_convergence(pisa_fit):
@@ -261,15 +316,36 @@ def test_compare_default_names_and_errors(intercept_fit, slope_fit):
 
 
 def test_compare_plot(intercept_fit, slope_fit):
-    spec = wemix_nb.compare([intercept_fit, slope_fit], names=["RI", "RS"]).plot().to_dict()
-    points = spec["layer"][2]
-    assert points["mark"]["type"] == "point"
+    comparison = wemix_nb.compare([intercept_fit, slope_fit], names=["RI", "RS"])
+    spec = comparison.plot(intercept=True).to_dict()
+    (points,) = _layers(spec, "point")
     assert points["encoding"]["yOffset"]["field"] == "model"
     assert points["encoding"]["color"]["sort"] == ["RI", "RS"]
     data = pd.DataFrame(_layer_data(spec, points))
     assert len(data) == 4
     got = data.set_index(["model", "term"])["estimate"]
     assert got[("RS", "Days")] == pytest.approx(slope_fit.coef["Days"])
+    # one band per term, models side by side in it: at most 25 px per term and model
+    assert spec["height"] <= 25 * 2 * 2
+    (bands,) = _layers(spec, "rect")
+    assert "yOffset" not in bands["encoding"] and bands["encoding"]["y"]["field"] == "term"
+    # the intercept is left out by default
+    default = comparison.plot().to_dict()
+    (points,) = _layers(default, "point")
+    assert {row["term"] for row in _layer_data(default, points)} == {"Days"}
+
+
+def test_compare_plot_height_of_many_terms_and_models():
+    rng = np.random.default_rng(3)
+    n = 400
+    data = pd.DataFrame({f"x{j}": rng.normal(size=n) for j in range(8)})
+    data["g"] = np.repeat(np.arange(40), n // 40)
+    data["y"] = data.sum(axis=1) + rng.normal(size=40)[data["g"]] + rng.normal(size=n)
+    fit = wemix_nb.mix("y ~ " + " + ".join(f"x{j}" for j in range(8)) + " + (1|g)", data)
+    spec = wemix_nb.compare([fit, fit, fit]).plot().to_dict()
+    assert spec["height"] <= 25 * 8 * 3  # today's 1,612 px for 8 terms x 3 models was too tall
+    terms = {row["term"] for row in _layer_data(spec, _layers(spec, "point")[0])}
+    assert terms == {f"x{j}" for j in range(8)}
 
 
 # -------------------------------------------------------------------------------------------------
@@ -277,8 +353,9 @@ def test_compare_plot(intercept_fit, slope_fit):
 
 
 def test_coef_plot(slope_fit):
-    spec = slope_fit.plot_coef().to_dict()
-    zero, bars, points = spec["layer"]
+    spec = slope_fit.plot_coef(intercept=True).to_dict()
+    bands, zero, bars, points = spec["layer"]
+    assert bands["mark"]["type"] == "rect"
     assert bars["mark"]["type"] == "rule" and bars["encoding"]["x"]["field"] == "conf_low"
     assert bars["encoding"]["x2"]["field"] == "conf_high"
     assert points["encoding"]["y"]["sort"] == ["Intercept", "Days"]
@@ -289,10 +366,13 @@ def test_coef_plot(slope_fit):
         tidy[["estimate", "conf_low", "conf_high"]],
     )
     assert _layer_data(spec, zero) == [{"zero": 0.0}]
-    no_intercept = slope_fit.plot_coef(intercept=False).to_dict()
-    assert no_intercept["layer"][2]["encoding"]["y"]["sort"] == ["Days"]
+    default = slope_fit.plot_coef().to_dict()  # the intercept is left out unless asked for
+    assert default["layer"][3]["encoding"]["y"]["sort"] == ["Days"]
     with pytest.raises(ArgumentError):
         slope_fit.plot_coef(terms=["nope"])
+    only_intercept = wemix_nb.mix("Reaction ~ 1 + (1|Subject)", wemix_nb.datasets.sleepstudy())
+    with pytest.raises(ArgumentError, match="intercept=True"):
+        only_intercept.plot_coef()
 
 
 def test_caterpillar_plot_sorted_with_intervals_and_tooltips(slope_fit):

@@ -75,7 +75,7 @@ def svg_marks(svg: str) -> list:
 
 
 def test_bundle_holds_vega5_svg_and_text(fit):
-    data, metadata = shown(self_rendering(fit.plot_coef()))
+    data, metadata = shown(self_rendering(fit.plot_coef(intercept=True)))
     assert set(data) == {MIME_VEGA, MIME_SVG, MIME_TEXT}
     vega = data[MIME_VEGA]
     assert "/vega/v5" in vega["$schema"]  # the runtime JupyterLab 4, Notebook 7 and VS Code bundle

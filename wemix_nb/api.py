@@ -18,6 +18,7 @@ from wemix_nb.errors import ArgumentError
 from wemix_nb.estimation.likelihood import LogLikelihood
 from wemix_nb.options import FitOptions
 from wemix_nb.pipeline import fit_single, likelihood_function
+from wemix_nb.results.diagnostics import warn_diagnostics
 from wemix_nb.results.result import MixResult
 from wemix_nb.survey.pv import fit_plausible_values, has_pv_range, pv_formulas
 
@@ -131,7 +132,9 @@ def mix(
         laplace_rounding=laplace_rounding,
         pv=pv_names,
     )
-    return _fit(formula, data, options, n_jobs=n_jobs, client=client)
+    result = _fit(formula, data, options, n_jobs=n_jobs, client=client)
+    warn_diagnostics(result)  # few top-level groups, boundary fit: said at fit time too
+    return result
 
 
 def likelihood(

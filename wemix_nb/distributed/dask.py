@@ -96,6 +96,7 @@ def _partition_statistics(
         "n": frame.n,
         "w1": (float(w1.sum()), float(w1.min()), float(w1.max())),
         "n_weighted_top": statistics.n_weighted_top,
+        "cond_weight_sums": statistics.cond_weight_sums,
         "y_range": (float(y.min()), float(y.max())),
         "levels": levels,
         "fixed_names": list(frame.fixed_names),
@@ -218,8 +219,15 @@ def _combine(parts: list[dict]) -> dict:
         if lv["parent"] is not None:
             lv["parent"] = inverse[k + 1][lv["parent"][order]]
     T = np.concatenate(Ts)[orders[0]]
+    sums = np.concatenate([part["cond_weight_sums"] for part in parts])[orders[0]]
     n_weighted_top = np.concatenate([part["n_weighted_top"] for part in parts])[orders[-1]]
-    return {"beta0": beta0, "T": T, "levels": levels, "n_weighted_top": n_weighted_top}
+    return {
+        "beta0": beta0,
+        "T": T,
+        "levels": levels,
+        "n_weighted_top": n_weighted_top,
+        "cond_weight_sums": sums,
+    }
 
 
 def mix_dask(
@@ -353,6 +361,7 @@ def mix_dask(
             beta0=stats["beta0"],
             n_weighted=float(sum(part["w1"][0] for part in parts)),
             n_weighted_top=stats["n_weighted_top"],
+            cond_weight_sums=stats["cond_weight_sums"],
         ),
     )
     if start is not None:

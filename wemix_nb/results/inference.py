@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -111,11 +110,15 @@ class WaldTest:
         )
 
     def _repr_html_(self) -> str:
-        try:
+        """The test as an HTML table; if it cannot be built, the text form (never raises)."""
+        from wemix_nb.results.fallback import html_or_text
+
+        def table() -> str:
             from wemix_nb.display.html import wald_html
-        except Exception:  # the notebook layer is optional
-            return f"<pre>{html.escape(str(self))}</pre>"
-        return wald_html(self)
+
+            return wald_html(self)
+
+        return html_or_text(table, lambda: str(self), lambda: repr(self))
 
 
 # -------------------------------------------------------------------------------------------------

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -204,9 +205,12 @@ class MixSummary:
     lnl
         The weighted log-likelihood.
     ICC
-        Intraclass correlation (linear models only; ``None`` for GLMMs).
+        Intraclass correlation (linear models only; ``None`` for GLMMs), WeMix's.
     digits
         Significant digits of the tables (the log-likelihood uses 7).
+    notes
+        What qualifies the fit (few top-level groups, a boundary fit, how to read the ICC,
+        convergence: ``result.diagnostics.notes()``), printed after WeMix's layout.
     """
 
     call: str
@@ -218,6 +222,7 @@ class MixSummary:
     family: str = "gaussian"
     link: str = "identity"
     digits: int = 4
+    notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         """The printed summary, one string per line (what ``str()`` joins)."""
@@ -269,6 +274,10 @@ class MixSummary:
         out.append(f"lnl= {format_number(self.lnl, 7, 2)}")
         if self.ICC is not None and self.family == "gaussian":
             out.append(f"Intraclass Correlation= {format_number(self.ICC, d)}")
+        if self.notes:
+            out += ["", "Notes:"]
+            for note in self.notes:
+                out += textwrap.wrap(note, width=100, initial_indent="* ", subsequent_indent="  ")
         return out
 
     def __str__(self) -> str:
@@ -307,6 +316,7 @@ def summary(result: MixResult, digits: int = 4) -> MixSummary:
         family=result.family_name,
         link=result.link,
         digits=digits,
+        notes=result.diagnostics.notes(),
     )
 
 
@@ -343,18 +353,20 @@ def short_text(result: MixResult) -> str:
 # tidy tables
 
 
-def tidy(result: MixResult, conf_level: float = 0.95, df: str = "normal") -> pd.DataFrame:
+def tidy(result: MixResult, conf_level: float = 0.95, df: str | None = None) -> pd.DataFrame:
     """One row per fixed effect: term, estimate, std_error (robust), statistic, df, p_value and the
     ``conf_level`` interval conf_low, conf_high.
 
     ``df="normal"`` (WeMix's choice) uses the normal reference; ``"groups"`` a t reference with
     (top-level groups - fixed effects) degrees of freedom, as survey analysts often do; plausible-
     value results use Barnard-Rubin degrees of freedom for both ``"groups"`` and ``"rubin"``.
+    ``None`` chooses ``"groups"`` below 30 top-level groups, else ``"normal"``
+    (``result.diagnostics.default_df``).
     """
     from wemix_nb.results.extras import degrees_of_freedom
 
     check_conf_level(conf_level)
-    dof = degrees_of_freedom(result, df).to_numpy()
+    dof = degrees_of_freedom(result, result.diagnostics.default_df if df is None else df).to_numpy()
     est, se = result.coef.to_numpy(float), result.SE.to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = est / se
@@ -377,7 +389,7 @@ CONFINT_WHICH = ("fixed", "variances", "all")
 
 
 def confint(
-    result: MixResult, conf_level: float = 0.95, df: str = "normal", which: str = "fixed"
+    result: MixResult, conf_level: float = 0.95, df: str | None = None, which: str = "fixed"
 ) -> pd.DataFrame:
     """Confidence intervals: of the fixed effects (``which="fixed"``, columns ``lower`` and
     ``upper``), of the variance components (``"variances"``, see
@@ -394,7 +406,8 @@ def confint(
     table.index.name = None
     if which == "fixed":
         return table[["conf_low", "conf_high"]].rename(columns={"conf_low": "lower", "conf_high": "upper"})
-    reference = "normal" if df == "normal" else "t"
+    kind = result.diagnostics.default_df if df is None else df
+    reference = "normal" if kind == "normal" else "t"
     fixed = pd.DataFrame(
         {
             "parameter": "coefficient",
@@ -435,14 +448,17 @@ def variance_components(result: MixResult) -> pd.DataFrame:
     return result.variance.tidy()
 
 
-def random_effects(result: MixResult, with_sd: bool = True) -> dict[str, pd.DataFrame]:
+def random_effects(result: MixResult, with_sd: bool = True, raw: bool = False) -> dict[str, pd.DataFrame]:
     """Per grouping factor, a DataFrame indexed by group: the modes ``<term>`` and (``with_sd``)
-    their conditional SDs ``<term>_sd``."""
+    their conditional SDs ``<term>_sd``; rescaled to each group's sample size unless ``raw`` (see
+    :mod:`wemix_nb.results.ranef`). Each table's ``attrs["weights"]`` says how the weights were
+    treated."""
+    predictions = result.random_effect_predictions(raw)
     out = {}
-    for factor, modes in result.ranef.items():
+    for factor, modes in predictions.modes.items():
         table = modes.copy()
         if with_sd:
-            sd = result.ranef_sd.get(factor) if result.ranef_sd else None
+            sd = predictions.sd.get(factor)
             pieces = {}
             for term in modes.columns:
                 pieces[str(term)] = modes[term]
@@ -452,6 +468,7 @@ def random_effects(result: MixResult, with_sd: bool = True) -> dict[str, pd.Data
                     else pd.Series(np.nan, index=modes.index)
                 )
             table = pd.DataFrame(pieces, index=modes.index)
+        table.attrs["weights"] = predictions.weights
         out[factor] = table
     return out
 

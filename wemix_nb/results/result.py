@@ -23,7 +23,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from wemix_nb.display.widgets import WaldWidget
     from wemix_nb.estimation.glmm import GlmmFit
     from wemix_nb.estimation.linear import LinearProblem, LinearSolution
+    from wemix_nb.results.diagnostics import Diagnostics
     from wemix_nb.results.inference import WaldTest
+    from wemix_nb.results.ranef import RandomEffectPredictions
     from wemix_nb.results.report import MixSummary
 
 __all__ = ["VARDF_COLUMNS", "GlmmDetails", "LinearDetails", "MixResult"]
@@ -156,8 +158,10 @@ class MixResult:
         The :class:`~wemix_nb.model.variance.VarianceComponents` that ``vars``, ``varDF`` and
         ``var_theta`` are views of; reports, Wald tests and R^2 read it.
     ranef
-        Conditional modes ``b`` of the random effects: a DataFrame per grouping factor, indexed
-        by group label, one column per random-effect term.
+        Conditional modes ``b`` of the random effects as fitted (WeMix's: pseudo-likelihood modes
+        with the weights as given): a DataFrame per grouping factor, indexed by group label, one
+        column per random-effect term. :meth:`random_effects` and :meth:`plot_ranef` rescale
+        unscaled survey weights to each group's sample size first.
     ranef_sd
         Conditional standard deviations of ``ranef`` (same layout).
     resid, fitted
@@ -241,6 +245,25 @@ class MixResult:
         """Number of rows used in the fit."""
         return int(self.ngroups.iloc[0])
 
+    @property
+    def diagnostics(self) -> Diagnostics:
+        """What qualifies this fit's inference: the number of top-level groups behind the robust
+        SEs (fewer than 30: t reference by default), boundary (co)variances, what the ICC means
+        here (:class:`~wemix_nb.results.diagnostics.Diagnostics`)."""
+        from wemix_nb.results.diagnostics import diagnose
+
+        if "_diagnostics" not in self.__dict__:
+            self.__dict__["_diagnostics"] = diagnose(self)
+        return self.__dict__["_diagnostics"]
+
+    @property
+    def is_singular(self) -> bool:
+        """A boundary (singular) fit, as lme4's ``isSingular``: a random-effect variance
+        numerically zero or a correlation at +/-1 (a diagonal entry of a relative Cholesky factor
+        below 1e-4). The random-effect structure is then more than the data support; see
+        ``diagnostics.boundary`` for which estimates."""
+        return self.diagnostics.is_singular
+
     def __repr__(self) -> str:
         family = "" if self.family is None else f", family={self.family!r}"
         return (
@@ -272,7 +295,7 @@ class MixResult:
         return (self.coef / self.SE).rename("t value")
 
     def tidy(
-        self, conf_level: float = 0.95, df: str = "normal", *, level: float | None = None
+        self, conf_level: float = 0.95, df: str | None = None, *, level: float | None = None
     ) -> pd.DataFrame:
         """Fixed effects as a tidy table: term, estimate, std_error, statistic, df, p_value,
         conf_low, conf_high (robust SEs; interval at ``conf_level``).
@@ -282,8 +305,10 @@ class MixResult:
         conf_level
             Confidence level of the interval.
         df
-            ``"normal"`` (default, as WeMix), ``"groups"`` (t with top-level groups minus fixed
-            effects; Barnard-Rubin for plausible-value results) or ``"rubin"``.
+            ``"normal"`` (WeMix's reference), ``"groups"`` (t with top-level groups minus fixed
+            effects; Barnard-Rubin for plausible-value results) or ``"rubin"``. ``None``
+            (default): ``"normal"`` with 30 or more top-level groups, else ``"groups"``: the robust
+            SEs of few clusters are themselves uncertain (see :attr:`diagnostics`).
         level
             Deprecated alias of ``conf_level`` (``level`` names hierarchy levels).
         """
@@ -294,7 +319,7 @@ class MixResult:
     def confint(
         self,
         conf_level: float = 0.95,
-        df: str = "normal",
+        df: str | None = None,
         *,
         which: str = "fixed",
         level: float | None = None,
@@ -306,8 +331,9 @@ class MixResult:
         conf_level
             Confidence level of the intervals.
         df
-            Reference distribution of the fixed effects' intervals, as in :meth:`tidy`; the
-            variance components' intervals use the normal one.
+            Reference distribution of the fixed effects' intervals, as in :meth:`tidy` (by
+            default t with fewer than 30 top-level groups, else normal); the variance components'
+            intervals use the normal one.
         which
             ``"fixed"`` (default): the fixed effects, columns ``lower`` and ``upper``.
             ``"variances"``: every variance (random effects' and the residual) and, for each
@@ -347,12 +373,30 @@ class MixResult:
 
         return variance_components(self)
 
-    def random_effects(self, with_sd: bool = True) -> dict[str, pd.DataFrame]:
+    def random_effects(self, with_sd: bool = True, raw: bool = False) -> dict[str, pd.DataFrame]:
         """Per grouping factor, a DataFrame indexed by group: the conditional modes (one column per
-        term) and, with ``with_sd``, their conditional SDs (``<term>_sd``)."""
+        term) and, with ``with_sd``, their conditional SDs (``<term>_sd``).
+
+        With unscaled survey weights they are computed at the fitted parameters with each
+        group's conditional weights rescaled to sum to its number of sampled units (Pfeffermann
+        et al. 1998; Stata's ``pwscale(size)``), so that an interval reflects the units actually
+        sampled (see :mod:`wemix_nb.results.ranef`). ``raw=True`` gives the pseudo-likelihood
+        modes as fitted (``ranef``/``ranef_sd``, WeMix's); a fit with ``scale_weights=`` or unit
+        weights is shown as fitted either way.
+        """
         from wemix_nb.results.report import random_effects
 
-        return random_effects(self, with_sd)
+        return random_effects(self, with_sd, raw)
+
+    def random_effect_predictions(self, raw: bool = False) -> RandomEffectPredictions:
+        """The modes and SDs behind :meth:`random_effects` and :meth:`plot_ranef`, with how the
+        weights were treated (:class:`~wemix_nb.results.ranef.RandomEffectPredictions`)."""
+        from wemix_nb.results.ranef import random_effect_predictions
+
+        cache = self.__dict__.setdefault("_predictions", {})
+        if raw not in cache:
+            cache[raw] = random_effect_predictions(self, raw)
+        return cache[raw]
 
     def to_dict(self) -> dict:
         """The estimates as a JSON-serialisable dict (NaN becomes ``None``)."""
@@ -474,25 +518,48 @@ class MixResult:
     # -- the notebook layer (imported lazily: the core does not depend on it) ---------------------
 
     def _repr_html_(self) -> str:
-        from wemix_nb.display.html import result_html
+        """The HTML report; if it cannot be built, the text summary (never raises)."""
+        from wemix_nb.results.fallback import html_or_text
 
-        return result_html(self)
+        def report() -> str:
+            from wemix_nb.display.html import result_html
+
+            return result_html(self)
+
+        return html_or_text(report, lambda: str(self.summary()), lambda: str(self), lambda: repr(self))
 
     # thin wrappers around the notebook layer (wemix_nb.display), imported on first use
 
-    def to_gt(self, conf_level: float = 0.95, digits: int = 3, *, level: float | None = None) -> ResultTables:
+    def to_gt(
+        self,
+        conf_level: float = 0.95,
+        digits: int = 3,
+        *,
+        df: str | None = None,
+        level: float | None = None,
+    ) -> ResultTables:
         """The HTML report's great-tables tables (``.fixed``, ``.variance``, ``.groups``) to
-        restyle or save; ``level`` is a deprecated alias of ``conf_level``."""
+        restyle or save; ``df`` as in :meth:`tidy`; ``level`` is a deprecated alias of
+        ``conf_level``."""
         from wemix_nb.display.html import result_gt
         from wemix_nb.results.report import resolve_conf_level
 
-        return result_gt(self, conf_level=resolve_conf_level(conf_level, level), digits=digits)
+        return result_gt(self, conf_level=resolve_conf_level(conf_level, level), digits=digits, df=df)
 
-    def plot_ranef(self, term: str | None = None, group: str | None = None, top: int | None = None, **kwargs):
-        """Altair caterpillar plot of the conditional modes (:func:`wemix_nb.display.plots.ranef_plot`)."""
+    def plot_ranef(
+        self,
+        term: str | None = None,
+        group: str | None = None,
+        top: int | None = None,
+        raw: bool = False,
+        **kwargs,
+    ):
+        """Altair caterpillar plot of the conditional modes, with each group's weights rescaled to
+        its sample size unless ``raw`` (see :meth:`random_effects` and
+        :func:`wemix_nb.display.plots.ranef_plot`)."""
         from wemix_nb.display.plots import ranef_plot
 
-        return ranef_plot(self, term=term, group=group, top=top, **kwargs)
+        return ranef_plot(self, term=term, group=group, top=top, raw=raw, **kwargs)
 
     def plot_coef(self, conf_level: float = 0.95, *, level: float | None = None, **kwargs):
         """Altair forest plot of the fixed effects (see :func:`wemix_nb.display.plots.coef_plot`);
