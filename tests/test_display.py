@@ -393,6 +393,8 @@ def test_caterpillar_plot_sorted_with_intervals_and_tooltips(slope_fit):
     tooltip_fields = [t["field"] for t in points["encoding"]["tooltip"]]
     assert {"group", "n", "mode", "sd", "lower", "upper"} <= set(tooltip_fields)
     assert spec["title"]["text"] == "Random effects: Days by Subject"
+    assert spec["title"]["subtitle"][0].startswith("18 groups (Subject); intervals: mode ± 1.96")
+    assert len(spec["title"]["subtitle"]) == 1  # unit weights: nothing to say about them
 
 
 def test_caterpillar_top_and_errors(slope_fit):
@@ -408,6 +410,31 @@ def test_caterpillar_top_and_errors(slope_fit):
         slope_fit.plot_ranef(group="nope")
     with pytest.raises(ArgumentError):
         slope_fit.plot_ranef(max_groups=10_000)
+
+
+def test_caterpillar_of_survey_weights_rescales_and_says_so(pisa_fit):
+    spec = pisa_fit.plot_ranef().to_dict()
+    subtitle = spec["title"]["subtitle"]
+    assert subtitle[0].startswith("150 groups (schoolid); intervals: mode ± 1.96 conditional SD: ")
+    assert subtitle[1] == "Weights rescaled within each group to its number of sampled units"
+    (points,) = _layers(spec, "point")
+    data = pd.DataFrame(_layer_data(spec, points)).set_index("group")
+    table = pisa_fit.random_effects()["schoolid"]
+    table.index = table.index.astype(str)
+    np.testing.assert_allclose(data.loc[table.index, "sd"], table["Intercept_sd"], rtol=1e-12)
+    # each interval coloured by where it lies, and counted in the subtitle
+    above = int((data["lower"] > 0).sum())
+    below = int((data["upper"] < 0).sum())
+    assert set(data.loc[data["lower"] > 0, "side"]) == {"above 0"}
+    assert f"{above} above 0, {below} below 0, {150 - above - below} include 0" in subtitle[0]
+    assert points["encoding"]["color"]["field"] == "side"
+    raw = pisa_fit.plot_ranef(raw=True).to_dict()
+    assert raw["title"]["subtitle"][1] == "Pseudo-likelihood: weights as fitted, not rescaled"
+    raw_data = pd.DataFrame(_layer_data(raw, _layers(raw, "point")[0])).set_index("group")
+    np.testing.assert_allclose(
+        raw_data.loc[table.index, "sd"], pisa_fit.ranef_sd["schoolid"]["Intercept"].to_numpy(), rtol=1e-12
+    )
+    assert (raw_data["side"] != "includes 0").sum() > (data["side"] != "includes 0").sum()
 
 
 @pytest.fixture(scope="module")

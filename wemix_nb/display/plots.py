@@ -26,6 +26,7 @@ import pandas as pd
 from wemix_nb.display.render import self_rendering
 from wemix_nb.display.tables import coef_frame
 from wemix_nb.errors import ArgumentError
+from wemix_nb.results.ranef import UNWEIGHTED
 from wemix_nb.results.report import resolve_conf_level
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -141,7 +142,7 @@ def _ranef_subtitle(data: pd.DataFrame, notes: list[str], z: float) -> list[str]
             f"{counts.get('below 0', 0):,} below 0, {counts.get('includes 0', 0):,} include 0"
         )
     weights = data.attrs.get("weights")
-    if weights:
+    if weights and weights != UNWEIGHTED:  # nothing to say about unit weights
         lines.append(weights[0].upper() + weights[1:])
     return lines + notes
 
