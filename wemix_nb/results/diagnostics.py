@@ -279,7 +279,14 @@ def warn_diagnostics(result: MixResult, stacklevel: int = 2) -> None:
     """Warn about a boundary fit (:class:`~wemix_nb.errors.SingularFitWarning`) and about few
     top-level groups (:class:`~wemix_nb.errors.FewGroupsWarning`)."""
     diagnostics = result.diagnostics
-    if diagnostics.singular_note:
-        warnings.warn(diagnostics.singular_note, SingularFitWarning, stacklevel=stacklevel + 1)
-    if diagnostics.few_groups_note:
-        warnings.warn(diagnostics.few_groups_note, FewGroupsWarning, stacklevel=stacklevel + 1)
+    if diagnostics.is_singular:
+        found = "; ".join(b.describe() for b in diagnostics.boundary)
+        message = f"Boundary (singular) fit: {found} (see fit.diagnostics)."
+        warnings.warn(message, SingularFitWarning, stacklevel=stacklevel + 1)
+    if diagnostics.few_groups:
+        message = (
+            f"Only {diagnostics.n_top_groups} top-level groups ({diagnostics.top_group}) behind the "
+            f"robust standard errors: p-values and intervals use the t distribution with "
+            f"{diagnostics.reference_df:g} df by default (see fit.diagnostics)."
+        )
+        warnings.warn(message, FewGroupsWarning, stacklevel=stacklevel + 1)
