@@ -178,3 +178,15 @@ def test_diagnostics_are_plain_data(sleep):
     fields = {f.name for f in dataclasses.fields(d)}
     assert {"n_top_groups", "few_groups", "reference_df", "boundary", "icc", "icc_label"} <= fields
     assert d.notes() == [n for n in (d.few_groups_note, d.singular_note, d.icc_note) if n]
+
+
+def test_a_loop_of_fits_warns_once(sleep):
+    """Fitting changes the warning filters, which resets Python's own once-per-line registry."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(3):
+            wemix_nb.mix("Reaction ~ Days + (1|Subject)", sleep)
+        wemix_nb.mix("Reaction ~ Days + (1|Subject)", sleep)  # another line: said again
+    few = [w for w in caught if issubclass(w.category, FewGroupsWarning)]
+    assert len(few) == 2 and few[0].lineno != few[1].lineno
+    assert few[0].filename == __file__

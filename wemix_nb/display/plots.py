@@ -1,8 +1,25 @@
 """Altair charts of fitted models: caterpillar plots of random effects and coefficient (forest) plots.
 
-The functions return ``altair.Chart`` objects; they never change Altair's renderer or its data
-transformers. Offline notebooks: call :func:`wemix_nb.display.enable_offline_charts` once (see
-:mod:`wemix_nb.display`).
+The functions return Altair charts that draw themselves in a notebook with no set-up and no
+internet (:func:`wemix_nb.display.render.self_rendering`: Vega 5 for JupyterLab, Notebook 7 and
+VS Code, an SVG or PNG for static views); they never change Altair's renderer or its data
+transformers.
+
+Caterpillar plots
+-----------------
+:func:`ranef_plot` draws the modes and conditional SDs of
+:meth:`~wemix_nb.MixResult.random_effect_predictions`: with unscaled survey weights they are
+computed with each group's weights rescaled to its number of sampled units, so that each interval
+reflects what was sampled (``raw=True`` draws the pseudo-likelihood ones, too narrow when the
+weights sum to more than the sample). Intervals are coloured by whether they lie above 0, below 0
+or include 0, and the subtitle counts them.
+
+Forest plots
+------------
+:func:`coef_plot` and :func:`compare_plot` give each coefficient one band (shaded every other
+one), the models side by side inside it, at most about 25 px per coefficient and model. The
+intercept is left out unless ``intercept=True`` (it is usually on another scale and would squash
+the other intervals).
 
 Many groups
 -----------

@@ -23,6 +23,7 @@ ICC
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -275,18 +276,38 @@ def diagnose(result: MixResult) -> Diagnostics:
     )
 
 
+#: (category, message, file, line) of the warnings already given
+_GIVEN: set[tuple] = set()
+
+
+def _warn_once_per_place(message: str, category: type[Warning], stacklevel: int) -> None:
+    """Warn, unless this warning was already given for this line of the caller.
+
+    Python's own "once per location" registry is reset whenever the warning filters change, which
+    fitting does (``warnings.catch_warnings``), so a loop of fits would repeat the warning at
+    every fit.
+    """
+    frame = sys._getframe(stacklevel)
+    key = (category, message, frame.f_code.co_filename, frame.f_lineno)
+    if key in _GIVEN:
+        return
+    _GIVEN.add(key)
+    warnings.warn(message, category, stacklevel=stacklevel + 1)
+
+
 def warn_diagnostics(result: MixResult, stacklevel: int = 2) -> None:
     """Warn about a boundary fit (:class:`~wemix_nb.errors.SingularFitWarning`) and about few
-    top-level groups (:class:`~wemix_nb.errors.FewGroupsWarning`)."""
+    top-level groups (:class:`~wemix_nb.errors.FewGroupsWarning`), once per message and line of
+    the caller (``stacklevel``: as for :func:`warnings.warn`, from this function's caller)."""
     diagnostics = result.diagnostics
     if diagnostics.is_singular:
         found = "; ".join(b.describe() for b in diagnostics.boundary)
         message = f"Boundary (singular) fit: {found} (see fit.diagnostics)."
-        warnings.warn(message, SingularFitWarning, stacklevel=stacklevel + 1)
+        _warn_once_per_place(message, SingularFitWarning, stacklevel + 1)
     if diagnostics.few_groups:
         message = (
             f"Only {diagnostics.n_top_groups} top-level groups ({diagnostics.top_group}) behind the "
             f"robust standard errors: p-values and intervals use the t distribution with "
             f"{diagnostics.reference_df:g} df by default (see fit.diagnostics)."
         )
-        warnings.warn(message, FewGroupsWarning, stacklevel=stacklevel + 1)
+        _warn_once_per_place(message, FewGroupsWarning, stacklevel + 1)
