@@ -163,7 +163,9 @@ def test_glmm_icc_is_on_the_latent_scale(sleep):
     assert d.icc == pytest.approx(fit.ICC) and d.icc_label == "ICC (latent logit scale)"
     assert d.icc_note.startswith("ICC (latent logit scale) = ") and "3.29" in d.icc_note
     variance = parse_tables(fit._repr_html_())[1]
-    assert any(n.startswith("Intraclass correlation (ICC) (latent logit scale)") for n in variance.notes)
+    (note,) = [n for n in variance.notes if n.startswith("Intraclass correlation")]
+    assert note.startswith(f"Intraclass correlation (ICC) on the latent logit scale: {fit.ICC:.3f}")
+    assert "latent residual variance π²/3" in note
     # the convergence note says "converged" once
     groups = parse_tables(fit._repr_html_())[2]
     (note,) = [n for n in groups.notes if "onverged" in n]

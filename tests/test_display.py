@@ -255,9 +255,11 @@ def test_glmm_style_result_uses_z(slope_fit):
         name, link = "binomial", "logit"
 
     fake = dataclasses.replace(slope_fit, family=Binomial())
-    fixed = parse_tables(fake._repr_html_())[0]
+    fixed = parse_tables(fake.to_gt(df="normal").fixed.as_raw_html())[0]
     assert "z value" in fixed.header
     assert "binomial, logit link" in fixed.headings[1]
+    # 18 subjects: by default a t reference, and the column says t
+    assert "t value" in parse_tables(fake._repr_html_())[0].header
 
 
 # -------------------------------------------------------------------------------------------------
@@ -303,6 +305,11 @@ def test_compare_table(intercept_fit, slope_fit):
     labels = [r[0] for r in rows]
     assert labels.index("Residual") > labels.index("Subject: Intercept × Days")
     assert any("RI: Reaction ~ Days + (1|Subject)" in n for n in table.notes)
+    # the ICC row shows each model's ICC as its report does, and the notes say what qualifies them
+    icc = table.row("ICC")
+    assert icc[1:] == [f"{intercept_fit.ICC:.3f}", f"{slope_fit.diagnostics.icc:.3f}"]
+    assert "ICC: at covariate values 0 with random slopes." in table.notes
+    assert any(n.startswith("Stars of RI, RS: t reference") for n in table.notes)
 
 
 def test_compare_default_names_and_errors(intercept_fit, slope_fit):

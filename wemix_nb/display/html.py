@@ -175,7 +175,9 @@ def _fixed_gt(result: MixResult, conf_level: float, digits: int, df: str | None)
     coefs["stars"] = [significance_stars(p) for p in coefs["p_value"]]
     # p as text: "<0.001" for every p below 0.001, exactly 0 included
     coefs["p_value"] = [_fmt_p(p) for p in coefs["p_value"]]
-    stat = "t" if result.family is None else "z"
+    # WeMix's "t value" for linear models, "z value" for GLMMs against the normal reference
+    normal = (result.diagnostics.default_df if df is None else df) == "normal"
+    stat = "z" if result.family is not None and normal else "t"
     pct = f"{100 * conf_level:g}%"
     subtitle = (
         f"{_family_text(result)} · {_sizes(result)} · log pseudo-likelihood {_fmt(float(result.lnl), digits)}"
@@ -230,6 +232,8 @@ def _variance_gt(result: MixResult, digits: int, diagnostics):
         what = "random-effect variance over total variance"
         if diagnostics.random_slopes:
             what = "intercept variances over their total with the residual variance"
+        if result.family is not None:
+            what += f"; latent residual variance {'π²/3' if result.link == 'logit' else '1'}"
         table = table.tab_source_note(f"{_icc_label(diagnostics.icc_label)}: {_fmt(float(icc), 3)} ({what})")
         if diagnostics.icc_note and diagnostics.random_slopes:
             table = table.tab_source_note(diagnostics.icc_note)
@@ -237,8 +241,13 @@ def _variance_gt(result: MixResult, digits: int, diagnostics):
 
 
 def _icc_label(label: str) -> str:
-    """``"ICC at covariate values 0"`` -> ``"Intraclass correlation (ICC) at covariate values 0"``."""
-    return label.replace("ICC", "Intraclass correlation (ICC)", 1)
+    """``"ICC at covariate values 0 (latent logit scale)"`` -> ``"Intraclass correlation (ICC) at
+    covariate values 0, on the latent logit scale"``."""
+    label = label.replace("ICC", "Intraclass correlation (ICC)", 1)
+    if label.endswith(" scale)") and " (latent " in label:
+        head, scale = label.rsplit(" (", 1)
+        label = f"{head}{',' if 'covariate' in head else ''} on the {scale[:-1]}"
+    return label
 
 
 def _groups_gt(result: MixResult, digits: int):
@@ -274,8 +283,8 @@ def _convergence_note(result: MixResult) -> str:
     extra = ""
     nquad = getattr(result, "nquad", None)
     if result.family is not None and nquad:
-        kind = "adaptive " if getattr(result, "is_adaptive", False) else ""
-        extra = f" {kind}Gauss-Hermite quadrature with {nquad} point(s) per random effect."
+        kind = "Adaptive Gauss-Hermite" if getattr(result, "is_adaptive", False) else "Gauss-Hermite"
+        extra = f" {kind} quadrature with {nquad} point(s) per random effect."
     if result.converged:
         if message.lower().startswith("converged"):  # the estimator says it itself: say it once
             text = "Converged" + message[len("converged") :]
@@ -457,8 +466,28 @@ class Comparison:
         for factor in dict.fromkeys(str(k) for m in models for k in m.ngroups.index[1:]):
             counts = [f"{int(m.ngroups[factor]):,}" if factor in m.ngroups.index else "" for m in models]
             self._add("Model statistics", f"Groups: {factor}", "groups", counts)
-        iccs = [_fmt(float(m.ICC), 3) if m.ICC is not None else "" for m in models]
-        self._add("Model statistics", "ICC", "icc", iccs)
+        iccs = [m.diagnostics.icc for m in models]
+        self._add("Model statistics", "ICC", "icc", ["" if v is None else _fmt(float(v), 3) for v in iccs])
+
+    def _notes(self) -> list[str]:
+        """What qualifies the stars and the ICCs of some of the models."""
+        notes = []
+        few = [n for n, m in zip(self.names, self.models, strict=True) if m.diagnostics.few_groups]
+        if few:
+            notes.append(
+                f"Stars of {', '.join(few)}: t reference with (top-level groups − fixed effects) df "
+                "(fewer than 30 top-level groups)."
+            )
+        singular = [n for n, m in zip(self.names, self.models, strict=True) if m.diagnostics.is_singular]
+        if singular:
+            notes.append(f"Boundary (singular) fit: {', '.join(singular)}.")
+        slopes = any(m.diagnostics.random_slopes for m in self.models)
+        latent = any(m.family is not None for m in self.models)
+        if slopes or latent:
+            parts = ["at covariate values 0 with random slopes"] if slopes else []
+            parts += ["on the latent scale for GLMMs"] if latent else []
+            notes.append(f"ICC: {' and '.join(parts)}.")
+        return notes
 
     @property
     def level(self) -> float:
@@ -486,6 +515,8 @@ class Comparison:
             .tab_source_note(html(formulas))
             .tab_source_note(f"Robust standard errors in parentheses. {STARS_NOTE}")
         )
+        for note in self._notes():
+            table = table.tab_source_note(note)
         if se_rows:
             table = table.tab_style(
                 style=style.text(color="#555555", size="small"),
