@@ -192,3 +192,11 @@ def test_a_loop_of_fits_warns_once(sleep):
     few = [w for w in caught if issubclass(w.category, FewGroupsWarning)]
     assert len(few) == 2 and few[0].lineno != few[1].lineno
     assert few[0].filename == __file__
+
+
+def test_always_filter_gets_every_warning(sleep):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            wemix_nb.mix("Reaction ~ Days + (1|Subject)", sleep)
+    assert sum(issubclass(w.category, FewGroupsWarning) for w in caught) == 3

@@ -506,3 +506,46 @@ def test_maketables_etable(intercept_fit, slope_fit):
     table = mt.ETable([intercept_fit, slope_fit], model_stats=["N", "se_type", "ll"]).df
     assert "10.467" in str(table.iloc[0, 0]) or "10.467" in table.to_string()
     assert "robust, by: Subject" in table.to_string()
+
+
+# -------------------------------------------------------------------------------------------------
+# a display never raises
+
+
+def _broken(*args, **kwargs):
+    raise RuntimeError("great-tables exploded\nsecond line of the message")
+
+
+def _assert_text_fallback(html: str, text: str) -> None:
+    assert html.startswith('<div class="wemix-text-fallback">')
+    assert "HTML report unavailable (RuntimeError: great-tables exploded); the text summary follows." in html
+    assert "second line" not in html  # the reason is one line
+    assert "<pre>" in html and text in html
+
+
+def test_result_repr_html_falls_back_to_the_text_summary(slope_fit, monkeypatch):
+    monkeypatch.setattr(display_html, "result_html", _broken)
+    html = slope_fit._repr_html_()
+    _assert_text_fallback(html, "Fixed Effects:")
+    assert "Variance terms:" in html and "Notes:" in html  # the whole summary, with its notes
+
+
+def test_result_repr_html_survives_a_failing_summary(slope_fit, monkeypatch):
+    monkeypatch.setattr(display_html, "result_html", _broken)
+    monkeypatch.setattr(type(slope_fit), "summary", _broken)
+    html = slope_fit._repr_html_()
+    assert "Linear weighted mixed model: Reaction ~ Days" in html  # str(fit), the next text form
+
+
+def test_other_results_repr_html_fall_back(slope_fit, intercept_fit, monkeypatch):
+    test = wemix_nb.wald_test(slope_fit, coefs=["Days"])
+    weights = wemix_nb.describe_weights(
+        wemix_nb.datasets.pisa2012_like(), ["w_fstuwt", "w_fschwt"], groups=["schoolid"]
+    )
+    comparison = wemix_nb.compare([intercept_fit, slope_fit])
+    monkeypatch.setattr(display_html, "wald_html", _broken)
+    monkeypatch.setattr(display_html, "weights_html", _broken)
+    monkeypatch.setattr(display_html.Comparison, "to_gt", _broken)
+    _assert_text_fallback(test._repr_html_(), "Wald")
+    _assert_text_fallback(weights._repr_html_(), "w_fschwt")
+    _assert_text_fallback(comparison._repr_html_(), "Model comparison")

@@ -280,18 +280,33 @@ def diagnose(result: MixResult) -> Diagnostics:
 _GIVEN: set[tuple] = set()
 
 
-def _warn_once_per_place(message: str, category: type[Warning], stacklevel: int) -> None:
-    """Warn, unless this warning was already given for this line of the caller.
+def _action(message: str, category: type[Warning], module: str, lineno: int) -> str:
+    """The action of the first warning filter that matches (as :mod:`warnings` chooses it)."""
+    for action, text, kind, mod, line in warnings.filters:
+        if (
+            (text is None or text.match(message))
+            and issubclass(category, kind)
+            and (mod is None or mod.match(module))
+            and line in (0, lineno)
+        ):
+            return action
+    return "default"
 
-    Python's own "once per location" registry is reset whenever the warning filters change, which
-    fitting does (``warnings.catch_warnings``), so a loop of fits would repeat the warning at
-    every fit.
+
+def _warn_once_per_place(message: str, category: type[Warning], stacklevel: int) -> None:
+    """Warn once per message and line of the caller, as Python's ``"default"`` action does.
+
+    Python's own registry is reset whenever the warning filters change, which fitting does
+    (``warnings.catch_warnings``), so a loop of fits would repeat the warning at every fit; this
+    registry is not. Filters that ask for every occurrence (``"always"``, ``"error"``) are obeyed.
     """
     frame = sys._getframe(stacklevel)
+    module = frame.f_globals.get("__name__", "")
     key = (category, message, frame.f_code.co_filename, frame.f_lineno)
-    if key in _GIVEN:
-        return
-    _GIVEN.add(key)
+    if _action(message, category, module, frame.f_lineno) not in ("always", "error"):
+        if key in _GIVEN:
+            return
+        _GIVEN.add(key)
     warnings.warn(message, category, stacklevel=stacklevel + 1)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 
-__all__ = ["html_or_text"]
+__all__ = ["html_or_text", "report_html"]
 
 #: the longest reason shown (the exception's first line, cut)
 REASON_CHARS = 200
@@ -58,3 +58,14 @@ def html_or_text(build: Callable[[], str], *texts: Callable[[], str]) -> str:
             f'<p style="color:#8a4b00;font-size:smaller;margin:0 0 4px 0;">{note}</p>'
             f"<pre>{html.escape(body)}</pre></div>"
         )
+
+
+def report_html(result) -> str:
+    """A result's HTML report (``MixResult._repr_html_``), or its text summary."""
+
+    def report() -> str:
+        from wemix_nb.display.html import result_html
+
+        return result_html(result)
+
+    return html_or_text(report, lambda: str(result.summary()), lambda: str(result), lambda: repr(result))

@@ -258,10 +258,8 @@ class MixResult:
 
     @property
     def is_singular(self) -> bool:
-        """A boundary (singular) fit, as lme4's ``isSingular``: a random-effect variance
-        numerically zero or a correlation at +/-1 (a diagonal entry of a relative Cholesky factor
-        below 1e-4). The random-effect structure is then more than the data support; see
-        ``diagnostics.boundary`` for which estimates."""
+        """A boundary (singular) fit, as lme4's ``isSingular``: a variance numerically zero or a
+        correlation at +/-1 (``diagnostics.boundary`` says which)."""
         return self.diagnostics.is_singular
 
     def __repr__(self) -> str:
@@ -377,12 +375,9 @@ class MixResult:
         """Per grouping factor, a DataFrame indexed by group: the conditional modes (one column per
         term) and, with ``with_sd``, their conditional SDs (``<term>_sd``).
 
-        With unscaled survey weights they are computed at the fitted parameters with each
-        group's conditional weights rescaled to sum to its number of sampled units (Pfeffermann
-        et al. 1998; Stata's ``pwscale(size)``), so that an interval reflects the units actually
-        sampled (see :mod:`wemix_nb.results.ranef`). ``raw=True`` gives the pseudo-likelihood
-        modes as fitted (``ranef``/``ranef_sd``, WeMix's); a fit with ``scale_weights=`` or unit
-        weights is shown as fitted either way.
+        With unscaled survey weights they are computed at the fitted parameters with each group's
+        weights rescaled to sum to its number of sampled units (:mod:`wemix_nb.results.ranef`);
+        ``raw=True`` gives the pseudo-likelihood ones as fitted (``ranef``, ``ranef_sd``).
         """
         from wemix_nb.results.report import random_effects
 
@@ -519,24 +514,14 @@ class MixResult:
 
     def _repr_html_(self) -> str:
         """The HTML report; if it cannot be built, the text summary (never raises)."""
-        from wemix_nb.results.fallback import html_or_text
+        from wemix_nb.results.fallback import report_html
 
-        def report() -> str:
-            from wemix_nb.display.html import result_html
-
-            return result_html(self)
-
-        return html_or_text(report, lambda: str(self.summary()), lambda: str(self), lambda: repr(self))
+        return report_html(self)
 
     # thin wrappers around the notebook layer (wemix_nb.display), imported on first use
 
     def to_gt(
-        self,
-        conf_level: float = 0.95,
-        digits: int = 3,
-        *,
-        df: str | None = None,
-        level: float | None = None,
+        self, conf_level: float = 0.95, digits: int = 3, *, df: str | None = None, level: float | None = None
     ) -> ResultTables:
         """The HTML report's great-tables tables (``.fixed``, ``.variance``, ``.groups``) to
         restyle or save; ``df`` as in :meth:`tidy`; ``level`` is a deprecated alias of
