@@ -549,3 +549,9 @@ def test_other_results_repr_html_fall_back(slope_fit, intercept_fit, monkeypatch
     _assert_text_fallback(test._repr_html_(), "Wald")
     _assert_text_fallback(weights._repr_html_(), "w_fschwt")
     _assert_text_fallback(comparison._repr_html_(), "Model comparison")
+
+
+@pytest.mark.parametrize("n_models", [1, 2, 3, 5])
+def test_compare_plot_stays_within_25_px_per_term_and_model(slope_fit, n_models):
+    spec = wemix_nb.compare([slope_fit] * n_models).plot(intercept=True).to_dict()
+    assert spec["height"] <= 25 * 2 * n_models

@@ -258,3 +258,11 @@ def test_glmm_lambda_test_with_a_random_slope():
     V = full.loc[names, names].to_numpy()
     assert all_three.names == names and all_three.df == 3
     assert all_three.statistic == pytest.approx(est @ np.linalg.solve(V, est), rel=1e-10)
+
+
+def test_p_value_of_zero_prints_as_below_machine_precision(a1):
+    fit, _ = a1
+    test = wemix_nb.wald_test(fit)  # W ~ 1800: p underflows to 0
+    assert test.p_value == 0
+    assert "p-value = < 2.2e-16" in str(test)
+    assert "p &lt; 0.001 ***" in test._repr_html_()  # the HTML subtitle

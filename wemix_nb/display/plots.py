@@ -267,8 +267,9 @@ def ranef_plot(
 
 #: pixels per coefficient of a one-model forest plot
 TERM_STEP = 22
-#: pixels per model within a coefficient's band of a comparison plot (at most ~25)
-MODEL_STEP = 16
+#: pixels per model within a coefficient's band of a comparison plot, and the band's padding
+MODEL_STEP = 18
+BAND_PADDING = 6
 #: names of the intercept, left out of forest plots unless asked for
 INTERCEPT_NAMES = ("Intercept", "(Intercept)")
 
@@ -374,7 +375,7 @@ def _forest(data: pd.DataFrame, conf_level: float, title: str, width: int, model
     if models is not None:
         tooltip.insert(0, alt.Tooltip("model:N"))
         # the models share their coefficient's band, each on its own line (padding around the group)
-        encode["yOffset"] = alt.YOffset("model:N", sort=models, scale=alt.Scale(paddingOuter=0.5))
+        encode["yOffset"] = alt.YOffset("model:N", sort=models, scale=alt.Scale(paddingOuter=0.2))
         encode["color"] = alt.Color("model:N", sort=models, title="model", legend=alt.Legend(orient="bottom"))
     base = alt.Chart(data)
     zero = (
@@ -393,7 +394,7 @@ def _forest(data: pd.DataFrame, conf_level: float, title: str, width: int, model
         points = points.encode(color=alt.value("#1f3b73"))
         band = TERM_STEP
     else:
-        band = MODEL_STEP * (len(models) + 1)  # a line per model, half a line of padding each side
+        band = MODEL_STEP * len(models) + BAND_PADDING  # a line per model, a little padding
     # an explicit height: a step would be read per model by some layers and per band by others
     height = band * len(order)
     return self_rendering(alt.layer(_term_bands(order, y), zero, bars, points)).properties(

@@ -92,6 +92,8 @@ class WaldTest:
     def __str__(self) -> str:
         what = "fixed effects" if self.type == "beta" else "random-effect (co)variances"
         p = f"{self.p_value:.4g}" if self.p_value >= 1e-4 else f"{self.p_value:.3e}"
+        if self.p_value < 2.2e-16:  # R's convention below machine precision (0 included)
+            p = "< 2.2e-16"
         null = ", ".join(f"{n} = {v:.6g}" for n, v in zip(self.names, self.hypothesis, strict=True))
         lines = [
             f"Wald test of {what} (type={self.type!r})",
