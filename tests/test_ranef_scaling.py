@@ -161,6 +161,26 @@ def test_glmm_modes_with_rescaled_weights(pisa):
     assert np.median(ratio) > 1.5  # wider than the pseudo-likelihood's
 
 
+def test_three_level_glmm_modes_with_rescaled_weights():
+    data = _three_level_data()
+    data["b"] = (data["y"] > data["y"].median()).astype(int)
+    fit = wemix_nb.mix(
+        "b ~ x + (1|school) + (1|klass)", data, weights=["w1", "w2", "w3"], family="binomial", nquad=3
+    )
+    glmm = fit.details.fit
+    own = modes_at(fit.frame, fit.family, glmm.beta, glmm.theta)
+    for ours, theirs in zip(own, glmm.modes, strict=True):
+        np.testing.assert_allclose(ours.b, theirs.b, rtol=1e-6, atol=1e-8)
+    rebuilt = model_frame(fit.formula, data, fit.options.with_changes(scale_weights="cluster"))
+    expected = modes_at(rebuilt, fit.family, glmm.beta, glmm.theta)
+    predicted = fit.random_effect_predictions()
+    for level, factor in zip(expected, ["klass", "school"], strict=True):
+        np.testing.assert_allclose(predicted.modes[factor].to_numpy(), level.b, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(predicted.sd[factor].to_numpy(), level.b_sd, rtol=1e-10)
+        # the weights summed to 2-20 times the units sampled: rescaled, the intervals widen
+        assert np.median(predicted.sd[factor].to_numpy() / fit.ranef_sd[factor].to_numpy()) > 1.3
+
+
 # -------------------------------------------------------------------------------------------------
 # results that keep their own modes; plausible values; caching
 
