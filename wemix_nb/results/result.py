@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -245,16 +246,14 @@ class MixResult:
         """Number of rows used in the fit."""
         return int(self.ngroups.iloc[0])
 
-    @property
+    @cached_property
     def diagnostics(self) -> Diagnostics:
         """What qualifies this fit's inference: the number of top-level groups behind the robust
         SEs (fewer than 30: t reference by default), boundary (co)variances, what the ICC means
         here (:class:`~wemix_nb.results.diagnostics.Diagnostics`)."""
         from wemix_nb.results.diagnostics import diagnose
 
-        if "_diagnostics" not in self.__dict__:
-            self.__dict__["_diagnostics"] = diagnose(self)
-        return self.__dict__["_diagnostics"]
+        return diagnose(self)
 
     @property
     def is_singular(self) -> bool:
