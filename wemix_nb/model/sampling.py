@@ -128,16 +128,16 @@ def _nested(stratum: np.ndarray, psu: np.ndarray, names: tuple[str, str], labels
 
 
 def _whole_groups(
-    unit: np.ndarray, top_index: np.ndarray, top_labels: pd.Index, top: str, what: str
+    unit: np.ndarray, top_index: np.ndarray, top_labels: pd.Index, top: str, what: str, column: str
 ) -> np.ndarray:
     """The unit of each top-level group; refuses a top-level group split between units."""
     per_group, split = _one_per_group(unit, top_index, len(top_labels))
     if split.size:
         group = top_labels[split[0]]
         raise DesignError(
-            f"Group {str(group)!r} of {top!r} (the top level) lies in more than one {what} "
-            f"({split.size} such group(s)): the scores are summed per top-level group, so {what}s "
-            f"must contain whole top-level groups (or be the top level itself)."
+            f"Group {str(group)!r} of {top!r} (the top level) lies in more than one {what} of "
+            f"{column!r} ({split.size} such group(s)): the scores are summed per top-level group, so "
+            f"{what}s must contain whole top-level groups (or be the top level itself)."
         )
     return per_group
 
@@ -234,14 +234,14 @@ def sampling_design(
     if psu is None:  # the top-level groups are the PSUs
         unit = top_index.astype(np.int64)
         if strata:
-            _whole_groups(s_codes, top_index, top_labels, top, "stratum")
+            _whole_groups(s_codes, top_index, top_labels, top, "stratum", strata)
     else:
         p_codes, p_labels = _codes(rows, psu, "PSU")
         if strata and not nest:
             _nested(s_codes, p_codes, (strata, psu), (s_labels, p_labels))
         # a PSU is a (stratum, label) pair, so labels may restart within strata when nest=True
         unit = pd.factorize(s_codes * (int(p_codes.max()) + 1) + p_codes, sort=True)[0].astype(np.int64)
-    group_unit = _whole_groups(unit, top_index, top_labels, top, "PSU")
+    group_unit = _whole_groups(unit, top_index, top_labels, top, "PSU", psu or top)
     used, psu_of_group = np.unique(group_unit, return_inverse=True)
     unit_stratum = np.zeros(int(unit.max()) + 1, dtype=np.int64)
     unit_stratum[unit] = s_codes

@@ -153,8 +153,11 @@ class PVResult(MixResult):
         return self.rubin["fmi"]
 
     def __repr__(self) -> str:
+        replicates = getattr(self.options, "replicates", None)
+        with_replicates = "" if replicates is None else f", {replicates.describe()}"
         return (
-            f"<PVResult {self.formula!r}: {self.n_pv} plausible values combined by Rubin's rules; "
+            f"<PVResult {self.formula!r}: {self.n_pv} plausible values combined by Rubin's rules"
+            f"{with_replicates}; "
             f"{self.nobs} rows, "
             f"{', '.join(f'{k} {v}' for k, v in self.ngroups.iloc[1:].items())} groups; "
             f"mean lnl={self.lnl:.6g}>"
