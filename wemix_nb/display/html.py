@@ -165,8 +165,10 @@ def result_gt(
     )
     if icc is not None and np.isfinite(icc):
         scale = " (latent scale)" if result.family is not None else ""
+        icc_se = getattr(result, "ICC_SE", None)
+        se = "" if icc_se is None else f", SE {_fmt(float(icc_se), 3)}"
         variance = variance.tab_source_note(
-            f"Intraclass correlation (ICC){scale}: {_fmt(float(icc), 3)} "
+            f"Intraclass correlation (ICC){scale}: {_fmt(float(icc), 3)}{se} "
             "(random-effect variance over total variance)"
         )
 
