@@ -257,6 +257,7 @@ def fit_with_replicates(
         processes=processes,
         progress=options.progress,
         desc="replicate fits",
+        delay=0.0 if options.progress else 1.0,  # automatic bars only for runs over a second
     )
     results = []
     for m, full in enumerate(fulls):
