@@ -393,6 +393,19 @@ def _task(spec: Any, position: int) -> tuple[pd.DataFrame, str, FitOptions]:
         raise ArgumentError(f"specs[{position}]: fit_many itself spreads the fits; drop n_jobs/client.")
     kwargs.setdefault("progress", False)  # no nested bars inside workers
     weights = kwargs.pop("weights", None)
+    if isinstance(kwargs.get("replicate_weights"), ReplicateWeights):
+        data, *replicates = _with_replicate_columns(
+            data,
+            kwargs.pop("replicate_weights"),
+            kwargs.pop("replicate_method", None),
+            kwargs.pop("fay_k", None),
+            kwargs.pop("replicate_scale", None),
+        )
+        kwargs.update(
+            zip(
+                ("replicate_weights", "replicate_method", "fay_k", "replicate_scale"), replicates, strict=True
+            )
+        )
     pv = kwargs.pop("pv", None)
     if pv is not None or has_pv_range(formula):
         kwargs["pv"] = pv_formulas(formula, pv)[0]

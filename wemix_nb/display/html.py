@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from wemix_nb.display.tables import coef_frame, level_frame, variance_frame
-from wemix_nb.results.report import resolve_conf_level, se_method, weights_note
+from wemix_nb.results.notes import se_method, weights_note
+from wemix_nb.results.report import resolve_conf_level
 
 if TYPE_CHECKING:  # pragma: no cover
     from wemix_nb.results.inference import WaldTest

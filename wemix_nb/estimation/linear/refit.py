@@ -16,7 +16,7 @@ estimates -- beta, sigma, theta, the log-likelihood -- never the sandwich or the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse
@@ -210,10 +210,3 @@ def refit_linear(
     theta = problem.structure.canonical(x)
     beta, sigma2, lnl = _estimates(problem, theta)
     return LinearRefit(theta, beta, sigma2, lnl, converged, evaluations)
-
-
-def with_response(problem: LinearProblem, y: np.ndarray) -> LinearProblem:
-    """The same model and weights with another response (a plausible value): new cross-products
-    from one pass over the rows, everything else shared."""
-    frame = replace(problem.frame, y=np.asarray(y, dtype=float))
-    return LinearProblem(frame)
