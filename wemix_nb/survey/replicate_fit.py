@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from wemix_nb.distributed.parallel import map_fits
 from wemix_nb.errors import ArgumentError
@@ -126,8 +127,10 @@ def _one_by_one(job: _LinearJob | _GlmmJob, replicates: range) -> tuple[np.ndarr
     return np.array([v for v, _ in out]), np.array([c for _, c in out], dtype=bool)
 
 
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def _refit_chunk(job: _LinearJob | _GlmmJob, replicates: range) -> tuple[np.ndarray, np.ndarray]:
-    """Refit a range of replicates (module level, so worker processes can run it)."""
+    """Refit a range of replicates (module level, so worker processes can run it), with one BLAS
+    thread as in the workers and in :func:`~wemix_nb.pipeline.fit_single`."""
     return job.refit_many(replicates)
 
 
@@ -200,12 +203,12 @@ def _processes(n_jobs: int | None, client) -> int | None:
     return n_jobs
 
 
-def _chunks(R: int, linear: bool, processes: int | None) -> list[range]:
-    """Replicates per task: one per GLMM fit (seconds each); for linear fits (milliseconds) a few
-    tasks per worker, enough to balance them and to move a progress bar."""
-    if not linear:
-        return [range(r, r + 1) for r in range(R)]
-    size = max(1, -(-R // (4 * (processes or 2))))
+def _chunks(R: int, linear: bool) -> list[range]:
+    """Replicates per task: one per GLMM fit (a fraction of a second each); ten per task for linear
+    fits (milliseconds each), enough to balance workers and move a progress bar. The chunks do not
+    depend on the number of workers, so every run computes the same stacks: results are identical
+    however the fits are spread."""
+    size = 10 if linear else 1
     return [range(start, min(start + size, R)) for start in range(0, R, size)]
 
 
@@ -248,7 +251,7 @@ def fit_with_replicates(
         if not full.frame.row_index.equals(fulls[0].frame.row_index):
             raise ArgumentError(f"The fit of {name!r} uses other rows than the first plausible value's.")
     jobs = [_job(full, frames.with_frame(full.frame), single) for full in fulls]
-    chunks = _chunks(spec.n_replicates, options.is_linear, processes)
+    chunks = _chunks(spec.n_replicates, options.is_linear)
     tasks = [(job, chunk) for job in jobs for chunk in chunks]
     outputs = map_fits(
         _refit_chunk,
