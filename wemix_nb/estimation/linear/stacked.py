@@ -215,7 +215,13 @@ def refit_stacked(
     m = stack.q + stack.p + 1
     theta = np.tile(np.asarray(start, dtype=float), (R, 1))
     converged = np.zeros(R, dtype=bool)
-    H0 = np.linalg.inv(hessian)
+    try:
+        H0 = np.linalg.inv(hessian)
+        usable = bool(np.all(np.linalg.eigvalsh(0.5 * (H0 + H0.T)) > 0))
+    except np.linalg.LinAlgError:
+        usable = False
+    if not usable:  # e.g. a variance estimated at 0: the general optimiser, replicate by replicate
+        return StackedRefit(theta, np.zeros((R, stack.p)), np.zeros(R), np.zeros(R), converged)
     diagonal = stack.structure.diagonal
     for block in _blocks(R, stack.G, m):
         x = theta[block]
