@@ -556,3 +556,21 @@ def test_t_reference_of_replicate_results_uses_the_replicate_se(fay_fit):
     tidy = fay_fit.tidy(df="groups")
     crit = stats.t.ppf(0.975, 150 - 3)
     np.testing.assert_allclose(tidy["conf_high"], fay_fit.coef + crit * fay_fit.SE)
+
+
+def test_replicates_of_a_fit_with_a_zero_variance():
+    """The full-sample school variance is 0 (its Hessian is singular there): the replicates are
+    fitted by the general optimiser and still equal plain fits, at 0 or not."""
+    d = wemix_nb.datasets.sleepstudy()
+    rng = np.random.default_rng(2)
+    d = d.assign(G=rng.integers(0, 30, len(d)), W1=1.0, W2=1.0, y=rng.normal(size=len(d)))
+    for r in range(1, 5):
+        d[f"R{r}"] = rng.choice([0.5, 1.5], 30)[d["G"]]
+    formula = "y ~ Days + (1|G)"
+    fit = wemix_nb.mix(formula, d, weights=["W1", "W2"], replicate_weights="R{1..4}", replicate_method="brr")
+    assert fit.vars["G.Intercept"] == 0 and fit.replicate_converged.all()
+    estimates = fit.replicate_estimates["G.Intercept"]
+    assert (estimates == 0).any() and (estimates > 0).any()
+    for r in range(1, 5):
+        plain = plain_fit(d, formula, f"R{r}", ["W1", "W2"])
+        assert_replicate_equals(fit, r, plain, rtol=1e-6)
