@@ -574,3 +574,22 @@ def test_replicates_of_a_fit_with_a_zero_variance():
     for r in range(1, 5):
         plain = plain_fit(d, formula, f"R{r}", ["W1", "W2"])
         assert_replicate_equals(fit, r, plain, rtol=1e-6)
+
+
+@pytest.mark.parametrize("family", [None, "binomial"])
+def test_replicates_centre_the_covariates_with_their_weights(pisa, family):
+    """Grand-mean centring uses the weights, so each replicate centres with its own, as a plain fit
+    with the replicate's weights does."""
+    data = pisa.assign(high=(pisa["PV1MATH"] > 500).astype(int))
+    formula = ("high" if family else "PV1MATH") + " ~ escs + (1|schoolid)"
+    kwargs = {"family": family, "center_grand": "~ escs"}
+    fit = wemix_nb.mix(
+        formula, data, weights=W, replicate_weights="W_FSTR{1..3}", replicate_method="brr", **kwargs
+    )
+    for r in (1, 3):
+        plain = plain_fit(data, formula, f"W_FSTR{r}", W, **kwargs)
+        assert_replicate_equals(fit, r, plain, rtol=1e-7)
+    # keeping the full sample's centring instead would move the replicate's intercept
+    mean = np.average(data["escs"], weights=data["w_fstuwt"])
+    fixed = plain_fit(data.assign(escs=data["escs"] - mean), formula, "W_FSTR1", W, family=family)
+    assert fit.replicate_estimates.loc[1, "Intercept"] != pytest.approx(fixed.coef["Intercept"], rel=1e-6)

@@ -45,7 +45,7 @@ from wemix_nb.options import FitOptions
 from wemix_nb.pipeline import fit_frame, fit_single, rows_of_fit
 from wemix_nb.results.result import MixResult
 from wemix_nb.survey.pv import PVResult, combine_pv, complete_pv_rows, pv_formulas
-from wemix_nb.survey.replicate_frames import ReplicateFrames, replicate_frames
+from wemix_nb.survey.replicate_frames import Recentred, ReplicateFrames, recentred, replicate_frames
 from wemix_nb.survey.replicate_result import ReplicateResult, refit_statistics, replicate_result
 
 # variance of the latent residual on the link scale, for the ICC of a binomial GLMM
@@ -61,11 +61,12 @@ class _LinearJob:
     theta: np.ndarray
     hessian: np.ndarray
     T: np.ndarray | None  # (R, G2, m, m) when the replicates change the level-1 conditional weights
+    rebuild: Recentred | None = None  # replicates whose covariates are centred again
 
     def refit_many(self, replicates: range) -> tuple[np.ndarray, np.ndarray]:
         """Refit several replicates: two-level models all at once (:mod:`.stacked`), the replicates
         it does not settle and deeper models one by one."""
-        if len(self.problem.frame.levels) != 1:
+        if len(self.problem.frame.levels) != 1 or self.rebuild is not None:
             return _one_by_one(self, replicates)
         idx = np.asarray(replicates)
         T = None if self.T is None else self.T[idx]
@@ -87,6 +88,10 @@ class _LinearJob:
 
     def refit(self, r: int) -> tuple[np.ndarray, bool]:
         """Refit replicate ``r`` alone."""
+        if self.rebuild is not None:
+            fit = refit_linear(LinearProblem(self.rebuild.frame_of(self.frames, r)), self.theta, self.hessian)
+            values = refit_statistics(self.problem.structure, fit.beta, fit.theta, fit.sigma2, None)
+            return values, fit.converged
         frame = self.frames.frame_of(r)
         statistics = None
         if self.T is not None:
@@ -106,6 +111,7 @@ class _GlmmJob:
     frames: ReplicateFrames
     options: FitOptions
     start: GlmmStart
+    rebuild: Recentred | None = None  # replicates whose covariates are centred again
 
     def refit_many(self, replicates: range) -> tuple[np.ndarray, np.ndarray]:
         """Refit several replicates, one by one."""
@@ -113,10 +119,12 @@ class _GlmmJob:
 
     def refit(self, r: int) -> tuple[np.ndarray, bool]:
         """Refit replicate ``r``."""
-        opts, frame = self.options, self.frames.frame_of(r)
-        fit = refit_glmm(
-            frame, opts.family, opts.nquad, self.start, opts.max_iteration, opts.laplace_rounding
-        )
+        opts = self.options
+        if self.rebuild is None:
+            frame, start = self.frames.frame_of(r), self.start
+        else:  # its groups may differ from the full sample's: no warm-start modes
+            frame, start = self.rebuild.frame_of(self.frames, r), replace(self.start, modes=None)
+        fit = refit_glmm(frame, opts.family, opts.nquad, start, opts.max_iteration, opts.laplace_rounding)
         latent = _LATENT_RESIDUAL.get(opts.family.link) if opts.family.name == "binomial" else None
         values = refit_statistics(CovarianceStructure(frame.levels), fit.beta, fit.theta, None, latent)
         return values, fit.converged
@@ -179,20 +187,22 @@ def _full_fits(
     return fulls
 
 
-def _job(full: MixResult, frames: ReplicateFrames, options: FitOptions) -> _LinearJob | _GlmmJob:
+def _job(
+    full: MixResult, frames: ReplicateFrames, options: FitOptions, rebuild: Recentred | None
+) -> _LinearJob | _GlmmJob:
     """The replicate job of one full-sample fit."""
     if full.family is None:
         problem = full.details.problem
         theta = full.details.solution.theta
         T = None
-        if not frames.same_conditional:
+        if not frames.same_conditional and rebuild is None:
             T = replicate_cross_products(full.frame, problem.beta0, frames.cond_rows)
-        return _LinearJob(frames, problem, theta, deviance_hessian(problem, theta), T)
+        return _LinearJob(frames, problem, theta, deviance_hessian(problem, theta), T, rebuild)
     fit = full.details.fit
     start = glmm_start(
         full.frame, options.family, options.nquad, fit.beta, fit.theta, options.laplace_rounding
     )
-    return _GlmmJob(frames, options, start)
+    return _GlmmJob(frames, options, start, rebuild)
 
 
 def _processes(n_jobs: int | None, client) -> int | None:
@@ -250,7 +260,10 @@ def fit_with_replicates(
     for name, full in zip(formulas, fulls, strict=True):
         if not full.frame.row_index.equals(fulls[0].frame.row_index):
             raise ArgumentError(f"The fit of {name!r} uses other rows than the first plausible value's.")
-    jobs = [_job(full, frames.with_frame(full.frame), single) for full in fulls]
+    jobs = [
+        _job(full, frames.with_frame(full.frame), single, recentred(data, full.frame, f, options))
+        for full, f in zip(fulls, formulas, strict=True)
+    ]
     chunks = _chunks(spec.n_replicates, options.is_linear)
     tasks = [(job, chunk) for job in jobs for chunk in chunks]
     outputs = map_fits(

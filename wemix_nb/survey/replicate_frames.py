@@ -17,16 +17,17 @@ A group whose replicate weight is 0 drops out of that replicate with everything 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from wemix_nb.errors import ColumnNotFoundError, WeightError
+from wemix_nb.errors import ColumnNotFoundError, DroppedRowsWarning, WeightError, WeightWarning
 from wemix_nb.model import weights as weight_rules
 from wemix_nb.model.frame import ModelFrame
 from wemix_nb.options import FitOptions, ReplicateSpec
-from wemix_nb.pipeline import rows_of_fit
+from wemix_nb.pipeline import model_frame, rows_of_fit
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,6 +80,61 @@ class ReplicateFrames:
     def with_frame(self, frame: ModelFrame) -> ReplicateFrames:
         """The same weights on another frame of the same rows and weights (another plausible value)."""
         return replace(self, frame=frame)
+
+
+@dataclass(frozen=True, eq=False)
+class Recentred:
+    """Replicate frames rebuilt from the data, for models that centre covariates at weighted means.
+
+    A grand mean (or, when a replicate changes the level-1 conditional weights, a group mean)
+    computed with the replicate's weights differs from the full sample's, so such a replicate's
+    design is not the full sample's: its frame is built again from the fit's rows with the
+    replicate's weights, as a plain fit with those weights would be.
+
+    Attributes
+    ----------
+    rows
+        The data rows of the full-sample fit.
+    formula
+        The model (of this plausible value).
+    options
+        The options of one full-sample fit.
+    """
+
+    rows: pd.DataFrame
+    formula: str
+    options: FitOptions
+
+    def frame_of(self, frames: ReplicateFrames, r: int) -> ModelFrame:
+        """The model frame of replicate ``r``: its weights (in the fit's convention, already scaled)
+        as columns of the fit's rows, centred with them; rows of zero weight are left out."""
+        weighted = frames.frame_of(r)
+        conditional = self.options.cweights
+        columns = {"__replicate_w1": weighted.cond_weight1 if conditional else weighted.weight1}
+        index = weighted.levels[0].group_index
+        for k, level in enumerate(weighted.levels):
+            values = level.cond_weight if conditional else level.weight
+            columns[f"__replicate_w{k + 2}"] = values[index]
+            if level.parent_index is not None:
+                index = level.parent_index[index]
+        data = self.rows.assign(**columns)
+        options = self.options.with_changes(weights=tuple(columns), scale_weights="none")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DroppedRowsWarning)
+            warnings.simplefilter("ignore", WeightWarning)
+            return model_frame(self.formula, data, options)
+
+
+def recentred(data: pd.DataFrame, frame: ModelFrame, formula: str, options: FitOptions) -> Recentred | None:
+    """A :class:`Recentred` when replicates change the centring of the covariates, else ``None``:
+    grand-mean centring always (the weighted grand means move with the weights); group-mean
+    centring only with explicit per-level replicate columns (derived replicates keep the
+    conditional weights, so the group means)."""
+    spec = options.replicates
+    if options.center_grand is None and (options.center_group is None or spec.levels == (1,)):
+        return None
+    rows = data.loc[frame.row_index]
+    return Recentred(rows, formula, options.with_changes(replicates=None, pv=None, start=None))
 
 
 def _unit_parents(frame: ModelFrame) -> list[np.ndarray]:

@@ -28,7 +28,8 @@ class GlmmStart:
     x
         ``(p + k,)`` the full-sample ``(beta, theta)`` (theta on the absolute scale).
     modes
-        The quadrature model's saved modes at ``x`` (its warm start).
+        The quadrature model's saved modes at ``x`` (its warm start), or ``None`` for a frame with
+        other groups.
     Hneg
         ``(p + k, p + k)`` negative Hessian of the full-sample log-likelihood at ``x``.
     """
@@ -86,7 +87,8 @@ def refit_glmm(
         Maximum quasi-Newton iterations.
     """
     model = _make_model(frame, family, nquad, laplace_rounding)
-    model.restore_modes(start.modes)
+    if start.modes is not None:  # None: the frame's groups are not the full sample's
+        model.restore_modes(start.modes)
     p = frame.X.shape[1]
     obj = _Objective(model, p)
     result = _quasi_newton(
