@@ -63,6 +63,23 @@ class NewLevelError(WemixError, ValueError):
     """``predict`` met group labels not seen in the fit (and ``allow_new_levels`` is False)."""
 
 
+def user_stacklevel() -> int:
+    """The ``stacklevel`` of :func:`warnings.warn` that points at the first caller outside
+    wemix_nb (and the ``contextlib`` wrappers it uses), whatever the path through the package."""
+    import os
+    import sys
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    skip = (
+        package,
+        os.path.dirname(os.path.abspath(__import__("contextlib").__file__)) + os.sep + "contextlib",
+    )
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(skip):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 class WemixWarning(UserWarning):
     """Base class of wemix_nb's warnings."""
 
@@ -77,6 +94,11 @@ class ConvergenceWarning(WemixWarning):
 
 class NumericalWarning(WemixWarning):
     """A numerical step was approximate (e.g. a Hessian that had to be made positive definite)."""
+
+
+class WeightWarning(WemixWarning):
+    """The weights look inconsistent with their stated convention (e.g. unconditional level-1
+    weights below the level-2 weight of their group, which implies a conditional weight below 1)."""
 
 
 __all__ = [
@@ -94,6 +116,7 @@ __all__ = [
     "NumericalWarning",
     "RankDeficiencyError",
     "WeightError",
+    "WeightWarning",
     "WemixError",
     "WemixWarning",
 ]

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from wemix_nb.display.tables import coef_frame, level_frame, variance_frame
+from wemix_nb.results.notes import se_method, weights_note
 from wemix_nb.results.report import resolve_conf_level
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -130,7 +131,7 @@ def result_gt(
         + [f"{int(n):,} {_html.escape(str(k))}" for k, n in result.ngroups.iloc[1:].items()]
     )
     subtitle = f"{_family_text(result)} · {sizes} · log pseudo-likelihood {_fmt(float(result.lnl), digits)}"
-    top = str(result.ngroups.index[-1]) if len(result.ngroups) > 1 else "rows"
+    se_label = "Replicate SE" if getattr(result.options, "replicates", None) else "Robust SE"
     fixed = (
         GT(coefs, rowname_col="term")
         .tab_header(title=html(f"<code>{_html.escape(str(result.formula))}</code>"), subtitle=subtitle)
@@ -144,16 +145,13 @@ def result_gt(
         .cols_move(columns="stars", after="p_value")
         .cols_label(
             estimate="Estimate",
-            std_error="Robust SE",
+            std_error=se_label,
             statistic=f"{stat} value",
             p_value="p",
             stars="",
             conf_low=f"{pct} CI",
         )
-        .tab_source_note(
-            f"Robust (sandwich) standard errors, clustered on the top level ({top}); "
-            f"normal reference distribution. {STARS_NOTE}"
-        )
+        .tab_source_note(f"{se_method(result)}; normal reference distribution. {STARS_NOTE}")
     )
 
     var = variance_frame(result)
@@ -164,12 +162,14 @@ def result_gt(
         .fmt_number(columns=["variance", "std_error", "sd"], decimals=digits)
         .fmt_number(columns="corr", decimals=3)
         .sub_missing(missing_text="")
-        .cols_label(variance="Variance / Cov.", std_error="Robust SE", sd="SD", corr="Corr")
+        .cols_label(variance="Variance / Cov.", std_error=se_label, sd="SD", corr="Corr")
     )
     if icc is not None and np.isfinite(icc):
         scale = " (latent scale)" if result.family is not None else ""
+        icc_se = getattr(result, "ICC_SE", None)
+        se = "" if icc_se is None else f", SE {_fmt(float(icc_se), 3)}"
         variance = variance.tab_source_note(
-            f"Intraclass correlation (ICC){scale}: {_fmt(float(icc), 3)} "
+            f"Intraclass correlation (ICC){scale}: {_fmt(float(icc), 3)}{se} "
             "(random-effect variance over total variance)"
         )
 
@@ -195,6 +195,8 @@ def result_gt(
         .tab_source_note("Design effect: Kish's 1 + CV² of the weights at that level.")
         .tab_source_note(html(_convergence_note(result)))
     )
+    if weights_note(result):
+        groups = groups.tab_source_note(weights_note(result))
     return ResultTables(fixed=fixed, variance=variance, groups=groups)
 
 

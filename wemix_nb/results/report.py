@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import stats
 
 from wemix_nb.errors import ArgumentError
+from wemix_nb.results.notes import se_method, summary_notes, survey_arguments
 
 if TYPE_CHECKING:  # pragma: no cover
     from wemix_nb.results.result import MixResult
@@ -180,6 +181,7 @@ def call_text(result: MixResult) -> str:
         parts.append(f"center_group={opts['center_group']!r}")
     if opts.get("center_grand"):
         parts.append(f"center_grand={opts['center_grand']!r}")
+    parts += survey_arguments(opts)
     return f"mix({', '.join(parts)})"
 
 
@@ -207,6 +209,11 @@ class MixSummary:
         Intraclass correlation (linear models only; ``None`` for GLMMs).
     digits
         Significant digits of the tables (the log-likelihood uses 7).
+    notes
+        Lines printed after the fixed effects: how the standard errors were computed (when not
+        WeMix's sandwich) and how the levels are weighted (level-1 weights only).
+    ICC_SE
+        Standard error of the ICC (replicate weights), or ``None``.
     """
 
     call: str
@@ -218,6 +225,8 @@ class MixSummary:
     family: str = "gaussian"
     link: str = "identity"
     digits: int = 4
+    notes: tuple[str, ...] = ()
+    ICC_SE: float | None = None
 
     def lines(self) -> list[str]:
         """The printed summary, one string per line (what ``str()`` joins)."""
@@ -266,9 +275,12 @@ class MixSummary:
             ),
             "",
         ]
+        if self.notes:
+            out += [*self.notes, ""]
         out.append(f"lnl= {format_number(self.lnl, 7, 2)}")
         if self.ICC is not None and self.family == "gaussian":
-            out.append(f"Intraclass Correlation= {format_number(self.ICC, d)}")
+            se = "" if self.ICC_SE is None else f" (SE {format_number(self.ICC_SE, d)})"
+            out.append(f"Intraclass Correlation= {format_number(self.ICC, d)}{se}")
         return out
 
     def __str__(self) -> str:
@@ -307,6 +319,8 @@ def summary(result: MixResult, digits: int = 4) -> MixSummary:
         family=result.family_name,
         link=result.link,
         digits=digits,
+        notes=summary_notes(result),
+        ICC_SE=getattr(result, "ICC_SE", None),
     )
 
 
@@ -350,6 +364,9 @@ def tidy(result: MixResult, conf_level: float = 0.95, df: str = "normal") -> pd.
     ``df="normal"`` (WeMix's choice) uses the normal reference; ``"groups"`` a t reference with
     (top-level groups - fixed effects) degrees of freedom, as survey analysts often do; plausible-
     value results use Barnard-Rubin degrees of freedom for both ``"groups"`` and ``"rubin"``.
+
+    The table's ``attrs["se_method"]`` says how the standard errors were computed
+    (:func:`se_method`: sandwich, design-based, replicate weights, plausible values).
     """
     from wemix_nb.results.extras import degrees_of_freedom
 
@@ -359,7 +376,7 @@ def tidy(result: MixResult, conf_level: float = 0.95, df: str = "normal") -> pd.
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = est / se
     crit = stats.t.ppf(0.5 + conf_level / 2, dof)
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "term": [str(t) for t in result.coef.index],
             "estimate": est,
@@ -371,6 +388,8 @@ def tidy(result: MixResult, conf_level: float = 0.95, df: str = "normal") -> pd.
             "conf_high": est + crit * se,
         }
     )
+    table.attrs["se_method"] = se_method(result)
+    return table
 
 
 CONFINT_WHICH = ("fixed", "variances", "all")
