@@ -13,6 +13,7 @@ import pytest
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 WEMIX_R = SHARED / "reference" / "wemix-r"
 VIGNETTE = SHARED / "reference" / "vignette-pisa-like"
+REALDATA = SHARED / "reference" / "realdata"
 WEMIX_REFERENCE = SHARED / "docs" / "wemix-reference"
 
 
@@ -43,6 +44,15 @@ def wemix_case(name: str) -> tuple[pd.DataFrame, dict]:
     expected = _load_json(folder / "expected.json")
     data = typed_frame(pd.read_csv(folder / "data.csv"), expected["column_types"])
     return data, expected
+
+
+def realdata_case(name: str) -> tuple[pd.DataFrame, dict]:
+    """``data.csv`` (typed) and ``expected.json`` of a ``reference/realdata`` case (R1_api_ri...)."""
+    require_shared()
+    folder = REALDATA / name
+    expected = _load_json(folder / "expected.json")
+    data = pd.read_csv(folder / "data.csv", dtype={"cds": str})
+    return typed_frame(data, expected["column_types"]), expected
 
 
 def vignette_case(name: str) -> tuple[pd.DataFrame, dict]:

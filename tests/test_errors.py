@@ -83,9 +83,13 @@ ERRORS = {
         ["2 levels", "'Subject'", "got 3"],
     ),
     "too-few-weights": (
-        lambda: wemix_nb.mix(F, sleep(), ["W1"]),
+        lambda: wemix_nb.mix(
+            "Reaction ~ Days + (1|Subject) + (1|G)",
+            sleep().assign(G=lambda d: d.Subject.cat.codes // 6),
+            ["W1", "W2"],
+        ),
         E.WeightError,
-        ["2 levels", "got 1", "'W1'"],
+        ["3 levels", "got 2", "['W1', 'W2']", "or 1 for level-1 weights only"],
     ),
     "weights-not-a-list": (lambda: wemix_nb.mix(F, sleep(), "W1"), E.ArgumentError, ["list of column names"]),
     "not-nested": (

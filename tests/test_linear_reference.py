@@ -9,6 +9,7 @@ from reference import (
     by_r_name,
     r_center_group,
     r_name,
+    realdata_case,
     vignette_case,
     wemix_case,
     wemix_reference_case,
@@ -71,9 +72,13 @@ def expected_varse(rows) -> dict:
     return {(r["grp"], r["var1"], r["var2"]): r["SEvcov"] for r in rows}
 
 
-@pytest.mark.parametrize("case", LINEAR_CASES)
+# real data (reference/realdata): R WeMix's fits of survey samples
+REALDATA_CASES = ["R1_api_ri"]
+
+
+@pytest.mark.parametrize("case", LINEAR_CASES + REALDATA_CASES)
 def test_wemix_r_linear_case(case):
-    data, expected = wemix_case(case)
+    data, expected = realdata_case(case) if case in REALDATA_CASES else wemix_case(case)
     call = expected["call"]
     fit = wemix_nb.mix(
         call["formula"],
@@ -104,9 +109,11 @@ def test_wemix_r_linear_case(case):
     assert fit.sigma == pytest.approx(expected["result"]["sigma"], rel=1e-3 if boundary else 1e-7)
 
 
-@pytest.mark.parametrize("case", ["A1_sleepstudy_ri", "A2_sleepstudy_rslope", "A8a_survey_linear"])
+@pytest.mark.parametrize(
+    "case", ["A1_sleepstudy_ri", "A2_sleepstudy_rslope", "A8a_survey_linear", "R1_api_ri"]
+)
 def test_random_effects_and_residuals(case):
-    data, expected = wemix_case(case)
+    data, expected = realdata_case(case) if case in REALDATA_CASES else wemix_case(case)
     call = expected["call"]
     fit = wemix_nb.mix(call["formula"], data, weights=call["weights"], cweights=call["cWeights"])
     for factor, table in expected["result"]["ranefMat"].items():

@@ -108,6 +108,13 @@ def test_dask_cluster_equals_sequential(specs, sequential, pisa_pv):
         pv = wemix_nb.mix(f"pv{{1..4}}math ~ {RHS}", pisa_pv, weights=WEIGHTS, client=client)
         for a, b in zip(pv.fits, sequential, strict=True):
             assert_same(a, b)
+        # replicate fits: the same stacks of replicates on the workers as here
+        design = wemix_nb.datasets.pisa2012_like(design=True)
+        replicates = {"weights": WEIGHTS, "replicate_weights": "W_FSTR{1..12}", "replicate_method": "brr"}
+        on_dask = wemix_nb.mix("PV{1..2}MATH ~ escs + (1|schoolid)", design, client=client, **replicates)
+        here = wemix_nb.mix("PV{1..2}MATH ~ escs + (1|schoolid)", design, **replicates)
+        pd.testing.assert_frame_equal(on_dask.replicates, here.replicates)
+        pd.testing.assert_frame_equal(on_dask.cov_mat, here.cov_mat)
     finally:
         client.close()
         cluster.close()

@@ -28,6 +28,8 @@ NOTEBOOKS = {
     "02-weighted-linear-models.ipynb": "key numbers agree with R WeMix",
     "03-binary-outcomes.ipynb": "key numbers agree with R WeMix",
     "04-why-weights-matter.ipynb": "The simulation shows what the text says.",
+    "05-pisa-style-analysis.ipynb": "key numbers agree with R WeMix",
+    "06-real-data-california-schools.ipynb": "key numbers agree with R WeMix",
 }
 
 # import name -> distribution name, for the packages the tutorials may import
@@ -110,7 +112,7 @@ def test_tutorial_imports_only_what_binder_installs(name):
 def test_reference_values_say_where_they_come_from():
     ref = json.loads((TUTORIALS / "wemix_reference_values.json").read_text())
     assert "WeMix" in ref["_about"]
-    for section in ("pisa2012_like", "sleepstudy"):
+    for section in ("pisa2012_like", "sleepstudy", "apiclus2"):
         assert ref[section]["_source"]
         for key, case in ref[section].items():
             if not key.startswith("_"):

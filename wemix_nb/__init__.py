@@ -28,6 +28,7 @@ from wemix_nb.results.report import MixSummary
 from wemix_nb.results.result import MixResult
 from wemix_nb.survey.describe import WeightSummary, describe_weights
 from wemix_nb.survey.pv import PVResult, combine_pv
+from wemix_nb.survey.replicate_result import ReplicateResult
 from wemix_nb.survey.replicates import ReplicateWeights, replicate_variance, replicate_weights
 from wemix_nb.survey.scaling import scale_weights
 
@@ -38,6 +39,7 @@ __all__ = [
     "MixResult",
     "MixSummary",
     "PVResult",
+    "ReplicateResult",
     "ReplicateWeights",
     "WaldTest",
     "WeightSummary",

@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from wemix_nb.distributed.parallel import map_fits
@@ -21,6 +22,8 @@ from wemix_nb.pipeline import fit_single, likelihood_function
 from wemix_nb.results.diagnostics import warn_diagnostics
 from wemix_nb.results.result import MixResult
 from wemix_nb.survey.pv import fit_plausible_values, has_pv_range, pv_formulas
+from wemix_nb.survey.replicate_fit import fit_with_replicates
+from wemix_nb.survey.replicates import ReplicateWeights
 
 
 def mix(
@@ -44,6 +47,17 @@ def mix(
     scale_weights: str = "none",
     progress: bool | None = None,
     laplace_rounding: bool = False,
+    replicate_weights: Any = None,
+    replicate_method: str | None = None,
+    fay_k: float | None = None,
+    mse: bool = True,
+    replicate_scale: Any = None,
+    pv_sampling: str = "all",
+    strata: str | None = None,
+    psu: str | None = None,
+    fpc: str | None = None,
+    nest: bool = False,
+    lonely_psu: str = "fail",
 ) -> MixResult:
     """Fit a mixed model with survey weights at every level (multilevel pseudo-ML).
 
@@ -57,7 +71,8 @@ def mix(
         weight, are dropped with a :class:`~wemix_nb.errors.DroppedRowsWarning` that counts them.
     weights
         Weight column names, level 1 (rows) first, then one per grouping level from the lowest
-        (most groups) to the top. ``None``: unit weights (an unweighted ML fit).
+        (most groups) to the top. One column weights the rows only, every higher level having
+        weight 1 (lme4's ``weights=``). ``None``: unit weights (an unweighted ML fit).
     family
         ``None`` or ``"gaussian"`` for the linear model; ``"binomial"`` or ``"poisson"`` (or a
         :mod:`wemix_nb.families` object) for a GLMM fitted by adaptive Gauss-Hermite quadrature.
@@ -88,8 +103,8 @@ def mix(
         into a :class:`~wemix_nb.pv.PVResult`. A response with a range, ``"pv{1..5}math ~ ..."``,
         does the same.
     n_jobs, client
-        Plausible values only: fit them on ``n_jobs`` local processes (``-1``: one per CPU) or on
-        a Dask ``distributed.Client`` (see :func:`wemix_nb.fit_many`).
+        Plausible values and replicate weights: fit them on ``n_jobs`` local processes (``-1``: one
+        per CPU) or on a Dask ``distributed.Client`` (see :func:`wemix_nb.fit_many`).
     scale_weights
         ``"none"`` (default, as WeMix), ``"cluster"`` or ``"effective"``: rescale the conditional
         level-1 weights within each level-2 group to sum to its size or its effective size (see
@@ -100,10 +115,48 @@ def mix(
     laplace_rounding
         Binomial GLMMs with ``nquad=1`` only: reproduce WeMix's Laplace objective, which rounds
         non-integer level-1 weights (a WeMix quirk; the default uses the weights exactly).
+    replicate_weights
+        Replicate-weight standard errors for every estimate (fixed effects, variance components,
+        ICC, and the Wald tests on them): the replicate columns, as a pattern
+        (``"W_FSTR{1..80}"``), a list of names or a :class:`~wemix_nb.ReplicateWeights`. They are
+        level-1 unconditional weights; a higher level's replicate weight is its weight times the
+        rows' replicate factor (replicate / full weight), which must be constant within its groups.
+        Otherwise give each level's own (unconditional) replicate columns as a dict,
+        ``{1: "W_FSTR{1..80}", 2: "W_FSCH{1..80}"}`` (levels left out are derived). The model is
+        fitted on the full sample and once per replicate; the result is a
+        :class:`~wemix_nb.survey.replicate_result.ReplicateResult`.
+    replicate_method
+        ``"fay"`` (PISA), ``"brr"``, ``"jk1"``, ``"jkn"``, ``"jk2"`` (TIMSS/PIRLS) or
+        ``"bootstrap"``: the variance is ``sum_r c_r (theta_r - theta)^2`` with ``c_r`` ``1 / (R (1 -
+        k)^2)``, ``1 / R``, ``(R - 1) / R``, ``(n_h - 1) / n_h`` (give them in ``replicate_scale``),
+        ``1`` (one replicate per zone; ``replicate_scale=0.5`` when both halves of every zone are
+        replicates) and ``1 / (R - 1)``.
+    fay_k
+        Fay's k for ``replicate_method="fay"`` (default 0.5), in [0, 1).
+    mse
+        Centre the replicate estimates on the full-sample estimate (default); False: on their mean.
+    replicate_scale
+        The multipliers documented by the data (R survey's ``scale``/``rscales``): a number (the
+        method's scale replaced) or one ``c_r`` per replicate.
+    pv_sampling
+        Plausible values with replicate weights: the sampling variance is the mean over plausible
+        values of the replicate variance (``"all"``) or the first plausible value's (``"first"``).
+    strata, psu, fpc
+        Design-based (linearization) sandwich: the per-top-group scores are summed to PSUs
+        (``psu``; default the top-level groups, which PSUs must contain whole), centred within
+        strata, with ``n_h / (n_h - 1)`` and, with ``fpc`` (population sizes or sampling fractions
+        of the PSUs per stratum), ``1 - f_h``. Without them: clustered on the top level (WeMix).
+    nest
+        PSU labels restart within strata (PISA's ``VARUNIT`` in ``VARSTRAT``).
+    lonely_psu
+        A stratum with a single PSU: ``"fail"`` (an error) or ``"adjust"`` (its total is centred on
+        the grand mean, R survey's ``lonely.psu = "adjust"``).
 
     Returns
     -------
     MixResult
+        A :class:`~wemix_nb.pv.PVResult` with plausible values, a ``ReplicateResult`` with
+        replicate weights (a ``PVResult`` of them with both).
 
     Notes
     -----
@@ -115,6 +168,10 @@ def mix(
         pv_names, _ = pv_formulas(formula, pv)
     else:
         pv_names = None
+    if isinstance(replicate_weights, ReplicateWeights):
+        data, replicate_weights, replicate_method, fay_k, replicate_scale = _with_replicate_columns(
+            data, replicate_weights, replicate_method, fay_k, replicate_scale
+        )
     options = FitOptions.from_arguments(
         weights,
         family=family,
@@ -131,6 +188,17 @@ def mix(
         progress=progress,
         laplace_rounding=laplace_rounding,
         pv=pv_names,
+        replicate_weights=replicate_weights,
+        replicate_method=replicate_method,
+        fay_k=fay_k,
+        mse=mse,
+        replicate_scale=replicate_scale,
+        pv_sampling=pv_sampling,
+        strata=strata,
+        psu=psu,
+        fpc=fpc,
+        nest=nest,
+        lonely_psu=lonely_psu,
     )
     result = _fit(formula, data, options, n_jobs=n_jobs, client=client)
     warn_diagnostics(result)  # few top-level groups, boundary fit: said at fit time too
@@ -208,8 +276,47 @@ def likelihood(
     return likelihood_function(formula, data, options, profiled)
 
 
+def _with_replicate_columns(
+    data: pd.DataFrame, replicates: ReplicateWeights, method: Any, fay_k: Any, scale: Any
+) -> tuple[pd.DataFrame, list[str], str, float | None, Any]:
+    """The data with the columns of a :class:`ReplicateWeights` (joined on the index), and its
+    method, Fay's k and multipliers as ``mix()`` arguments."""
+    if method is not None or fay_k is not None:
+        raise ArgumentError(
+            "replicate_method and fay_k come with the ReplicateWeights given as replicate_weights; "
+            "do not repeat them."
+        )
+    if not isinstance(data, pd.DataFrame):
+        raise ArgumentError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
+    columns = replicates.columns
+    if not data.index.isin(replicates.weights.index).all():
+        raise ArgumentError(
+            "The ReplicateWeights do not cover every row of the data (they are matched by index); build "
+            "them on this data (or on the data it was taken from)."
+        )
+    weights = replicates.weights.reindex(data.index)
+    clash = [c for c in columns if c in data.columns and not np.allclose(data[c], weights[c], equal_nan=True)]
+    if clash:
+        raise ArgumentError(
+            f"The data already have column(s) {clash[:3]} with other values than the ReplicateWeights; "
+            "build them with another prefix=."
+        )
+    data = pd.concat([data.drop(columns=[c for c in columns if c in data.columns]), weights], axis=1)
+    multipliers = replicates.multipliers if scale is None else scale
+    return (
+        data,
+        columns,
+        replicates.method,
+        replicates.fay_k if replicates.method == "fay" else None,
+        multipliers,
+    )
+
+
 def _fit(formula: str, data: pd.DataFrame, options: FitOptions, n_jobs=None, client=None) -> MixResult:
-    """One model, or one per plausible value combined by Rubin's rules."""
+    """One model, or one per plausible value combined by Rubin's rules; with replicate weights,
+    also one per replicate."""
+    if options.replicates is not None:
+        return fit_with_replicates(formula, data, options, n_jobs=n_jobs, client=client)
     if options.pv is None:
         if n_jobs is not None or client is not None:
             warnings.warn(
@@ -289,6 +396,19 @@ def _task(spec: Any, position: int) -> tuple[pd.DataFrame, str, FitOptions]:
         raise ArgumentError(f"specs[{position}]: fit_many itself spreads the fits; drop n_jobs/client.")
     kwargs.setdefault("progress", False)  # no nested bars inside workers
     weights = kwargs.pop("weights", None)
+    if isinstance(kwargs.get("replicate_weights"), ReplicateWeights):
+        data, *replicates = _with_replicate_columns(
+            data,
+            kwargs.pop("replicate_weights"),
+            kwargs.pop("replicate_method", None),
+            kwargs.pop("fay_k", None),
+            kwargs.pop("replicate_scale", None),
+        )
+        kwargs.update(
+            zip(
+                ("replicate_weights", "replicate_method", "fay_k", "replicate_scale"), replicates, strict=True
+            )
+        )
     pv = kwargs.pop("pv", None)
     if pv is not None or has_pv_range(formula):
         kwargs["pv"] = pv_formulas(formula, pv)[0]

@@ -63,6 +63,23 @@ class NewLevelError(WemixError, ValueError):
     """``predict`` met group labels not seen in the fit (and ``allow_new_levels`` is False)."""
 
 
+def user_stacklevel() -> int:
+    """The ``stacklevel`` of :func:`warnings.warn` that points at the first caller outside
+    wemix_nb (and the ``contextlib`` wrappers it uses), whatever the path through the package."""
+    import os
+    import sys
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    skip = (
+        package,
+        os.path.dirname(os.path.abspath(__import__("contextlib").__file__)) + os.sep + "contextlib",
+    )
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(skip):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 class WemixWarning(UserWarning):
     """Base class of wemix_nb's warnings."""
 
@@ -89,6 +106,11 @@ class FewGroupsWarning(WemixWarning):
     reference by default (see ``MixResult.diagnostics``)."""
 
 
+class WeightWarning(WemixWarning):
+    """The weights look inconsistent with their stated convention (e.g. unconditional level-1
+    weights below the level-2 weight of their group, which implies a conditional weight below 1)."""
+
+
 __all__ = [
     "ArgumentError",
     "CoefficientNotFoundError",
@@ -106,6 +128,7 @@ __all__ = [
     "RankDeficiencyError",
     "SingularFitWarning",
     "WeightError",
+    "WeightWarning",
     "WemixError",
     "WemixWarning",
 ]

@@ -6,6 +6,8 @@ fits all call with already validated :class:`~wemix_nb.options.FitOptions`.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
@@ -16,6 +18,7 @@ from wemix_nb.estimation.likelihood import LogLikelihood, log_likelihood
 from wemix_nb.estimation.linear import fit_linear
 from wemix_nb.model.covariance import CovarianceStructure
 from wemix_nb.model.frame import ModelFrame, build_model_frame, check_linear_identifiable
+from wemix_nb.model.sampling import sampling_design
 from wemix_nb.options import FitOptions
 from wemix_nb.results.assemble import glmm_result, linear_result
 from wemix_nb.results.result import MixResult
@@ -43,7 +46,12 @@ def fit_single(formula: str, data: pd.DataFrame, options: FitOptions) -> MixResu
     The fit runs with one BLAS thread: its matrices are tiny per-group blocks, for which threaded
     BLAS only adds synchronisation (about 3x slower on two cores).
     """
-    frame = model_frame(formula, data, options)
+    return fit_frame(formula, model_frame(formula, data, options), options)
+
+
+def fit_frame(formula: str, frame: ModelFrame, options: FitOptions) -> MixResult:
+    """Fit one model to its model frame (:func:`model_frame`); what :func:`fit_single` runs after
+    building the frame, for callers that build or reuse frames themselves."""
     if options.is_linear:
         return _fit_linear_model(formula, frame, options)
     fit = fit_glmm(
@@ -72,8 +80,9 @@ def likelihood_function(
 
 
 def model_frame(formula: str, data: pd.DataFrame, options: FitOptions) -> ModelFrame:
-    """The model frame of a fit with these options (weights scaled if asked)."""
-    return build_model_frame(
+    """The model frame of a fit with these options (weights scaled if asked), with its sampling
+    design when ``strata``/``psu``/``fpc`` were given."""
+    frame = build_model_frame(
         formula,
         data,
         None if options.weights is None else list(options.weights),
@@ -83,6 +92,37 @@ def model_frame(formula: str, data: pd.DataFrame, options: FitOptions) -> ModelF
         scale_weights=options.scale_weights,
         binomial_response=options.binomial_response,
     )
+    if options.design is None:
+        return frame
+    spec, top = options.design, frame.top
+    design = sampling_design(
+        rows_of_fit(data, frame, spec.columns),
+        top.group_index,
+        top.labels,
+        top.name,
+        strata=spec.strata,
+        psu=spec.psu,
+        fpc=spec.fpc,
+        nest=spec.nest,
+        lonely_psu=spec.lonely_psu,
+    )
+    return replace(frame, sampling=design)
+
+
+def rows_of_fit(data: pd.DataFrame, frame: ModelFrame, columns: list[str]) -> pd.DataFrame:
+    """The columns ``columns`` (those present) of the rows a fit used, in the frame's order.
+
+    Raises
+    ------
+    ArgumentError
+        If the data's index repeats a label (the rows of the fit cannot be found by label).
+    """
+    if not data.index.is_unique:
+        raise ArgumentError(
+            "The data's index repeats labels, so the rows of the fit cannot be matched to the design "
+            "or replicate weight columns; use data.reset_index(drop=True)."
+        )
+    return data.loc[frame.row_index, [c for c in columns if c in data.columns]]
 
 
 def _fit_linear_model(formula: str, frame: ModelFrame, options: FitOptions) -> MixResult:

@@ -16,6 +16,8 @@ RENDERED = {
     "02-weighted-linear-models.ipynb": {"tables": 4, "charts": 1},
     "03-binary-outcomes.ipynb": {"tables": 3, "charts": 1},
     "04-why-weights-matter.ipynb": {"tables": 1, "charts": 2},
+    "05-pisa-style-analysis.ipynb": {"tables": 7, "charts": 2},
+    "06-real-data-california-schools.ipynb": {"tables": 3, "charts": 1},
 }
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 
 from wemix_nb.display.tables import coef_frame, level_frame, variance_frame
 from wemix_nb.results.fallback import html_or_text
+from wemix_nb.results.notes import se_method, weights_note
 from wemix_nb.results.report import resolve_conf_level
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -118,20 +119,20 @@ def result_gt(
 
     - ``fixed``: title = formula, subtitle = family / sizes / log pseudo-likelihood; estimate,
       robust SE, t (z for GLMMs), p, significance stars and the ``conf_level`` confidence
-      interval, from ``result.tidy(conf_level, df)``: with fewer than 30 top-level groups the
-      p-values, stars and intervals use the t reference with (groups - fixed effects) df, and the
-      table says so (``df="normal"`` forces WeMix's normal reference); ``level``: deprecated alias
-      of ``conf_level``;
+      interval, from ``result.tidy(conf_level, df)``: with fewer than 30 top-level groups behind
+      the sandwich the p-values, stars and intervals use the t reference with (groups - fixed
+      effects) df, and the table says so (``df="normal"`` forces WeMix's normal reference);
+      ``level``: deprecated alias of ``conf_level``;
     - ``variance``: variance components (variance, robust SE, SD; correlations of covariances)
       with the ICC as labelled by ``result.diagnostics`` and a note on a boundary (singular) fit;
     - ``groups``: units and weights per level (n, sum, mean, min, max, Kish design effect) and
       the convergence note.
     """
     conf_level = resolve_conf_level(conf_level, level)
-    diagnostics = result.diagnostics
+    se_label = "Replicate SE" if getattr(result.options, "replicates", None) else "Robust SE"
     return ResultTables(
-        fixed=_fixed_gt(result, conf_level, digits, df),
-        variance=_variance_gt(result, digits, diagnostics),
+        fixed=_fixed_gt(result, conf_level, digits, df, se_label),
+        variance=_variance_gt(result, digits, se_label),
         groups=_groups_gt(result, digits),
     )
 
@@ -144,17 +145,17 @@ def _sizes(result: MixResult) -> str:
 
 
 def _reference_note(result: MixResult, df: str | None) -> str:
-    """What the p-values rest on: the clusters of the robust SEs and the reference distribution."""
+    """How the SEs were computed and the reference distribution of the p-values (with few
+    top-level groups behind the sandwich, why it is a t)."""
     diagnostics = result.diagnostics
     kind = diagnostics.default_df if df is None else df
-    top = diagnostics.top_group
     if kind == "normal":
         reference = "normal reference distribution"
-    elif kind == diagnostics.default_df:
+    elif kind == diagnostics.default_df and diagnostics.few_groups:
         reference = diagnostics.reference
     else:
         reference = f"t reference distribution (df = {kind!r})"
-    text = f"Robust (sandwich) standard errors, clustered on the top level ({top}); {reference}."
+    text = f"{se_method(result)}; {reference}."
     if diagnostics.few_groups and kind == "normal":
         text += (
             f" Only {diagnostics.n_top_groups} top-level groups: normal-based p-values are too small "
@@ -168,7 +169,7 @@ def _reference_note(result: MixResult, df: str | None) -> str:
     return text
 
 
-def _fixed_gt(result: MixResult, conf_level: float, digits: int, df: str | None):
+def _fixed_gt(result: MixResult, conf_level: float, digits: int, df: str | None, se_label: str):
     from great_tables import GT, html
 
     coefs = coef_frame(result, conf_level, df=df)
@@ -197,7 +198,7 @@ def _fixed_gt(result: MixResult, conf_level: float, digits: int, df: str | None)
         .cols_move(columns="stars", after="p_value")
         .cols_label(
             estimate="Estimate",
-            std_error="Robust SE",
+            std_error=se_label,
             statistic=f"{stat} value",
             p_value="p",
             stars="",
@@ -208,9 +209,10 @@ def _fixed_gt(result: MixResult, conf_level: float, digits: int, df: str | None)
     )
 
 
-def _variance_gt(result: MixResult, digits: int, diagnostics):
+def _variance_gt(result: MixResult, digits: int, se_label: str):
     from great_tables import GT, html
 
+    diagnostics = result.diagnostics
     var = variance_frame(result)
     # the residual row is its own label: no "Residual" group heading above it
     var.loc[var["group"] == var["term"], "group"] = ""
@@ -220,7 +222,7 @@ def _variance_gt(result: MixResult, digits: int, diagnostics):
         .fmt_number(columns=["variance", "std_error", "sd"], decimals=digits)
         .fmt_number(columns="corr", decimals=3)
         .sub_missing(missing_text="")
-        .cols_label(variance="Variance / Cov.", std_error="Robust SE", sd="SD", corr="Corr")
+        .cols_label(variance="Variance / Cov.", std_error=se_label, sd="SD", corr="Corr")
     )
     if diagnostics.singular_note:
         warning = _html.escape(diagnostics.singular_note)
@@ -229,15 +231,24 @@ def _variance_gt(result: MixResult, digits: int, diagnostics):
         )
     icc = diagnostics.icc
     if icc is not None and np.isfinite(icc):
-        what = "random-effect variance over total variance"
-        if diagnostics.random_slopes:
-            what = "intercept variances over their total with the residual variance"
-        if result.family is not None:
-            what += f"; latent residual variance {'π²/3' if result.link == 'logit' else '1'}"
-        table = table.tab_source_note(f"{_icc_label(diagnostics.icc_label)}: {_fmt(float(icc), 3)} ({what})")
+        table = table.tab_source_note(_icc_note(result, diagnostics))
         if diagnostics.icc_note and diagnostics.random_slopes:
             table = table.tab_source_note(diagnostics.icc_note)
     return table
+
+
+def _icc_note(result: MixResult, diagnostics) -> str:
+    """``"Intraclass correlation (ICC): 0.131 (random-effect variance over total variance)"``, with
+    the ICC's SE when the replicate weights give one."""
+    what = "random-effect variance over total variance"
+    if diagnostics.random_slopes:
+        what = "intercept variances over their total with the residual variance"
+    if result.family is not None:
+        what += f"; latent residual variance {'π²/3' if result.link == 'logit' else '1'}"
+    icc_se = getattr(result, "ICC_SE", None)
+    # the replicate SE is that of the ICC as WeMix defines it: shown when that is the one reported
+    se = "" if icc_se is None or diagnostics.random_slopes else f", SE {_fmt(float(icc_se), 3)}"
+    return f"{_icc_label(diagnostics.icc_label)}: {_fmt(float(diagnostics.icc), 3)}{se} ({what})"
 
 
 def _icc_label(label: str) -> str:
@@ -254,7 +265,7 @@ def _groups_gt(result: MixResult, digits: int):
     from great_tables import GT, html
 
     lv = level_frame(result)
-    return (
+    groups = (
         GT(lv)
         .tab_header(title="Groups and weights")
         .fmt_integer(columns=["level", "n"])
@@ -275,6 +286,9 @@ def _groups_gt(result: MixResult, digits: int):
         .tab_source_note("Design effect: Kish's 1 + CV² of the weights at that level.")
         .tab_source_note(html(_convergence_note(result)))
     )
+    if weights_note(result):
+        groups = groups.tab_source_note(weights_note(result))
+    return groups
 
 
 def _convergence_note(result: MixResult) -> str:

@@ -111,6 +111,7 @@ def map_fits(
     processes: int | None = None,
     progress: bool | None = None,
     desc: str = "fits",
+    delay: float = 0.0,
 ) -> list:
     """Run ``func(data, *arguments)`` for every task ``(data, *arguments)``, in parallel.
 
@@ -130,6 +131,8 @@ def map_fits(
         Show a progress bar (``None``: only in an interactive session).
     desc
         Label of the progress bar.
+    delay
+        Seconds before the bar appears (a run that finishes sooner shows none).
 
     Returns
     -------
@@ -143,7 +146,7 @@ def map_fits(
         return results
     if processes is not None and (isinstance(processes, bool) or int(processes) < 1):
         raise ArgumentError(f"processes must be a positive integer or None; got {processes!r}.")
-    with progress_bar(n, desc, progress) as bar:
+    with progress_bar(n, desc, progress, delay=delay) as bar:
         if client is not None:
             _map_dask(client, func, datasets, keys, arguments, results, bar)
         else:

@@ -34,6 +34,7 @@ from wemix_nb.model.levels import (
     parent_indices,
     unit_parents,
 )
+from wemix_nb.model.sampling import SamplingDesign
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ class ModelFrame:
     cond_weight1
         ``(n,)`` level-1 weights conditional on the level-2 group.
     weight_columns
-        The weight columns, level 1 first (empty for unit weights).
+        The weight columns, level 1 first (empty for unit weights; one column for level-1
+        weights only, with every higher level weighted 1).
     row_index
         Labels of the rows used, in data order.
     n_dropped_missing, n_dropped_zero_weight
@@ -128,6 +130,9 @@ class ModelFrame:
     weight_scaling
         How the conditional weights were scaled within clusters (``"none"``, ``"cluster"``,
         ``"effective"``); the weights above are the scaled ones.
+    sampling
+        The first-stage sampling design of the top-level groups (strata, PSUs, fpc) for
+        design-based standard errors; ``None``: every top-level group a PSU of one stratum.
     """
 
     parsed: ParsedFormula
@@ -147,6 +152,7 @@ class ModelFrame:
     response_levels: tuple | None = None
     categories: dict[str, tuple] = field(default_factory=dict)
     weight_scaling: str = "none"
+    sampling: SamplingDesign | None = None
 
     @property
     def covariate_columns(self) -> list[str]:
@@ -155,6 +161,11 @@ class ModelFrame:
         names += [v for bar in self.parsed.bars for v in variables_of(bar.expr)]
         names += [c for level in self.levels for c in group_columns_of(level.name)]
         return list(dict.fromkeys(names))
+
+    @property
+    def level1_weights_only(self) -> bool:
+        """True when only the rows are weighted (one weight column; higher levels have weight 1)."""
+        return len(self.weight_columns) == 1 and len(self.levels) > 0
 
     @property
     def n(self) -> int:
@@ -241,11 +252,12 @@ def _check_columns(data: pd.DataFrame, columns: _Columns, unit_weights: bool) ->
                 f"(grouping factors: {', '.join(map(repr, factors))})."
             )
     n_levels = 1 + len(factors)
-    if not unit_weights and len(columns.weights) != n_levels:
+    # one column: level-1 weights only, every higher level weighted 1 (lme4's weights=)
+    if not unit_weights and len(columns.weights) not in (1, n_levels):
         raise WeightError(
             f"The model has {n_levels} levels (rows + {', '.join(map(repr, factors))}), so weights "
-            f"needs {n_levels} column names, level 1 (rows) first; got {len(columns.weights)}: "
-            f"{columns.weights}."
+            f"needs {n_levels} column names, level 1 (rows) first, or 1 for level-1 weights only; got "
+            f"{len(columns.weights)}: {columns.weights}."
         )
 
 
@@ -320,6 +332,8 @@ def _given_weights(rows: pd.DataFrame, columns: list[str], levels: list[LevelInd
     if not columns:
         return [np.ones(len(rows))] + [np.ones(level.n_groups) for level in levels]
     W = rows[columns].to_numpy(dtype=float)
+    if len(columns) == 1:  # level-1 weights only: every higher level has weight 1
+        return [W[:, 0]] + [np.ones(level.n_groups) for level in levels]
     given = [W[:, 0]]
     for k, level in enumerate(levels, start=1):
         given.append(
@@ -389,7 +403,8 @@ def build_model_frame(
     data
         The data; it is not modified.
     weights
-        Weight column names, level 1 first (rows), then level 2, ... up to the top level.
+        Weight column names, level 1 first (rows), then level 2, ... up to the top level. One
+        column weights the rows only (every higher level has weight 1, lme4's ``weights=``).
         ``None`` means unit weights at every level.
     cweights
         True if the columns hold conditional weights (each level's weight given the level above).
@@ -435,6 +450,8 @@ def build_model_frame(
     given = _given_weights(rows, columns.weights, levels)
     parents = parent_indices(levels)
     scaling = scale_weights if columns.weights else "none"  # unit weights stay unit weights
+    if not cweights and len(columns.weights) > 1:
+        weight_rules.warn_conditional_below_one(given, unit_parents(levels, parents), columns.weights)
     unconditional, conditional = weight_rules.level_weights(
         given, unit_parents(levels, parents), conditional=bool(cweights), scaling=scaling
     )

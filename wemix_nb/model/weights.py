@@ -26,12 +26,13 @@ Every level below the top is scaled within its parent groups; the top-level weig
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from wemix_nb.errors import ArgumentError, WeightError
+from wemix_nb.errors import ArgumentError, WeightError, WeightWarning, user_stacklevel
 
 SCALING_METHODS = ("none", "cluster", "effective")
 
@@ -163,6 +164,85 @@ def group_weight(
             "constant within each group."
         )
     return per_group
+
+
+def warn_conditional_below_one(
+    unconditional: Sequence[np.ndarray], up: Sequence[np.ndarray], columns: Sequence[str]
+) -> None:
+    """Warn (:class:`~wemix_nb.errors.WeightWarning`) when unconditional weights fall below their
+    parent's weight: the implied conditional weight ``w_k / w_{k+1}`` is below 1, i.e. a selection
+    probability above 1, which suggests conditional weights or columns in the wrong order."""
+    for k in range(len(unconditional) - 1):
+        parent = unconditional[k + 1][up[k]]
+        below = int(np.sum(unconditional[k] < parent * (1 - 1e-12)))
+        if below:
+            units = "row(s)" if k == 0 else f"level-{k + 1} group(s)"
+            warnings.warn(
+                f"{below} {units} have a level-{k + 1} weight {columns[k]!r} below the level-{k + 2} "
+                f"weight {columns[k + 1]!r} of their group: as unconditional weights that means a "
+                "conditional weight below 1. If the columns hold conditional weights, pass "
+                "cweights=True; otherwise check their order (level 1 first).",
+                WeightWarning,
+                stacklevel=user_stacklevel(),
+            )
+
+
+def replicate_group_factors(
+    factors: np.ndarray,
+    index: np.ndarray,
+    labels: pd.Index,
+    *,
+    level: int,
+    factor: str,
+    replicates: Sequence[str],
+    weight: str,
+) -> np.ndarray:
+    """Per group, the replicate factor of each replicate; it must be constant within groups.
+
+    A replicate column holds level-1 unconditional weights; the replicate weight of a group of a
+    higher level is its weight times the factor ``replicate / full-sample weight`` of its rows,
+    which therefore must be the same on all its rows.
+
+    Parameters
+    ----------
+    factors
+        ``(n, R)`` factors of the rows.
+    index
+        ``(n,)`` group of each row, in ``0..len(labels)-1``.
+    labels
+        The group labels (for the message).
+    level, factor
+        The level number and its grouping factor (for the message).
+    replicates, weight
+        The ``R`` replicate columns and the level-1 weight column (for the message).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(len(labels), R)`` the factor of each group in each replicate.
+
+    Raises
+    ------
+    WeightError
+        Naming a group and a replicate in which the factor varies.
+    """
+    n_groups = len(labels)
+    first = np.zeros((n_groups, factors.shape[1]))
+    first[index[::-1]] = factors[::-1]  # the first row of each group is assigned last, so it wins
+    spread = np.zeros_like(first)
+    np.maximum.at(spread, index, np.abs(factors - first[index]))
+    # factors are ratios near 1 (or 0 for a deleted unit): an absolute tolerance at their scale
+    varies = spread > CONSTANT_RTOL * np.maximum(np.abs(first), 1.0)
+    if varies.any():
+        groups, reps = np.nonzero(varies)
+        raise WeightError(
+            f"The replicate factor {replicates[reps[0]]!r} / {weight!r} varies within group "
+            f"{str(labels[groups[0]])!r} of {factor!r} (level {level}; {len(np.unique(groups))} group(s), "
+            f"{len(np.unique(reps))} replicate(s)), so the level-{level} replicate weight cannot be "
+            f"derived from the rows. Give the level's replicate columns explicitly: "
+            f"replicate_weights={{1: <row columns>, {level}: <level-{level} columns>}}."
+        )
+    return first
 
 
 def to_conditional(unconditional: Sequence[np.ndarray], up: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -32,6 +32,7 @@ import numpy as np
 
 from wemix_nb.errors import FewGroupsWarning, SingularFitWarning
 from wemix_nb.model.variance import VarianceLevel
+from wemix_nb.results.notes import se_method
 
 if TYPE_CHECKING:  # pragma: no cover
     from wemix_nb.results.result import MixResult
@@ -94,7 +95,8 @@ class Diagnostics:
     n_fixed
         Number of fixed effects.
     few_groups
-        Fewer than :data:`FEW_GROUPS` top-level groups.
+        Fewer than :data:`FEW_GROUPS` top-level groups behind clustered sandwich standard errors
+        (not flagged for replicate-weight or linearized standard errors).
     reference_df
         Degrees of freedom of the default reference distribution of p-values and intervals:
         ``inf`` (normal, as WeMix) or top-level groups minus fixed effects (at least 1).
@@ -260,7 +262,8 @@ def diagnose(result: MixResult) -> Diagnostics:
         dict.fromkeys(term for level in result.variance.levels for term in level.terms if term != INTERCEPT)
     )
     icc, label, note = _icc(result, slopes)
-    few = n_top < FEW_GROUPS
+    # the rule is about the clustered sandwich; replicate and linearized SEs are another matter
+    few = n_top < FEW_GROUPS and se_method(result).startswith("Robust (sandwich)")
     return Diagnostics(
         top_group=top,
         n_top_groups=n_top,

@@ -13,7 +13,7 @@ import math
 import textwrap
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from wemix_nb.errors import ArgumentError
+from wemix_nb.results.notes import se_method, summary_notes, survey_arguments
 
 if TYPE_CHECKING:  # pragma: no cover
     from wemix_nb.results.result import MixResult
@@ -181,6 +182,7 @@ def call_text(result: MixResult) -> str:
         parts.append(f"center_group={opts['center_group']!r}")
     if opts.get("center_grand"):
         parts.append(f"center_grand={opts['center_grand']!r}")
+    parts += survey_arguments(opts)
     return f"mix({', '.join(parts)})"
 
 
@@ -209,8 +211,13 @@ class MixSummary:
     digits
         Significant digits of the tables (the log-likelihood uses 7).
     notes
+        Lines printed after the fixed effects: how the standard errors were computed (when not
+        WeMix's sandwich) and how the levels are weighted (level-1 weights only).
+    ICC_SE
+        Standard error of the ICC (replicate weights), or ``None``.
+    diagnostics
         What qualifies the fit (few top-level groups, a boundary fit, how to read the ICC,
-        convergence: ``result.diagnostics.notes()``), printed after WeMix's layout.
+        convergence: ``result.diagnostics.notes()``), printed last under "Notes:".
     """
 
     call: str
@@ -222,7 +229,9 @@ class MixSummary:
     family: str = "gaussian"
     link: str = "identity"
     digits: int = 4
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
+    ICC_SE: float | None = None
+    diagnostics: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
         """The printed summary, one string per line (what ``str()`` joins)."""
@@ -271,12 +280,15 @@ class MixSummary:
             ),
             "",
         ]
+        if self.notes:
+            out += [*self.notes, ""]
         out.append(f"lnl= {format_number(self.lnl, 7, 2)}")
         if self.ICC is not None and self.family == "gaussian":
-            out.append(f"Intraclass Correlation= {format_number(self.ICC, d)}")
-        if self.notes:
+            se = "" if self.ICC_SE is None else f" (SE {format_number(self.ICC_SE, d)})"
+            out.append(f"Intraclass Correlation= {format_number(self.ICC, d)}{se}")
+        if self.diagnostics:
             out += ["", "Notes:"]
-            for note in self.notes:
+            for note in self.diagnostics:
                 out += textwrap.wrap(note, width=100, initial_indent="* ", subsequent_indent="  ")
         return out
 
@@ -316,7 +328,9 @@ def summary(result: MixResult, digits: int = 4) -> MixSummary:
         family=result.family_name,
         link=result.link,
         digits=digits,
-        notes=result.diagnostics.notes(),
+        notes=summary_notes(result),
+        ICC_SE=getattr(result, "ICC_SE", None),
+        diagnostics=tuple(result.diagnostics.notes()),
     )
 
 
@@ -362,6 +376,9 @@ def tidy(result: MixResult, conf_level: float = 0.95, df: str | None = None) -> 
     value results use Barnard-Rubin degrees of freedom for both ``"groups"`` and ``"rubin"``.
     ``None`` chooses ``"groups"`` below 30 top-level groups, else ``"normal"``
     (``result.diagnostics.default_df``).
+
+    The table's ``attrs["se_method"]`` says how the standard errors were computed
+    (:func:`se_method`: sandwich, design-based, replicate weights, plausible values).
     """
     from wemix_nb.results.extras import degrees_of_freedom
 
@@ -371,7 +388,7 @@ def tidy(result: MixResult, conf_level: float = 0.95, df: str | None = None) -> 
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = est / se
     crit = stats.t.ppf(0.5 + conf_level / 2, dof)
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "term": [str(t) for t in result.coef.index],
             "estimate": est,
@@ -383,6 +400,8 @@ def tidy(result: MixResult, conf_level: float = 0.95, df: str | None = None) -> 
             "conf_high": est + crit * se,
         }
     )
+    table.attrs["se_method"] = se_method(result)
+    return table
 
 
 CONFINT_WHICH = ("fixed", "variances", "all")

@@ -123,6 +123,11 @@ class PVResult(MixResult):
         ``estimate``, ``within``, ``between``, ``total``, ``SE`` (see :func:`pool_variance`).
     df_complete
         ``nu_com``: number of top-level groups minus the number of fixed effects.
+    replicates
+        With replicate weights: the replicate estimates of every plausible value, a tidy DataFrame
+        (``pv``, ``replicate``, ``term``, ``kind``, ``estimate``); else ``None``.
+    ICC_SE
+        With replicate weights: the standard error of the ICC by Rubin's rules; else ``None``.
     """
 
     fits: list = field(default_factory=list, repr=False)
@@ -130,6 +135,8 @@ class PVResult(MixResult):
     rubin: pd.DataFrame | None = field(default=None, repr=False)
     rubin_vars: pd.DataFrame | None = field(default=None, repr=False)
     df_complete: float | None = None
+    replicates: pd.DataFrame | None = field(default=None, repr=False)
+    ICC_SE: float | None = None
 
     @property
     def n_pv(self) -> int:
@@ -147,8 +154,11 @@ class PVResult(MixResult):
         return self.rubin["fmi"]
 
     def __repr__(self) -> str:
+        replicates = getattr(self.options, "replicates", None)
+        with_replicates = "" if replicates is None else f", {replicates.describe()}"
         return (
-            f"<PVResult {self.formula!r}: {self.n_pv} plausible values combined by Rubin's rules; "
+            f"<PVResult {self.formula!r}: {self.n_pv} plausible values combined by Rubin's rules"
+            f"{with_replicates}; "
             f"{self.nobs} rows, "
             f"{', '.join(f'{k} {v}' for k, v in self.ngroups.iloc[1:].items())} groups; "
             f"mean lnl={self.lnl:.6g}>"
@@ -220,13 +230,16 @@ def _parameter_names(variance: VarianceComponents) -> list[str]:
     return [p.name for p in variance.table_parameters()]
 
 
-def pool_variance(values: Sequence[VarianceComponents]) -> tuple[VarianceComponents, pd.DataFrame]:
+def pool_variance(
+    values: Sequence[VarianceComponents], within: str = "all"
+) -> tuple[VarianceComponents, pd.DataFrame]:
     """Variance components of several fits of one model, combined by Rubin's rules.
 
     Each ``Sigma_l`` (and the residual variance) is the mean over the fits; the standard error of
     each entry combines the mean squared standard error and the between-fit variance,
     ``SE^2 = mean SE_m^2 + (1 + 1/M) var_m(estimate)``, and the covariance of the free entries is
-    ``mean var_theta_m + (1 + 1/M) cov_m(estimates)``.
+    ``mean var_theta_m + (1 + 1/M) cov_m(estimates)``. With ``within="first"`` the sampling part
+    is the first fit's (``SE_1^2``, ``var_theta_1``) instead of the mean.
 
     Returns
     -------
@@ -244,11 +257,12 @@ def pool_variance(values: Sequence[VarianceComponents]) -> tuple[VarianceCompone
         est = np.column_stack([est, [v.residual for v in values]])
         se = np.column_stack([se, [v.residual_se for v in values]])
         names = [*names, RESIDUAL]
-    within = np.mean(se**2, axis=0)
+    first_only = within == "first"
+    within = se[0] ** 2 if first_only else np.mean(se**2, axis=0)
     between = est.var(axis=0, ddof=1)
     total = within + factor * between
     mean = est.mean(axis=0)
-    cov = np.mean([v.cov for v in values], axis=0)
+    cov = np.array(values[0].cov) if first_only else np.mean([v.cov for v in values], axis=0)
     cov = cov + factor * np.atleast_2d(np.cov(est[:, :k], rowvar=False, ddof=1))
     linear = first.residual is not None
     pooled = first.with_estimates(
@@ -270,6 +284,7 @@ def combine_pv(
     pv: Sequence[str] | None = None,
     formula: str | None = None,
     options: FitOptions | None = None,
+    within: str = "all",
 ) -> PVResult:
     """Combine fits of the same model to different plausible values by Rubin's rules.
 
@@ -285,6 +300,10 @@ def combine_pv(
         The formula to report (default: the first fit's).
     options
         The options of the fits, to report (default: the first fit's).
+    within
+        The sampling (within-imputation) covariance ``U``: the mean of the fits' covariances
+        (``"all"``, Rubin's rule) or the first fit's (``"first"``, as some TIMSS reports compute
+        the replicate variance on the first plausible value only).
 
     Returns
     -------
@@ -315,7 +334,13 @@ def combine_pv(
     factor = 1.0 + 1.0 / M
     Q = np.array([fit.coef.to_numpy() for fit in fits])
     coef = Q.mean(axis=0)
-    U = np.mean([fit.cov_mat.to_numpy() for fit in fits], axis=0)
+    if within not in ("all", "first"):
+        raise ArgumentError(f"within must be 'all' or 'first'; got {within!r}.")
+    U = (
+        fits[0].cov_mat.to_numpy()
+        if within == "first"
+        else np.mean([fit.cov_mat.to_numpy() for fit in fits], axis=0)
+    )
     B = np.atleast_2d(np.cov(Q, rowvar=False, ddof=1))
     T = U + factor * B
     n_top = int(first.ngroups.iloc[-1])
@@ -326,7 +351,7 @@ def combine_pv(
     rubin.insert(0, "estimate", coef)
 
     # variance components: means, and Rubin's rule on their sampling variances
-    variance, rubin_vars = pool_variance([fit.variance for fit in fits])
+    variance, rubin_vars = pool_variance([fit.variance for fit in fits], within)
     sigma = (
         math.sqrt(variance.residual)
         if variance.residual is not None
@@ -380,7 +405,14 @@ def combine_pv(
         **variance_views(variance),
     )
     return PVResult(
-        **base, fits=fits, pv=pv_names, rubin=rubin, rubin_vars=rubin_vars, df_complete=df_complete
+        **base,
+        fits=fits,
+        pv=pv_names,
+        rubin=rubin,
+        rubin_vars=rubin_vars,
+        df_complete=df_complete,
+        replicates=_pv_replicates(fits, pv_names),
+        ICC_SE=_pooled_icc_se(fits, within),
     )
 
 
@@ -415,6 +447,45 @@ def _check_same_model(fits: list) -> None:
                 f"Fit {k} has variance components {_parameter_names(fit.variance)}, fit 1 has "
                 f"{_parameter_names(first.variance)}."
             )
+
+
+def _pv_replicates(fits: Sequence[MixResult], names: Sequence[str]) -> pd.DataFrame | None:
+    """The replicate estimates of every plausible value, when the fits carry them."""
+    tables = [getattr(fit, "replicates", None) for fit in fits]
+    if any(table is None for table in tables):
+        return None
+    return pd.concat(
+        [table.assign(pv=name)[["pv", *table.columns]] for table, name in zip(tables, names, strict=True)],
+        ignore_index=True,
+    )
+
+
+def _pooled_icc_se(fits: Sequence[MixResult], within: str) -> float | None:
+    """Rubin's rule on the ICC when every fit has a standard error of it (replicate weights)."""
+    se = [getattr(fit, "ICC_SE", None) for fit in fits]
+    if any(s is None for s in se) or any(fit.ICC is None for fit in fits):
+        return None
+    icc = np.array([fit.ICC for fit in fits])
+    sampling = se[0] ** 2 if within == "first" else float(np.mean(np.square(se)))
+    return float(np.sqrt(sampling + (1 + 1 / len(fits)) * icc.var(ddof=1)))
+
+
+def complete_pv_rows(data: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """The rows with every plausible value (a :class:`~wemix_nb.errors.DroppedRowsWarning` counts
+    the others): Rubin's rules combine fits of the same units, so a row missing one plausible value
+    is left out of every fit, not only of that one."""
+    present = [name for name in names if name in data.columns]
+    incomplete = data[present].isna().any(axis=1).to_numpy() if present else np.zeros(len(data), bool)
+    if not incomplete.any():
+        return data
+    counts = ", ".join(f"{c!r}: {int(k)}" for c, k in data[present].isna().sum().items() if k)
+    warnings.warn(
+        f"{int(incomplete.sum())} row(s) with a missing plausible value were removed from every "
+        f"fit ({counts}).",
+        DroppedRowsWarning,
+        stacklevel=5,
+    )
+    return data.loc[~incomplete]
 
 
 def _fit_one(data: pd.DataFrame, formula: str, options: FitOptions) -> MixResult:
@@ -458,19 +529,7 @@ def fit_plausible_values(
     PVResult
     """
     names, formulas = pv_formulas(formula, options.pv)
-    present = [name for name in names if name in data.columns]
-    incomplete = data[present].isna().any(axis=1).to_numpy() if present else np.zeros(len(data), bool)
-    if incomplete.any():
-        # Rubin's rules combine fits of the same units: a row missing one plausible value is left
-        # out of every fit, not only of that one
-        counts = ", ".join(f"{c!r}: {int(k)}" for c, k in data[present].isna().sum().items() if k)
-        warnings.warn(
-            f"{int(incomplete.sum())} row(s) with a missing plausible value were removed from every "
-            f"fit ({counts}).",
-            DroppedRowsWarning,
-            stacklevel=4,
-        )
-        data = data.loc[~incomplete]
+    data = complete_pv_rows(data, names)
     single = options.with_changes(pv=None, progress=False)  # no nested bars inside the fits
     tasks = [(data, f, single) for f in formulas]
     if client is None and n_jobs is None:

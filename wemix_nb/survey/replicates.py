@@ -68,9 +68,10 @@ import numpy as np
 import pandas as pd
 
 from wemix_nb.errors import ArgumentError, ColumnNotFoundError, DesignError, WeightError
+from wemix_nb.options import REPLICATE_METHODS
 from wemix_nb.survey.replicate_design import design_factors
 
-METHODS = ("fay", "brr", "jk1", "jkn", "jk2", "bootstrap")
+METHODS = REPLICATE_METHODS
 
 # arguments of replicate_weights beyond data/weight/method that each method uses
 _USES = {

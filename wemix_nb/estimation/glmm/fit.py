@@ -208,7 +208,7 @@ def fit_glmm(
     score_obj = _score_objective(frame, family, nquad, model, obj)
     scores, lnl_by_group = _top_group_scores(obj, score_obj, x, ev)
     levels = [lev.name for lev in frame.levels]
-    robust = _robust_covariance(structure, levels, theta, H, gradient, scores)
+    robust = _robust_covariance(structure, levels, theta, H, gradient, scores, frame.sampling)
     eta, mu = _fitted_values(model, family, ev)
     return GlmmFit(
         family=family,

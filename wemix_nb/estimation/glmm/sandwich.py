@@ -3,7 +3,8 @@
 ``vars`` are, per level, the variances then the covariances (column-major lower triangle) of the
 random effects. With ``s_h`` the score vector of top-level group ``h``'s log-likelihood and ``H``
 the Hessian of the total log-likelihood, both in ``(beta, vars)`` at the estimate:
-``J = G/(G-1) sum_h s_h s_h'`` and ``V = H^{-1} J H^{-1}``. Both are obtained from their
+``J = G/(G-1) sum_h s_h s_h'`` (or its design-based form,
+:func:`~wemix_nb.estimation.meat.score_meat`) and ``V = H^{-1} J H^{-1}``. Both are obtained from their
 ``(beta, theta)`` versions by the chain rule through the map ``theta -> vars``.
 
 WeMix evaluates the Hessian for the sandwich at ``vars + 0.0002 k`` when a variance is below 1
@@ -21,7 +22,9 @@ import numpy as np
 
 from wemix_nb.errors import NumericalWarning
 from wemix_nb.estimation.glmm.optimize import _Objective
+from wemix_nb.estimation.meat import score_meat
 from wemix_nb.model.covariance import CovarianceStructure
+from wemix_nb.model.sampling import SamplingDesign
 
 # warnings point at the caller of fit_glmm: fit_glmm -> _robust_covariance -> helper
 _STACKLEVEL = 4
@@ -125,6 +128,7 @@ def _robust_covariance(
     hessian: np.ndarray,
     gradient: np.ndarray,
     scores: np.ndarray,
+    design: SamplingDesign | None = None,
 ) -> _Sandwich:
     """The sandwich covariance of ``(beta, vars)`` from derivatives in ``(beta, theta)``.
 
@@ -141,6 +145,9 @@ def _robust_covariance(
         second-order term of the change of variables).
     scores
         ``(G_top, p+k)`` per-top-group gradients in ``(beta, theta)``.
+    design
+        The sampling design of the top-level groups (see
+        :func:`~wemix_nb.estimation.meat.score_meat`); ``None``: clustered on the top level.
     """
     vmap = _VarMap(structure, level_names)
     p, k = len(gradient) - structure.size, structure.size
@@ -150,8 +157,7 @@ def _robust_covariance(
     second[p:, p:, p:] = vmap.second()
     H_y = Jinv.T @ (hessian - np.einsum("m,mab->ab", g_y, second)) @ Jinv
     scores_y = scores @ Jinv
-    G = scores_y.shape[0]
-    meat = G / max(G - 1, 1) * scores_y.T @ scores_y
+    meat = score_meat(scores_y, design)
     Hinv = _inverse_hessian(H_y)
     V = Hinv @ meat @ Hinv
     V = 0.5 * (V + V.T)

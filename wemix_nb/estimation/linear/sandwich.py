@@ -1,7 +1,8 @@
 """Robust covariance of the variance components of a linear mixed model.
 
 Follows WeMix's construction, each level separately with beta held fixed: per-top-group scores
-of ``(theta, sigma)``, the Hessian of the total likelihood, the sandwich ``A^-1 J A^-1``, and the
+of ``(theta, sigma)`` and their sampling covariance (:func:`~wemix_nb.estimation.meat.score_meat`),
+the Hessian of the total likelihood, the sandwich ``A^-1 J A^-1``, and the
 delta method to ``Sigma_l = sigma^2 Lambda_l Lambda_l'``. Both derivatives are exact here (the
 Hessian by differences of the exact scores; WeMix uses finite differences of the likelihood).
 """
@@ -15,6 +16,7 @@ import numpy as np
 
 from wemix_nb.errors import NumericalWarning
 from wemix_nb.estimation.linear.optimize import _jacobian
+from wemix_nb.estimation.meat import score_meat
 
 if TYPE_CHECKING:
     from wemix_nb.estimation.linear.problem import LinearProblem, _Evaluation
@@ -45,8 +47,7 @@ def _variance_sandwich(
     sigma = np.sqrt(sigma2)
     phi = np.append(theta, sigma)
     scores = _phi_scores(problem, theta, ext, sigma, ev)
-    G = problem.n_top
-    J = G / (G - 1) * scores.T @ scores
+    J = score_meat(scores, problem.frame.sampling)
 
     def total_gradient(x):
         return _phi_scores(problem, x[:-1], ext, x[-1]).sum(axis=0)

@@ -10,6 +10,7 @@ import numpy as np
 
 from wemix_nb.estimation.linear.batched import _swap
 from wemix_nb.estimation.linear.sandwich import _variance_sandwich
+from wemix_nb.estimation.meat import score_meat
 
 if TYPE_CHECKING:
     from wemix_nb.estimation.linear.problem import LinearProblem, _Evaluation
@@ -33,7 +34,9 @@ class LinearSolution:
         ``(p, p)`` model-based covariance of beta: ``sigma^2`` times the inverse of the weighted
         GLS system.
     cov_beta
-        ``(p, p)`` robust (sandwich, clustered on the top level, ``G/(G-1)``) covariance of beta.
+        ``(p, p)`` robust (sandwich) covariance of beta: clustered on the top level with
+        ``G/(G-1)``, or design-based with the frame's sampling design (see
+        :func:`~wemix_nb.estimation.meat.score_meat`).
     u, b
         Per level (level 2 first), ``(n_groups, q)`` spherical modes and random effects
         ``b = Lambda u`` on the data scale.
@@ -85,9 +88,8 @@ def _solution(problem: LinearProblem, theta: np.ndarray) -> LinearSolution:
 
     # robust covariance of beta: per-top-group scores from the envelope of each group's r2
     scores_beta = -(problem.top_weight[:, None] / sigma2) * ev.top_linear(ext, p)
-    G = problem.n_top
     model_cov = sigma2 * np.linalg.inv(A)
-    J_beta = G / (G - 1) * scores_beta.T @ scores_beta
+    J_beta = score_meat(scores_beta, problem.frame.sampling)
     cov_beta = model_cov @ J_beta @ model_cov
 
     var_cov, var_theta, var_se = _variance_sandwich(problem, theta, ev, ext, sigma2)
