@@ -11,7 +11,7 @@ import pandas as pd
 from formulaic import model_matrix
 
 from wemix_nb.errors import DataError, FormulaError, RankDeficiencyError
-from wemix_nb.model.formula import ParsedFormula, RandomBar
+from wemix_nb.model.formula import ParsedFormula, RandomBar, variables_of
 
 
 def check_finite(values: np.ndarray, names: list[str], what: str, rows: pd.Index) -> None:
@@ -75,10 +75,58 @@ class _InterceptOnly:
         return pd.DataFrame({"Intercept": np.ones(len(data))}, index=data.index)
 
 
+def real_values(matrix: pd.DataFrame, what: str) -> np.ndarray:
+    """The columns of a design (or a response) as a float array, refusing what is not a real
+    number: complex values (their imaginary part would be dropped), dates, durations, objects.
+
+    Raises
+    ------
+    DataError
+        Naming the first such column and its dtype.
+    """
+    for name, dtype in matrix.dtypes.items():
+        real = pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+        if not real or pd.api.types.is_complex_dtype(dtype):
+            kind = (
+                "complex numbers" if pd.api.types.is_complex_dtype(dtype) else "values that are not numbers"
+            )
+            raise DataError(
+                f"{what} column {str(name)!r} holds {kind} (dtype {dtype}); the model needs real "
+                "numbers. Convert it (e.g. a date to the days since a reference date) or use it as a "
+                "category with C(...)."
+            )
+    return matrix.to_numpy(dtype=float)
+
+
+def _not_numbers(data: pd.DataFrame, expression: str) -> list[str]:
+    """The columns of ``expression`` with dates, durations or periods (neither numbers nor text)."""
+    try:
+        names = variables_of(expression)
+    except FormulaError:
+        return []
+    return [
+        name
+        for name in names
+        if name in data.columns
+        and (
+            pd.api.types.is_datetime64_any_dtype(data[name].dtype)
+            or pd.api.types.is_timedelta64_dtype(data[name].dtype)
+            or isinstance(data[name].dtype, pd.PeriodDtype | pd.IntervalDtype)
+        )
+    ]
+
+
 def _design_matrix(expression: str, data: pd.DataFrame, what: str):
     try:
         return model_matrix(expression, data, na_action="ignore")
     except Exception as exc:  # formulaic's errors have many types
+        dates = _not_numbers(data, expression)
+        if dates:
+            raise DataError(
+                f"Cannot build the {what}: column {dates[0]!r} holds {data[dates[0]].dtype} values, "
+                "which are neither numbers nor categories. Convert it (e.g. to the days since a "
+                "reference date) or use it as a category with C(...)."
+            ) from exc
         raise FormulaError(f"Cannot build the {what} from {expression!r}: {exc}") from exc
 
 
@@ -100,7 +148,7 @@ def _binomial_response(y_raw: pd.Series, name: str) -> tuple[np.ndarray, tuple |
             )
         return (y_raw == categories[1]).to_numpy(dtype=float), tuple(categories)
     if pd.api.types.is_numeric_dtype(dtype):
-        values = y_raw.to_numpy(dtype=float)
+        values = real_values(y_raw.to_frame(name), "The response")[:, 0]
         bad = ~np.isin(values, (0.0, 1.0))
         if bad.any():
             examples = pd.unique(values[bad])[:5]
@@ -160,7 +208,7 @@ def response(
             f"The response {name!r} must be numeric for this family, but has dtype {y_raw.dtype}."
         )
     else:
-        y = y_raw.to_numpy(dtype=float)
+        y = real_values(y_raw.to_frame(name), "The response")[:, 0]
     check_finite(y[:, None], [name], "The response", rows.index)
     if check_constant and np.ptp(y) == 0:
         raise DataError(f"The response {name!r} is constant ({float(y[0])!r}); nothing to model.")
@@ -219,7 +267,7 @@ def fixed_design(rows: pd.DataFrame, parsed: ParsedFormula, *, check_rank: bool 
         If ``check_rank`` and its columns are linearly dependent.
     """
     matrix = _design_matrix(parsed.fixed, rows, "fixed-effect design")
-    X = np.asarray(matrix, dtype=float)
+    X = real_values(matrix, "The fixed-effect design")
     names = [str(c) for c in matrix.columns]
     if X.shape[1] == 0:
         raise FormulaError(f"The formula {parsed.formula!r} has no fixed effect; use at least '~ 1 + ...'.")
@@ -263,7 +311,7 @@ def _bar_matrix(rows: pd.DataFrame, bar: RandomBar) -> tuple[np.ndarray, list[st
         what = f"random-effect design of '({bar.expr} | {bar.group})'"
         matrix = _design_matrix(bar.expr, rows, what)
         spec = matrix.model_spec
-    values = np.asarray(matrix, dtype=float)
+    values = real_values(matrix, f"The random-effect design of {bar.group!r}")
     names = [str(c) for c in matrix.columns]
     check_finite(values, names, f"The random-effect design of {bar.group!r}", rows.index)
     if not names:

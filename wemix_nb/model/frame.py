@@ -26,6 +26,7 @@ from wemix_nb.model.design import (
     response,
     without_unused_categories,
 )
+from wemix_nb.model.dtypes import check_exact_numbers, numpy_counterparts
 from wemix_nb.model.formula import ParsedFormula, parse_formula, variables_of
 from wemix_nb.model.levels import (
     LevelIndex,
@@ -444,7 +445,9 @@ def build_model_frame(
     columns = _model_columns(parsed, weights, cweights, centering_request(center_group, center_grand))
     _check_columns(data, columns, unit_weights=weights is None)
     kept = _usable_rows(data, columns)
-    rows = kept.rows
+    # one reading of the columns: nullable / pyarrow / pd.NA-text dtypes as their NumPy counterparts
+    rows = numpy_counterparts(kept.rows)
+    check_exact_numbers(rows, dict.fromkeys([*columns.fixed, *columns.random]))
 
     levels = index_levels(rows, columns.factors, level_order)
     given = _given_weights(rows, columns.weights, levels)

@@ -16,14 +16,52 @@ def group_columns_of(factor: str) -> list[str]:
     return [part.strip().strip("`") for part in factor.split(":")]
 
 
-def _label_strings(values: pd.Series) -> pd.Series:
-    """Group labels as text; whole numbers stored as floats print as integers (``3``, not ``3.0``)
-    so that labels do not depend on whether the column once held a missing value."""
-    if pd.api.types.is_float_dtype(values.dtype):
-        whole = values.dropna()
-        if len(whole) and np.all(np.mod(whole.to_numpy(dtype=float), 1) == 0):
-            return values.map(lambda v: v if pd.isna(v) else str(int(v)))
-    return values.astype(str)
+def _label_key(value) -> str:
+    """One label as text; a whole number reads the same whatever its type (``3``, ``3.0``)."""
+    if isinstance(value, bool | np.bool_):
+        return str(value)
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def label_keys(values: pd.Series) -> pd.Series:
+    """Group labels as comparable text: numbers by value, so ``3``, ``3.0``, ``"3"`` and a category
+    ``3`` are the same label; missing labels stay missing.
+
+    Labels of a fit and of new data are matched through these keys, and composite factors
+    (``a:b``) join them, so that labels do not depend on whether a column was stored as integers,
+    as floats (e.g. after once holding a missing value), as text or as a categorical.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        categories = label_keys(pd.Series(values.cat.categories)).to_numpy(dtype=object)
+        codes = values.cat.codes.to_numpy()
+        keys = np.where(codes >= 0, categories[np.maximum(codes, 0)], np.nan)
+    else:
+        present = values.notna().to_numpy()
+        keys = np.full(len(values), np.nan, dtype=object)
+        keys[present] = [_label_key(v) for v in values.to_numpy(dtype=object)[present]]
+    return pd.Series(keys, index=values.index, name=values.name, dtype=str)
+
+
+def match_labels(fitted: pd.Index, labels: pd.Series) -> np.ndarray:
+    """Position of each of ``labels`` among the ``fitted`` group labels (-1: not a fitted group).
+
+    Labels match by value (:func:`label_keys`): new data may hold the integers ``3`` where the fit
+    had the text ``"3"``, floats, or a categorical. Where the fit itself has two labels with the
+    same key (``3`` and ``"3"`` in one object column) only an exact match counts.
+    """
+    try:
+        exact = pd.Index(fitted).get_indexer(labels.to_numpy())
+    except TypeError:  # labels of types that do not compare
+        exact = np.full(len(labels), -1)
+    fitted_keys = label_keys(pd.Series(fitted))
+    unique = ~fitted_keys.duplicated(keep=False).to_numpy()
+    by_key = pd.Index(fitted_keys[unique]).get_indexer(label_keys(labels).to_numpy())
+    positions = np.append(np.flatnonzero(unique), -1)  # by_key == -1 picks the final -1
+    return np.where(exact >= 0, exact, positions[by_key])
 
 
 def group_labels(data: pd.DataFrame, factor: str) -> pd.Series:
@@ -44,9 +82,9 @@ def group_labels(data: pd.DataFrame, factor: str) -> pd.Series:
     columns = group_columns_of(factor)
     if len(columns) == 1:
         return data[columns[0]]
-    joined = _label_strings(data[columns[0]])
+    joined = label_keys(data[columns[0]])
     for column in columns[1:]:
-        joined = joined + ":" + _label_strings(data[column])
+        joined = joined + ":" + label_keys(data[column])
     return joined.rename(factor)
 
 

@@ -1,0 +1,187 @@
+"""Inputs read the same whatever their dtype, and bad inputs are refused by name.
+
+pandas' extension dtypes (nullable, pyarrow, ``pd.NA`` text) fit exactly like their NumPy
+counterparts in every role (fixed effects, random slopes, grouping factors, weights, the response,
+``predict``'s newdata); group labels match by value in ``predict``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import wemix_nb
+from wemix_nb import errors as E
+
+pytest.importorskip("pyarrow")
+
+W = ["W1", "W2"]
+MISSING = np.arange(180) % 17 == 3  # rows given a missing value
+
+
+def data() -> pd.DataFrame:
+    d = wemix_nb.datasets.sleepstudy()
+    codes = d["Subject"].cat.codes
+    return d.assign(
+        W1=1.0 + d["Days"] % 3,
+        W2=(1 + codes % 2).astype("int64"),
+        x=(d["Days"] + codes % 3).astype("int64"),
+        f=np.where(d["Days"] < 4, "a", np.where(d["Days"] < 7, "b", "c")).astype(object),
+        b=d["Days"] < 5,
+        g=codes.astype("int64"),
+        yb=(d["Reaction"] > 300).astype("int64"),
+    )
+
+
+def with_missing(d: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``column`` as object values with ``None`` on the MISSING rows (to be cast to a dtype)."""
+    d = d.copy()
+    values = d[column].astype(object)
+    values[MISSING] = None
+    d[column] = values
+    return d
+
+
+def fit(d: pd.DataFrame, formula: str, **kwargs) -> wemix_nb.MixResult:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", E.DroppedRowsWarning)
+        return wemix_nb.mix(formula, d, W, **kwargs)
+
+
+def assert_same_fit(a: wemix_nb.MixResult, b: wemix_nb.MixResult) -> None:
+    assert list(a.coef.index) == list(b.coef.index)
+    np.testing.assert_allclose(a.coef, b.coef, rtol=1e-10)
+    np.testing.assert_allclose(a.SE, b.SE, rtol=1e-8)
+    np.testing.assert_allclose(a.vars, b.vars, rtol=1e-8)
+    assert a.lnl == pytest.approx(b.lnl, rel=1e-12)
+    assert a.nobs == b.nobs
+
+
+# (column, formula, extension dtypes, NumPy counterpart with missing values)
+ROLES = [
+    (
+        "x",
+        "Reaction ~ Days + x + (1|Subject)",
+        ["Int64", "Float64", "int64[pyarrow]", "double[pyarrow]"],
+        float,
+    ),
+    ("x", "Reaction ~ Days + (1 + x|Subject)", ["Int64", "int64[pyarrow]"], float),
+    ("f", "Reaction ~ Days + f + (1|Subject)", ["string", "string[pyarrow]", "category"], object),
+    ("f", "Reaction ~ Days + (1 + f|Subject)", ["string", "string[pyarrow]"], object),
+    ("b", "Reaction ~ Days + b + (1|Subject)", ["boolean", "bool[pyarrow]"], bool),
+    ("g", "Reaction ~ Days + (1|g)", ["Int64", "int64[pyarrow]", "string", "string[pyarrow]"], float),
+    ("W1", "Reaction ~ Days + (1|Subject)", ["Float64", "double[pyarrow]"], float),
+    ("W2", "Reaction ~ Days + (1|Subject)", ["Int64", "int64[pyarrow]", "Float64"], float),
+    ("Reaction", "Reaction ~ Days + (1|Subject)", ["Float64", "double[pyarrow]"], float),
+]
+CASES = [(col, formula, dtype, kind) for col, formula, dtypes, kind in ROLES for dtype in dtypes]
+
+
+@pytest.mark.parametrize(("column", "formula", "dtype", "kind"), CASES)
+def test_extension_dtypes_fit_like_numpy(column, formula, dtype, kind):
+    d = data()
+    assert_same_fit(fit(d.astype({column: dtype}), formula), fit(d, formula))
+    # with missing values (pd.NA): the rows are dropped as with NaN / None in NumPy columns
+    holes = with_missing(d, column)
+    reference = holes.astype({column: float}) if kind is float else holes
+    if kind is bool:  # after dropping the rows, a NumPy bool column
+        reference = holes[~MISSING].astype({column: bool})
+    assert_same_fit(fit(holes.astype({column: dtype}), formula), fit(reference, formula))
+
+
+@pytest.mark.parametrize("dtype", ["boolean", "bool[pyarrow]", "Int64", "int64[pyarrow]"])
+def test_extension_dtypes_as_binomial_response(dtype):
+    d = data()
+    formula = "yb ~ Days + (1|Subject)"
+    reference = fit(d, formula, family="binomial", nquad=1)
+    response = d["yb"].astype(bool) if "bool" in dtype else d["yb"]
+    assert_same_fit(fit(d.assign(yb=response.astype(dtype)), formula, family="binomial", nquad=1), reference)
+
+
+def test_predict_reads_extension_dtypes_and_missing_values():
+    d = data()
+    result = fit(d, "Reaction ~ Days + x + f + (1 + x|g)")
+    expected = result.predict(d)
+    new = d.astype({"Days": "Int64", "x": "int64[pyarrow]", "f": "string[pyarrow]", "g": "Int64"})
+    np.testing.assert_allclose(result.predict(new), expected, rtol=1e-12)
+    new.loc[3, "x"] = pd.NA
+    new.loc[5, "f"] = pd.NA
+    new.loc[7, "g"] = pd.NA
+    predicted = result.predict(new)
+    assert predicted[[3, 5, 7]].isna().all()
+    np.testing.assert_allclose(predicted.drop([3, 5, 7]), expected.drop([3, 5, 7]), rtol=1e-12)
+
+
+def test_integer_that_float_cannot_hold_is_refused():
+    d = data().assign(big=lambda d: (2**62 + (d["Reaction"] * 10).round()).astype("int64"))
+    with pytest.raises(E.DataError, match=r"'big'.*2\*\*53"):
+        fit(d, "big ~ Days + (1|Subject)")
+    with pytest.raises(E.DataError, match=r"'big'.*2\*\*53"):
+        fit(d, "Reaction ~ big + (1|Subject)")
+    # large integer group labels are only labels
+    fit(d.assign(g=d["g"] + 2**62), "Reaction ~ Days + (1|g)")
+
+
+@pytest.mark.parametrize(
+    ("assign", "kind", "words"),
+    [
+        ({"W1": 1 + 0j}, E.WeightError, ["'W1'", "complex"]),
+        ({"x": lambda d: d["x"] + 1j}, E.DataError, ["'x'", "complex"]),
+        ({"Reaction": lambda d: d["Reaction"] + 0j}, E.DataError, ["'Reaction'", "complex"]),
+        ({"x": lambda d: pd.to_timedelta(d["x"], "D")}, E.DataError, ["'x'", "timedelta64"]),
+        (
+            {"x": lambda d: pd.Timestamp("2020-01-01") + pd.to_timedelta(d["x"], "D")},
+            E.DataError,
+            ["'x'", "datetime64"],
+        ),
+    ],
+)
+def test_values_that_are_not_real_numbers_are_refused(assign, kind, words):
+    with pytest.raises(kind) as info:
+        fit(data().assign(**assign), "Reaction ~ Days + x + (1|Subject)")
+    for word in words:
+        assert word in str(info.value)
+
+
+# -- group labels in predict ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fitted", "new"),
+    [
+        (str, int),
+        (str, float),
+        (str, "category"),
+        (int, str),
+        (int, float),
+        (int, "Int64"),
+        (int, "category"),
+        ("category", str),
+        ("category", int),
+        (float, int),
+        (float, str),
+    ],
+)
+def test_predict_matches_group_labels_by_value(fitted, new):
+    d = data()
+    labels = d["g"] + 301
+    result = fit(d.assign(s=labels.astype(fitted)), "Reaction ~ Days + (1|s)")
+    expected = result.predict()
+    predicted = result.predict(d.assign(s=labels.astype(new)))
+    np.testing.assert_allclose(predicted, expected, rtol=1e-12)
+    # a label that is not a fitted one is still new
+    with pytest.raises(E.NewLevelError, match="'999"):
+        result.predict(d.assign(s=pd.Series(999, index=d.index).astype(new)))
+
+
+def test_predict_matches_composite_group_labels_by_value():
+    d = data().assign(school=lambda d: d["g"] // 3, cls=lambda d: d["g"] % 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", E.DroppedRowsWarning)
+        result = wemix_nb.mix("Reaction ~ Days + (1|school) + (1|school:cls)", d)
+    expected = result.predict()
+    new = d.assign(school=d["school"].astype(float), cls=d["cls"].astype(str))
+    np.testing.assert_allclose(result.predict(new), expected, rtol=1e-12)
