@@ -239,6 +239,54 @@ ERRORS = {
         E.ArgumentError,
         ["'f'", "'zz'", "not seen in the fit"],
     ),
+    "column-named-like-function": (
+        lambda: wemix_nb.mix("Reaction ~ scale + (1|Subject)", sleep().assign(scale=lambda d: d.Days), W),
+        E.FormulaError,
+        ["'scale'", "backticks", "`scale`"],
+    ),
+    "column-named-intercept": (
+        lambda: wemix_nb.mix(
+            "Reaction ~ Intercept + (1|Subject)", sleep().assign(Intercept=lambda d: d.Days), W
+        ),
+        E.FormulaError,
+        ["'Intercept'", "backticks", "`Intercept`"],
+    ),
+    "function-as-term": (
+        lambda: wemix_nb.mix("Reaction ~ log + (1|Subject)", sleep(), W),
+        E.FormulaError,
+        ["'log'", "function", "log(x)"],
+    ),
+    "weight-complex": (
+        lambda: wemix_nb.mix(F, sleep().assign(W1=1 + 0j), W),
+        E.WeightError,
+        ["'W1'", "complex"],
+    ),
+    "covariate-complex": (
+        lambda: wemix_nb.mix("Reaction ~ z + (1|Subject)", sleep().assign(z=lambda d: d.Days + 1j), W),
+        E.DataError,
+        ["'z'", "complex"],
+    ),
+    "covariate-date": (
+        lambda: wemix_nb.mix(
+            "Reaction ~ z + (1|Subject)",
+            sleep().assign(z=lambda d: pd.Timestamp("2020-01-01") + pd.to_timedelta(d.Days, "D")),
+            W,
+        ),
+        E.DataError,
+        ["'z'", "datetime64"],
+    ),
+    "integer-beyond-float": (
+        lambda: wemix_nb.mix(
+            "big ~ Days + (1|Subject)", sleep().assign(big=lambda d: 2**62 + d.Days.astype("int64")), W
+        ),
+        E.DataError,
+        ["'big'", "2**53"],
+    ),
+    "predict-column-kind": (
+        lambda: _fit_small().predict(sleep().assign(Days="a")),
+        E.ArgumentError,
+        ["newdata", "Days"],
+    ),
     "wald-dependent-restrictions": (
         lambda: wemix_nb.wald_test(_fit_small(), hypothesis="Days = 2, 2*Days = 4"),
         E.ArgumentError,

@@ -185,3 +185,62 @@ def test_predict_matches_composite_group_labels_by_value():
     expected = result.predict()
     new = d.assign(school=d["school"].astype(float), cls=d["cls"].astype(str))
     np.testing.assert_allclose(result.predict(new), expected, rtol=1e-12)
+
+
+# -- columns named like the intercept or a function of the formula language ------------------------
+
+
+def sleep() -> pd.DataFrame:
+    return wemix_nb.datasets.sleepstudy()
+
+
+@pytest.mark.parametrize("name", ["scale", "center", "log", "C", "I", "poly", "np", "exp", "Q", "lag"])
+@pytest.mark.parametrize(
+    "where", ["Reaction ~ {} + (1|Subject)", "Reaction ~ Days + (1 + {}|Subject)", "{} ~ Days + (1|Subject)"]
+)
+def test_column_named_like_a_formula_function(name, where):
+    original = "Reaction" if where.startswith("{}") else "Days"
+    d = sleep().assign(**{name: sleep()[original]})
+    with pytest.raises(E.FormulaError, match=f"Column '{name}'.*backticks, `{name}`"):
+        wemix_nb.mix(where.format(name), d)
+    quoted = wemix_nb.mix(where.format(f"`{name}`"), d)
+    plain = wemix_nb.mix(where.format(original), d)
+    np.testing.assert_allclose(quoted.coef, plain.coef, rtol=1e-10)
+    np.testing.assert_allclose(quoted.vars, plain.vars, rtol=1e-8)
+
+
+def test_formula_function_as_a_term_of_its_own():
+    with pytest.raises(E.FormulaError, match="'log'.*function.*log\\(x\\)"):
+        wemix_nb.mix("Reaction ~ log + (1|Subject)", sleep())
+    # called, it is the function
+    wemix_nb.mix("Reaction ~ log(Days + 1) + (1|Subject)", sleep())
+
+
+def test_column_named_intercept():
+    d = sleep().assign(Intercept=lambda d: d["Days"].astype(float))
+    with pytest.raises(E.FormulaError, match="Column 'Intercept'.*`Intercept`"):
+        wemix_nb.mix("Reaction ~ Intercept + (1|Subject)", d)
+    with pytest.raises(E.FormulaError, match="`Intercept`"):
+        wemix_nb.mix("Reaction ~ Days + (1 + Intercept|Subject)", d)
+    # in backticks, the column; its coefficient is '`Intercept`', beside the intercept's
+    quoted = wemix_nb.mix("Reaction ~ `Intercept` + (1 + `Intercept`|Subject)", d)
+    plain = wemix_nb.mix("Reaction ~ Days + (1 + Days|Subject)", d)
+    assert list(quoted.coef.index) == ["Intercept", "`Intercept`"]
+    assert list(quoted.vars.index) == ["Subject.Intercept", "Subject.`Intercept`", "Residual"]
+    np.testing.assert_allclose(quoted.coef, plain.coef, rtol=1e-10)
+    np.testing.assert_allclose(quoted.SE, plain.SE, rtol=1e-8)
+    np.testing.assert_allclose(quoted.vars, plain.vars, rtol=1e-8)
+    np.testing.assert_allclose(quoted.predict(d), plain.predict(d), rtol=1e-10)
+    test = wemix_nb.wald_test(quoted, hypothesis="`Intercept` = 10")
+    assert test.names == ["`Intercept`"] and test.estimate.iloc[0] == pytest.approx(plain.coef["Days"])
+    assert wemix_nb.wald_test(quoted, hypothesis="Intercept = 250").estimate.iloc[0] == pytest.approx(
+        plain.coef["Intercept"]
+    )
+    # without the intercept, and inside a function
+    no_intercept = wemix_nb.mix("Reaction ~ 0 + `Intercept` + (1|Subject)", d)
+    assert list(no_intercept.coef.index) == ["`Intercept`"]
+    logged = wemix_nb.mix("Reaction ~ np.log1p(`Intercept`) + (1|Subject)", d)
+    assert list(logged.coef.index) == ["Intercept", "np.log1p(`Intercept`)"]
+    # a response named Intercept is only a column
+    response = wemix_nb.mix("Intercept ~ Days + (1|Subject)", d.assign(Intercept=d["Reaction"]))
+    np.testing.assert_allclose(response.coef, plain.coef, rtol=1e-10)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from formulaic import model_matrix
 
 from wemix_nb.errors import DataError, FormulaError, RankDeficiencyError
-from wemix_nb.model.formula import ParsedFormula, RandomBar, variables_of
+from wemix_nb.model.formula import INTERCEPT, ParsedFormula, RandomBar, variables_of
 
 
 def check_finite(values: np.ndarray, names: list[str], what: str, rows: pd.Index) -> None:
@@ -85,15 +86,15 @@ def real_values(matrix: pd.DataFrame, what: str) -> np.ndarray:
         Naming the first such column and its dtype.
     """
     for name, dtype in matrix.dtypes.items():
-        real = pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
-        if not real or pd.api.types.is_complex_dtype(dtype):
-            kind = (
-                "complex numbers" if pd.api.types.is_complex_dtype(dtype) else "values that are not numbers"
-            )
+        if pd.api.types.is_complex_dtype(dtype):
             raise DataError(
-                f"{what} column {str(name)!r} holds {kind} (dtype {dtype}); the model needs real "
-                "numbers. Convert it (e.g. a date to the days since a reference date) or use it as a "
-                "category with C(...)."
+                f"{what} column {str(name)!r} holds complex numbers (dtype {dtype}); the model needs "
+                "real numbers (take the real part or the modulus explicitly if that is meant)."
+            )
+        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
+            raise DataError(
+                f"{what} column {str(name)!r} holds values that are not numbers (dtype {dtype}). "
+                "Convert it (e.g. a duration to days) or use it as a category with C(...)."
             )
     return matrix.to_numpy(dtype=float)
 
@@ -116,9 +117,44 @@ def _not_numbers(data: pd.DataFrame, expression: str) -> list[str]:
     ]
 
 
-def _design_matrix(expression: str, data: pd.DataFrame, what: str):
+class _QuotedInterceptColumn:
+    """formulaic's spec of a design that uses a data column named ``Intercept`` (written
+    `` `Intercept` `` in the formula).
+
+    formulaic names the intercept's column ``Intercept`` too, and the two columns would collapse
+    into one. The data column is therefore handed to formulaic under a placeholder name, and the
+    design's columns that come from it are named with the backticks, `` `Intercept` `` (as R names
+    a coefficient of a column whose name needs quoting).
+    """
+
+    PLACEHOLDER = "_wemix_intercept_column_"
+
+    def __init__(self, spec: Any) -> None:
+        self.spec = spec
+
+    @classmethod
+    def expression(cls, expression: str) -> str:
+        return expression.replace(f"`{INTERCEPT}`", cls.PLACEHOLDER)
+
+    @classmethod
+    def data(cls, data: pd.DataFrame) -> pd.DataFrame:
+        return data.rename(columns={INTERCEPT: cls.PLACEHOLDER})
+
+    @classmethod
+    def named(cls, matrix: pd.DataFrame) -> pd.DataFrame:
+        return matrix.rename(columns=lambda c: str(c).replace(cls.PLACEHOLDER, f"`{INTERCEPT}`"))
+
+    def get_model_matrix(self, data: pd.DataFrame, na_action: str = "ignore") -> pd.DataFrame:
+        return self.named(self.spec.get_model_matrix(self.data(data), na_action=na_action))
+
+
+def _design_matrix(expression: str, data: pd.DataFrame, what: str) -> tuple[pd.DataFrame, Any]:
+    """formulaic's design of ``expression`` on ``data``, and its spec (to rebuild it on new data)."""
+    quoted = f"`{INTERCEPT}`" in expression and INTERCEPT in data.columns
+    if quoted:
+        expression, data = _QuotedInterceptColumn.expression(expression), _QuotedInterceptColumn.data(data)
     try:
-        return model_matrix(expression, data, na_action="ignore")
+        matrix = model_matrix(expression, data, na_action="ignore")
     except Exception as exc:  # formulaic's errors have many types
         dates = _not_numbers(data, expression)
         if dates:
@@ -128,6 +164,9 @@ def _design_matrix(expression: str, data: pd.DataFrame, what: str):
                 "reference date) or use it as a category with C(...)."
             ) from exc
         raise FormulaError(f"Cannot build the {what} from {expression!r}: {exc}") from exc
+    if quoted:
+        return _QuotedInterceptColumn.named(matrix), _QuotedInterceptColumn(matrix.model_spec)
+    return matrix, matrix.model_spec
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,7 +238,7 @@ def response(
     if name in rows.columns:
         y_raw = rows[name]
     else:
-        y_raw = _design_matrix(f"{name} - 1", rows, "response").iloc[:, 0]
+        y_raw = _design_matrix(f"{name} - 1", rows, "response")[0].iloc[:, 0]
     levels = None
     if binomial:
         y, levels = _binomial_response(y_raw, name)
@@ -266,7 +305,7 @@ def fixed_design(rows: pd.DataFrame, parsed: ParsedFormula, *, check_rank: bool 
     RankDeficiencyError
         If ``check_rank`` and its columns are linearly dependent.
     """
-    matrix = _design_matrix(parsed.fixed, rows, "fixed-effect design")
+    matrix, spec = _design_matrix(parsed.fixed, rows, "fixed-effect design")
     X = real_values(matrix, "The fixed-effect design")
     names = [str(c) for c in matrix.columns]
     if X.shape[1] == 0:
@@ -274,7 +313,7 @@ def fixed_design(rows: pd.DataFrame, parsed: ParsedFormula, *, check_rank: bool 
     check_finite(X, names, "The fixed-effect design", rows.index)
     if check_rank:  # mix_dask checks the rank of the whole design, not of each partition
         _check_rank(X, names)
-    return FixedDesign(X=X, names=names, spec=matrix.model_spec)
+    return FixedDesign(X=X, names=names, spec=spec)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,8 +348,7 @@ def _bar_matrix(rows: pd.DataFrame, bar: RandomBar) -> tuple[np.ndarray, list[st
         matrix = spec.get_model_matrix(rows)
     else:
         what = f"random-effect design of '({bar.expr} | {bar.group})'"
-        matrix = _design_matrix(bar.expr, rows, what)
-        spec = matrix.model_spec
+        matrix, spec = _design_matrix(bar.expr, rows, what)
     values = real_values(matrix, f"The random-effect design of {bar.group!r}")
     names = [str(c) for c in matrix.columns]
     check_finite(values, names, f"The random-effect design of {bar.group!r}", rows.index)

@@ -27,7 +27,7 @@ from wemix_nb.model.design import (
     without_unused_categories,
 )
 from wemix_nb.model.dtypes import check_exact_numbers, numpy_counterparts
-from wemix_nb.model.formula import ParsedFormula, parse_formula, variables_of
+from wemix_nb.model.formula import ParsedFormula, check_reserved_names, parse_formula, variables_of
 from wemix_nb.model.levels import (
     LevelIndex,
     group_columns_of,
@@ -233,6 +233,10 @@ def _model_columns(
 def _check_columns(data: pd.DataFrame, columns: _Columns, unit_weights: bool) -> None:
     """The columns exist once each, the weights are numeric and match the levels, and
     ``center_group`` names grouping factors of the model."""
+    parsed = columns.parsed
+    check_reserved_names(parsed.response, data.columns, response=True)
+    for expression in [parsed.fixed, *(bar.expr for bar in parsed.bars)]:
+        check_reserved_names(expression, data.columns)
     used = columns.used
     duplicated = sorted({str(c) for c in data.columns[data.columns.duplicated()] if c in used})
     if duplicated:

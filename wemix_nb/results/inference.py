@@ -183,8 +183,15 @@ def _from_string(spec: str, valid: list[str], what: str) -> tuple[np.ndarray, np
 
     # formulaic's tokenizer reads "= -30" as an operator "=-"; "= 0 - 30" means the same
     parsed_spec = re.sub(r"=\s*-", "= 0 -", spec)
+    # a name that holds backticks itself ('`Intercept`', the coefficient of a column named like the
+    # intercept) would lose them to formulaic's quoting: it is parsed under a plain placeholder
+    names = list(valid)
+    for k, name in enumerate(valid):
+        if "`" in name:
+            names[k] = f"_wemix_name_{k}_"
+            parsed_spec = parsed_spec.replace(name, names[k])
     try:
-        constraints = LinearConstraints.from_spec(parsed_spec, variable_names=valid)
+        constraints = LinearConstraints.from_spec(parsed_spec, variable_names=names)
     except KeyError as exc:
         name = exc.args[0] if exc.args else str(exc)
         raise CoefficientNotFoundError(
