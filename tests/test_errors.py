@@ -287,6 +287,38 @@ ERRORS = {
         E.ArgumentError,
         ["newdata", "Days"],
     ),
+    "wald-not-a-result": (
+        lambda: wemix_nb.wald_test("fit"),
+        E.ArgumentError,
+        ["wald_test", "MixResult", "str"],
+    ),
+    "hypothesis-not-numbers": (
+        lambda: wemix_nb.wald_test(_fit_small(), coefs=["Days"], hypothesis=["ten"]),
+        E.ArgumentError,
+        ["hypothesis", "numbers", "'ten'"],
+    ),
+    "start-not-numbers": (
+        lambda: wemix_nb.mix(F, sleep(), W, start=["a"]),
+        E.ArgumentError,
+        ["start", "numbers", "'a'"],
+    ),
+    "names-not-strings": (
+        lambda: wemix_nb.mix("y ~ Days + (1|Subject)", sleep(), W, pv=[1, 2]),
+        E.ArgumentError,
+        ["pv", "column names", "1 is not a name"],
+    ),
+    "n-jobs-invalid": (
+        lambda: wemix_nb.mix(
+            "y ~ Days + (1|Subject)", sleep().assign(a=1.0, b=2.0), W, pv=["a", "b"], n_jobs=0
+        ),
+        E.ArgumentError,
+        ["n_jobs", "positive integer", "0"],
+    ),
+    "fit-many-unknown-argument": (
+        lambda: wemix_nb.fit_many([{"formula": F, "data": sleep(), "foo": 1}]),
+        E.ArgumentError,
+        ["specs[0]", "'foo'", "mix()"],
+    ),
     "wald-dependent-restrictions": (
         lambda: wemix_nb.wald_test(_fit_small(), hypothesis="Days = 2, 2*Days = 4"),
         E.ArgumentError,

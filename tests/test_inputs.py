@@ -244,3 +244,80 @@ def test_column_named_intercept():
     # a response named Intercept is only a column
     response = wemix_nb.mix("Intercept ~ Days + (1|Subject)", d.assign(Intercept=d["Reaction"]))
     np.testing.assert_allclose(response.coef, plain.coef, rtol=1e-10)
+
+
+# -- arguments of the wrong type or value ---------------------------------------------------------
+
+
+def _small_fit():
+    d = sleep().assign(W1=1.0, W2=1.0)
+    return wemix_nb.mix("Reaction ~ Days + (1|Subject)", d, W)
+
+
+def _pv_data():
+    return sleep().assign(W1=1.0, W2=1.0, a=lambda d: d.Reaction, b=lambda d: d.Reaction + 1)
+
+
+F = "Reaction ~ Days + (1|Subject)"
+SLEEP = sleep().assign(W1=1.0, W2=1.0)
+BAD_ARGUMENTS = {
+    "weights=1": lambda: wemix_nb.mix(F, SLEEP, 1),
+    "weights=[1, 2]": lambda: wemix_nb.mix(F, SLEEP, [1, 2]),
+    "start=['a']": lambda: wemix_nb.mix(F, SLEEP, W, start=["a"]),
+    "start=[nan]": lambda: wemix_nb.mix(F, SLEEP, W, start=[np.nan]),
+    "start=[1j]": lambda: wemix_nb.mix(F, SLEEP, W, start=[1j]),
+    "start=[[1]]": lambda: wemix_nb.mix(F, SLEEP, W, start=[[1.0]]),
+    "nquad=1.0": lambda: wemix_nb.mix(F, SLEEP, W, family="binomial", nquad=1.0),
+    "progress='yes'": lambda: wemix_nb.mix(F, SLEEP, W, progress="yes"),
+    "pv=1": lambda: wemix_nb.mix("y ~ Days + (1|Subject)", _pv_data(), W, pv=1),
+    "pv=[1, 2]": lambda: wemix_nb.mix("y ~ Days + (1|Subject)", _pv_data(), W, pv=[1, 2]),
+    "n_jobs='a'": lambda: wemix_nb.mix("y ~ Days + (1|Subject)", _pv_data(), W, pv=["a", "b"], n_jobs="a"),
+    "n_jobs=0": lambda: wemix_nb.mix("y ~ Days + (1|Subject)", _pv_data(), W, pv=["a", "b"], n_jobs=0),
+    "client='x'": lambda: wemix_nb.mix("y ~ Days + (1|Subject)", _pv_data(), W, pv=["a", "b"], client="x"),
+    "wald_test('fit')": lambda: wemix_nb.wald_test("fit"),
+    "wald_test(coefs=1)": lambda: wemix_nb.wald_test(_small_fit(), coefs=1),
+    "hypothesis=['ten']": lambda: wemix_nb.wald_test(_small_fit(), coefs="Days", hypothesis=["ten"]),
+    "hypothesis=nan": lambda: wemix_nb.wald_test(_small_fit(), coefs="Days", hypothesis=np.nan),
+    "hypothesis=[None]": lambda: wemix_nb.wald_test(_small_fit(), coefs="Days", hypothesis=[None]),
+    "hypothesis={'Days': 'a'}": lambda: wemix_nb.wald_test(_small_fit(), hypothesis={"Days": "a"}),
+    "hypothesis=1j": lambda: wemix_nb.wald_test(_small_fit(), coefs="Days", hypothesis=1j),
+    "predict(allow_new_levels='no')": lambda: _small_fit().predict(SLEEP, allow_new_levels="no"),
+    "conf_int(alpha='a')": lambda: _small_fit().conf_int(alpha="a"),
+    "tidy(conf_level='a')": lambda: _small_fit().tidy(conf_level="a"),
+    "confint(conf_level=95)": lambda: _small_fit().confint(conf_level=95),
+    "summary(digits='a')": lambda: _small_fit().summary(digits="a"),
+    "random_effects(with_sd='a')": lambda: _small_fit().random_effects(with_sd="a"),
+    "degrees_of_freedom(1)": lambda: wemix_nb.degrees_of_freedom(1),
+    "describe_weights(None, ...)": lambda: wemix_nb.describe_weights(None, W, "Subject"),
+    "describe_weights(weights=1)": lambda: wemix_nb.describe_weights(SLEEP, 1, "Subject"),
+    "describe_weights(groups=[1])": lambda: wemix_nb.describe_weights(SLEEP, W, [1]),
+    "scale_weights(None, ...)": lambda: wemix_nb.scale_weights(None, W, "Subject"),
+    "scale_weights(groups=1)": lambda: wemix_nb.scale_weights(SLEEP, W, 1),
+    "scale_weights(cweights='x')": lambda: wemix_nb.scale_weights(SLEEP, W, "Subject", cweights="x"),
+    "fit_many(1)": lambda: wemix_nb.fit_many(1),
+    "fit_many(dict)": lambda: wemix_nb.fit_many({"formula": F, "data": SLEEP}),
+    "fit_many(processes='a')": lambda: wemix_nb.fit_many([(F, SLEEP)], processes="a"),
+    "fit_many(progress='a')": lambda: wemix_nb.fit_many([(F, SLEEP)], processes=1, progress="a"),
+    "fit_many(client='a')": lambda: wemix_nb.fit_many([(F, SLEEP)], client="a"),
+    "fit_many([{'foo': 1}])": lambda: wemix_nb.fit_many(
+        [{"formula": F, "data": SLEEP, "foo": 1}], processes=1
+    ),
+    "fit_many([(F, d, 1)])": lambda: wemix_nb.fit_many([(F, SLEEP, 1)], processes=1),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_ARGUMENTS))
+def test_bad_arguments_raise_argument_error(case):
+    name = case.split("(")[-1].split("=")[0].strip("'[ ") if "=" in case else None
+    with pytest.raises(E.ArgumentError) as info:
+        BAD_ARGUMENTS[case]()
+    if name and name.isidentifier():
+        assert name in str(info.value), f"{case}: {info.value}"
+
+
+@pytest.mark.parametrize(
+    "weights", [("W1", "W2"), np.array(["W1", "W2"]), pd.Index(["W1", "W2"])], ids=["tuple", "array", "index"]
+)
+def test_weight_names_in_any_sequence(weights):
+    reference = wemix_nb.mix(F, SLEEP, W)
+    assert wemix_nb.mix(F, SLEEP, weights).coef.equals(reference.coef)

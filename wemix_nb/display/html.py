@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from wemix_nb.display.tables import coef_frame, level_frame, variance_frame
+from wemix_nb.options import check_positive_int
 from wemix_nb.results.notes import se_method, weights_note
 from wemix_nb.results.report import resolve_conf_level
 
@@ -121,6 +122,7 @@ def result_gt(
     """
     from great_tables import GT, html
 
+    check_positive_int(digits, "digits")
     conf_level = resolve_conf_level(conf_level, level)
     coefs = coef_frame(result, conf_level)
     coefs["stars"] = [significance_stars(p) for p in coefs["p_value"]]

@@ -301,6 +301,8 @@ def _usable_rows(data: pd.DataFrame, columns: _Columns) -> _Rows:
     DataError
         If no row is left.
     """
+    if len(data) == 0:
+        raise DataError("The data have no rows.")
     rows = data[columns.used]
     missing = rows.isna()
     keep = ~missing.any(axis=1).to_numpy()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,8 @@ import pandas as pd
 from scipy import stats
 
 from wemix_nb.errors import ArgumentError, CoefficientNotFoundError
+from wemix_nb.options import check_numbers
+from wemix_nb.results.result import check_result
 
 if TYPE_CHECKING:  # pragma: no cover
     from wemix_nb.results.result import MixResult
@@ -275,6 +277,7 @@ def wald_test(
        ``hypothesis`` is the null hypothesis and ``estimate`` the estimates.
     3. WeMix fails for GLMMs (theta is unnamed); here GLMMs use their joint sandwich.
     """
+    check_result(result, "wald_test")
     if type not in ("beta", "Lambda"):
         raise ArgumentError(f"type must be 'beta' or 'Lambda', got {type!r}.")
     est, V = _beta_parameters(result) if type == "beta" else _lambda_parameters(result)
@@ -330,15 +333,19 @@ def _restrictions(
         hypothesis = list(hypothesis.values())
     if coefs is None:
         names = valid
+    elif isinstance(coefs, str):
+        names = _resolve([coefs], valid, what)
+    elif isinstance(coefs, Iterable) and not isinstance(coefs, Mapping):
+        names = _resolve(list(coefs), valid, what)
     else:
-        names = _resolve([coefs] if isinstance(coefs, str) else list(coefs), valid, what)
+        raise ArgumentError(f"coefs must be a name or a list of names, got {coefs!r}.")
     if not names:
         raise ArgumentError("coefs is empty: name at least one parameter to test.")
     if hypothesis is None:
         r = np.zeros(len(names))
     else:
-        r = np.atleast_1d(np.asarray(hypothesis, dtype=float))
-        if r.ndim != 1 or r.size != len(names):
+        r = check_numbers(hypothesis, "hypothesis")
+        if r.size != len(names):
             raise ArgumentError(
                 f"hypothesis has {r.size} value(s) but {len(names)} parameter(s) are tested "
                 f"({', '.join(map(repr, names))}); give one hypothesised value per parameter."

@@ -22,6 +22,7 @@ from wemix_nb.model.dtypes import numpy_counterparts
 from wemix_nb.model.formula import variables_of
 from wemix_nb.model.frame import ModelFrame
 from wemix_nb.model.levels import group_columns_of, group_labels, match_labels
+from wemix_nb.options import check_flag
 
 if TYPE_CHECKING:  # pragma: no cover
     from wemix_nb.results.result import MixResult
@@ -46,6 +47,12 @@ def predict(
 
     if type not in ("link", "response"):
         raise ArgumentError(f"type must be 'link' or 'response', got {type!r}.")
+    for flag, name in (
+        (allow_new_levels, "allow_new_levels"),
+        (include_random, "include_random"),
+        (se, "se"),
+    ):
+        check_flag(flag, name)
     if se and include_random:
         raise ArgumentError(
             "se=True gives the uncertainty of the fixed part only, so it needs include_random=False "

@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
+from wemix_nb.errors import ArgumentError
 from wemix_nb.model.frame import ModelFrame
 from wemix_nb.model.variance import VARDF_COLUMNS, VarianceComponents
 from wemix_nb.options import FitOptions
@@ -336,6 +338,8 @@ class MixResult:
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """statsmodels-style alias: ``confint(conf_level=1 - alpha)``."""
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float | np.number) or not 0 < alpha < 1:
+            raise ArgumentError(f"alpha must be a number strictly between 0 and 1, got {alpha!r}.")
         return self.confint(1 - alpha)
 
     def variance_components(self) -> pd.DataFrame:
@@ -544,3 +548,13 @@ class MixResult:
         from wemix_nb.display.maketables import stat_labels
 
         return stat_labels(self)
+
+
+def check_result(value: Any, function: str) -> MixResult:
+    """``value`` if it is a fitted model; :class:`~wemix_nb.errors.ArgumentError` otherwise."""
+    if not isinstance(value, MixResult):
+        raise ArgumentError(
+            f"{function} needs a fitted model (the MixResult returned by wemix_nb.mix), got "
+            f"{type(value).__name__}."
+        )
+    return value
