@@ -321,3 +321,63 @@ def test_bad_arguments_raise_argument_error(case):
 def test_weight_names_in_any_sequence(weights):
     reference = wemix_nb.mix(F, SLEEP, W)
     assert wemix_nb.mix(F, SLEEP, weights).coef.equals(reference.coef)
+
+
+# -- numeric extremes -------------------------------------------------------------------------------
+
+
+def weighted() -> pd.DataFrame:
+    d = sleep()
+    return d.assign(
+        W1=1.0 + d["Days"] % 3,
+        W2=1.0 + d["Subject"].cat.codes % 2,
+        x=(d["Days"] * 7 % 5).astype(float),
+        yb=(d["Reaction"] > 290).astype(int),
+    )
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-160, 1e-100, 1e-8, 1e8, 1e100, 1e155, 1e300])
+@pytest.mark.parametrize("family", [None, "binomial"])
+def test_covariate_scale_changes_only_its_coefficient(scale, family):
+    d = weighted()
+    formula = ("yb" if family else "Reaction") + " ~ Days + x + (1|Subject)"
+    options = {"family": family, "nquad": 1} if family else {}
+    base = wemix_nb.mix(formula, d, W, **options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scaled = wemix_nb.mix(formula, d.assign(x=d["x"] * scale), W, **options)
+    # the coefficient of x * s is that of x / s, its SE too; nothing else changes
+    ratio = pd.Series(1.0, index=base.coef.index)
+    ratio["x"] = 1 / scale
+    np.testing.assert_allclose(scaled.coef, base.coef * ratio, rtol=1e-9)
+    np.testing.assert_allclose(scaled.SE, base.SE * ratio, rtol=1e-7)
+    np.testing.assert_allclose(scaled.vars, base.vars, rtol=1e-8)
+    assert scaled.lnl == pytest.approx(base.lnl, rel=1e-10)
+    beyond = [w for w in caught if issubclass(w.category, E.NumericalWarning)]
+    # a variance of the coefficient beyond floating-point range (x * 1e-160 -> SE ~ 1e160) is said
+    assert bool(beyond) == (not np.isfinite(scaled.cov_mat.loc["x", "x"]))
+    if beyond:
+        assert "'x'" in str(beyond[0].message)
+        assert np.isnan(wemix_nb.wald_test(scaled, coefs="x").statistic)
+        # tests of the other coefficients are unaffected
+        assert wemix_nb.wald_test(scaled, coefs="Days").statistic == pytest.approx(
+            wemix_nb.wald_test(base, coefs="Days").statistic, rel=1e-8
+        )
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-100, 1e-20, 1e-6, 1e6, 1e20, 1e100, 1e300])
+@pytest.mark.parametrize(
+    ("formula", "family"),
+    [("Reaction ~ Days + (1 + Days|Subject)", None), ("yb ~ Days + (1|Subject)", "binomial")],
+)
+def test_weight_scale_changes_only_the_likelihood(scale, formula, family):
+    """Unconditional weights of every level times s (= top-level weights times s): only lnl
+    changes, by the factor s."""
+    d = weighted()
+    base = wemix_nb.mix(formula, d, W, family=family)
+    scaled = wemix_nb.mix(formula, d.assign(W1=d["W1"] * scale, W2=d["W2"] * scale), W, family=family)
+    np.testing.assert_allclose(scaled.coef, base.coef, rtol=1e-8)
+    np.testing.assert_allclose(scaled.SE, base.SE, rtol=1e-8)
+    np.testing.assert_allclose(scaled.vars, base.vars, rtol=1e-8)
+    assert scaled.lnl == pytest.approx(base.lnl * scale, rel=1e-10)
+    np.testing.assert_allclose(scaled.model_cov, base.model_cov / scale, rtol=1e-6)

@@ -21,6 +21,7 @@ from wemix_nb.model.frame import ModelFrame, build_model_frame, check_linear_ide
 from wemix_nb.model.sampling import sampling_design
 from wemix_nb.options import FitOptions
 from wemix_nb.results.assemble import glmm_result, linear_result
+from wemix_nb.results.conditioning import condition
 from wemix_nb.results.result import MixResult
 
 
@@ -54,17 +55,19 @@ def fit_frame(formula: str, frame: ModelFrame, options: FitOptions) -> MixResult
     building the frame, for callers that build or reuse frames themselves."""
     if options.is_linear:
         return _fit_linear_model(formula, frame, options)
+    # the estimator sees columns and weights of order one (wemix_nb.results.conditioning)
+    scales = condition(frame, weights=not options.laplace_rounding)
     fit = fit_glmm(
-        frame,
+        scales.frame(frame),
         options.family,
         nquad=options.nquad,
-        start=None if options.start is None else np.asarray(options.start),
+        start=scales.glmm_start(options.start),
         max_iteration=options.max_iteration,
         verbose=options.verbose,
         progress=options.progress,
         laplace_rounding=options.laplace_rounding,
     )
-    return glmm_result(formula, frame, options.family, fit, options)
+    return glmm_result(formula, frame, options.family, scales.glmm(fit), options)
 
 
 def likelihood_function(
@@ -136,5 +139,14 @@ def _fit_linear_model(formula: str, frame: ModelFrame, options: FitOptions) -> M
                 f"{names}; got {len(options.start)}."
             )
         start = np.asarray(options.start)
-    problem, solution, info = fit_linear(frame, start)
-    return linear_result(formula, frame, problem, solution, info, options)
+    scales = condition(frame)
+    problem, solution, info = fit_linear(scales.frame(frame), start)
+    return linear_result(
+        formula,
+        frame,
+        problem,
+        scales.linear(solution, frame.fixed_names),
+        info,
+        options,
+        se_beta=scales.beta_se(solution.cov_beta),
+    )

@@ -263,6 +263,12 @@ def _check_rank(X: np.ndarray, names: list[str]) -> None:
 
     if X.shape[1] == 0:
         return
+    # each column on its own scale: divided by its largest absolute value first (its square cannot
+    # overflow or underflow then, whether the column is in units of 1e-160 or 1e155), then by its
+    # length; an all-zero column stays zero
+    largest = np.max(np.abs(X), axis=0)
+    largest[largest == 0] = 1.0
+    X = X / largest
     scale = np.sqrt((X**2).sum(axis=0))
     scale[scale == 0] = 1.0
     # a plain QR of the tall matrix, then the rank-revealing (pivoted) QR of its small R factor:

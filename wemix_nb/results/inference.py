@@ -292,11 +292,15 @@ def wald_test(
             "rows): remove the repeated or contradictory ones."
         )
     diff = R @ est.to_numpy(float) - r
-    RVR = R @ V.to_numpy(float) @ R.T
+    # only the parameters the restrictions involve (another's variance may be inf: see
+    # wemix_nb.results.conditioning)
+    used = np.flatnonzero(np.any(R != 0, axis=0))
+    RVR = R[:, used] @ V.to_numpy(float)[np.ix_(used, used)] @ R[:, used].T
     # a tested variance at its boundary (or an exactly known parameter) has no sampling variance:
     # the chi-square reference does not apply there, so the statistic is undefined
-    eig = np.linalg.eigvalsh(0.5 * (RVR + RVR.T))
-    if eig.min() <= 1e-12 * max(eig.max(), 0.0):
+    finite = bool(np.all(np.isfinite(RVR)))
+    eig = np.linalg.eigvalsh(0.5 * (RVR + RVR.T)) if finite else np.array([np.nan])
+    if not finite or eig.min() <= 1e-12 * max(eig.max(), 0.0):
         statistic = float("nan")
     else:
         statistic = float(diff @ np.linalg.solve(RVR, diff))

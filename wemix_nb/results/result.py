@@ -38,10 +38,14 @@ class LinearDetails:
     Attributes
     ----------
     problem
-        The :class:`~wemix_nb.estimation.linear.LinearProblem`: the model's cross-products, its
-        covariance structure and likelihood (e.g. to profile the likelihood in theta).
+        The :class:`~wemix_nb.estimation.linear.LinearProblem` the estimator solved: the model's
+        cross-products, its covariance structure and likelihood (e.g. to profile the likelihood
+        in theta), on the conditioned frame of :mod:`wemix_nb.results.conditioning` (fixed-effect
+        columns divided by their largest absolute values, weights by the mean top-level weight:
+        its deviance is the model's divided by that mean).
     solution
-        The raw :class:`~wemix_nb.estimation.linear.LinearSolution` at the estimate.
+        The :class:`~wemix_nb.estimation.linear.LinearSolution` at the estimate, in the model's
+        own units.
     """
 
     problem: LinearProblem
