@@ -319,6 +319,23 @@ ERRORS = {
         E.ArgumentError,
         ["specs[0]", "'foo'", "mix()"],
     ),
+    "same-factor-fixed-and-random": (
+        lambda: wemix_nb.mix("Reaction ~ Days + Subject + (1|Subject)", sleep(), W),
+        E.DataError,
+        ["random intercept", "'Subject'", "not identified", "18 groups"],
+    ),
+    "random-design-collinear": (
+        lambda: wemix_nb.mix(
+            "Reaction ~ Days + (1 + Days + D2|Subject)", sleep().assign(D2=lambda d: 2 * d.Days), W
+        ),
+        E.RankDeficiencyError,
+        ["random-effect design", "'Subject'", "'D2'"],
+    ),
+    "response-reproduced-exactly": (
+        lambda: wemix_nb.mix("y ~ Days + (1|Subject)", sleep().assign(y=lambda d: 3 + 2 * d.Days), W),
+        E.DataError,
+        ["reproduce the response 'y' exactly", "'Days'"],
+    ),
     "wald-dependent-restrictions": (
         lambda: wemix_nb.wald_test(_fit_small(), hypothesis="Days = 2, 2*Days = 4"),
         E.ArgumentError,

@@ -381,3 +381,60 @@ def test_weight_scale_changes_only_the_likelihood(scale, formula, family):
     np.testing.assert_allclose(scaled.vars, base.vars, rtol=1e-8)
     assert scaled.lnl == pytest.approx(base.lnl * scale, rel=1e-10)
     np.testing.assert_allclose(scaled.model_cov, base.model_cov / scale, rtol=1e-6)
+
+
+# -- models the data cannot identify --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("weights", [None, W])
+def test_same_factor_in_the_fixed_and_the_random_part(weights):
+    d = weighted()
+    with pytest.raises(E.DataError, match="random intercept of 'Subject' is not identified.*'Subject'"):
+        wemix_nb.mix("Reaction ~ Days + Subject + (1|Subject)", d, weights)
+    # also at the top of three levels
+    d = d.assign(G=(d["Subject"].cat.codes // 3).astype(str), W3=1.0)
+    with pytest.raises(E.DataError, match="random intercept of 'G'"):
+        wemix_nb.mix("Reaction ~ Days + G + (1|Subject) + (1|G)", d, None if weights is None else [*W, "W3"])
+    # a factor of the fixed part that the groups are nested in, or the same factor's random slopes,
+    # are identified
+    wemix_nb.mix("Reaction ~ Days + G + (1|Subject)", d, weights)
+    f = np.where(d["Days"] < 4, "a", np.where(d["Days"] < 7, "b", "c"))
+    wemix_nb.mix("Reaction ~ Days + f + (1 + f|Subject)", d.assign(f=f), weights)
+
+
+def test_random_slope_confounded_with_fixed_interactions():
+    d = weighted()
+    with pytest.raises(E.DataError, match="random slope of 'Days' of 'Subject'"):
+        wemix_nb.mix("Reaction ~ Subject * Days + (0 + Days|Subject)", d)
+
+
+@pytest.mark.parametrize(
+    ("formula", "assign", "named"),
+    [
+        ("Reaction ~ Days + (1 + Days + D2|Subject)", {"D2": lambda d: 2 * d["Days"] + 1}, "'D2'"),
+        ("Reaction ~ Days + (1 + c|Subject)", {"c": 3.0}, "'c'"),
+        ("Reaction ~ Days + (1 + x|Subject)", {"x": 0.0}, "'x'"),
+    ],
+)
+def test_collinear_or_constant_random_slopes(formula, assign, named):
+    with pytest.raises(E.RankDeficiencyError, match=f"random-effect design of 'Subject'.*{named}"):
+        wemix_nb.mix(formula, weighted().assign(**assign), W)
+
+
+def test_response_reproduced_exactly():
+    d = weighted()
+    # by the fixed part alone
+    with pytest.raises(E.DataError, match="fixed effects reproduce the response 'y' exactly"):
+        wemix_nb.mix("y ~ Days + (1|Subject)", d.assign(y=3 + 2 * d["Days"]), W)
+    with pytest.raises(E.DataError, match="fixed effects reproduce the response 'y' exactly"):
+        wemix_nb.mix("y ~ Days + (1|Subject)", d.assign(y=1e4 + 2 * d["Days"]), W)
+    # by the fixed and the random effects: a residual variance that is 0 up to rounding
+    y = 3 + 2 * d["Days"] + d["Subject"].cat.codes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the optimiser's own complaints on the way
+        with pytest.raises(E.DataError, match="reproduces the response 'y' exactly"):
+            wemix_nb.mix("y ~ Days + (1|Subject)", d.assign(y=y), W)
+    # a tiny but real residual variance is a fit
+    noise = np.random.default_rng(1).normal(scale=1e-3, size=len(d))
+    fit = wemix_nb.mix("y ~ Days + (1|Subject)", d.assign(y=y + noise), W)
+    assert fit.vars["Residual"] == pytest.approx(1e-6, rel=0.3)

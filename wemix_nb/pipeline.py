@@ -18,6 +18,7 @@ from wemix_nb.estimation.likelihood import LogLikelihood, log_likelihood
 from wemix_nb.estimation.linear import fit_linear
 from wemix_nb.model.covariance import CovarianceStructure
 from wemix_nb.model.frame import ModelFrame, build_model_frame, check_linear_identifiable
+from wemix_nb.model.identification import check_fixed_interpolation, check_residual_variance
 from wemix_nb.model.sampling import sampling_design
 from wemix_nb.options import FitOptions
 from wemix_nb.results.assemble import glmm_result, linear_result
@@ -130,6 +131,7 @@ def rows_of_fit(data: pd.DataFrame, frame: ModelFrame, columns: list[str]) -> pd
 
 def _fit_linear_model(formula: str, frame: ModelFrame, options: FitOptions) -> MixResult:
     check_linear_identifiable(frame)
+    check_fixed_interpolation(frame)
     start = None
     if options.start is not None:
         names = CovarianceStructure(frame.levels).names
@@ -141,6 +143,7 @@ def _fit_linear_model(formula: str, frame: ModelFrame, options: FitOptions) -> M
         start = np.asarray(options.start)
     scales = condition(frame)
     problem, solution, info = fit_linear(scales.frame(frame), start)
+    check_residual_variance(frame, solution.sigma**2)
     return linear_result(
         formula,
         frame,

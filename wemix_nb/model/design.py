@@ -258,30 +258,42 @@ def response(
 # fixed effects
 
 
-def _check_rank(X: np.ndarray, names: list[str]) -> None:
-    import scipy.linalg
+#: a column that keeps less than this fraction of its length once the others are projected out is
+#: a linear combination of them (R's lm uses the same tolerance)
+RANK_TOL = 1e-7
 
-    if X.shape[1] == 0:
-        return
-    # each column on its own scale: divided by its largest absolute value first (its square cannot
-    # overflow or underflow then, whether the column is in units of 1e-160 or 1e155), then by its
-    # length; an all-zero column stays zero
-    largest = np.max(np.abs(X), axis=0)
+
+def unit_columns(X: np.ndarray) -> np.ndarray:
+    """``X`` with each column on its own scale: divided by its largest absolute value first (its
+    square cannot overflow or underflow then, whether the column is in units of 1e-160 or 1e155),
+    then by its length. An all-zero column stays zero."""
+    largest = np.max(np.abs(X), axis=0, initial=0.0)
     largest[largest == 0] = 1.0
     X = X / largest
-    scale = np.sqrt((X**2).sum(axis=0))
-    scale[scale == 0] = 1.0
-    # a plain QR of the tall matrix, then the rank-revealing (pivoted) QR of its small R factor:
-    # the same rank and pivots as a pivoted QR of X, at the cost of one unpivoted factorisation
-    R0 = np.linalg.qr(X / scale, mode="r")
-    _, R, pivot = scipy.linalg.qr(R0, pivoting=True)
-    diag = np.abs(np.diag(R))
-    # columns scaled to unit length: a pivot below 1e-7 means the column keeps less than 1e-7 of its
-    # length once the others are projected out (R's lm uses the same tolerance)
-    tol = 1e-7
-    rank = int((diag > tol).sum())
-    if rank < X.shape[1]:
-        dropped = [names[j] for j in sorted(pivot[rank:])]
+    length = np.sqrt((X**2).sum(axis=0))
+    length[length == 0] = 1.0
+    return X / length
+
+
+def dependent_columns(X: np.ndarray) -> list[int]:
+    """Positions of the columns of ``X`` that are linear combinations of the columns before them
+    (empty when ``X`` has full column rank): of two collinear columns the later one is named.
+
+    The diagonal of the R factor of the columns scaled to unit length (:func:`unit_columns`) is the
+    length each column keeps once the columns before it are projected out.
+    """
+    n, p = X.shape
+    if p == 0:
+        return []
+    R = np.linalg.qr(unit_columns(X), mode="r")
+    kept = np.zeros(p, dtype=bool)
+    kept[: min(n, p)] = np.abs(np.diag(R)) > RANK_TOL
+    return [int(j) for j in np.flatnonzero(~kept)]
+
+
+def _check_rank(X: np.ndarray, names: list[str]) -> None:
+    dropped = [names[j] for j in dependent_columns(X)]
+    if dropped:
         raise RankDeficiencyError(
             f"The fixed-effect design is rank deficient: column(s) {', '.join(map(repr, dropped))} "
             "are linear combinations of the others (collinear or constant). Remove them from the "

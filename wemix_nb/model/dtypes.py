@@ -59,11 +59,11 @@ def numpy_counterpart(values: pd.Series) -> pd.Series:
         The same values and index; the column itself when its dtype needs no conversion.
     """
     dtype = values.dtype
+    if not (_is_na_string(dtype) or _numeric_extension(dtype)):
+        return values
     missing = values.isna()
     if _is_na_string(dtype):
         return values.astype(object).where(~missing, np.nan)
-    if not _numeric_extension(dtype):
-        return values
     kind = getattr(dtype, "kind", "O")
     if pd.api.types.is_bool_dtype(dtype):
         if missing.any():
@@ -78,11 +78,11 @@ def numpy_counterpart(values: pd.Series) -> pd.Series:
 def numpy_counterparts(data: pd.DataFrame, columns: Iterable | None = None) -> pd.DataFrame:
     """A copy of ``data`` whose ``columns`` (default: all) have NumPy dtypes
     (see :func:`numpy_counterpart`)."""
+    wanted = None if columns is None else set(columns)
     data = data.copy()
-    for column in data.columns if columns is None else columns:
-        converted = numpy_counterpart(data[column])
-        if converted is not data[column]:
-            data[column] = converted
+    for column, dtype in data.dtypes.items():
+        if (wanted is None or column in wanted) and (_is_na_string(dtype) or _numeric_extension(dtype)):
+            data[column] = numpy_counterpart(data[column])
     return data
 
 

@@ -28,6 +28,7 @@ from wemix_nb.model.design import (
 )
 from wemix_nb.model.dtypes import check_exact_numbers, numpy_counterparts
 from wemix_nb.model.formula import ParsedFormula, check_reserved_names, parse_formula, variables_of
+from wemix_nb.model.identification import check_confounding, check_random_designs
 from wemix_nb.model.levels import (
     LevelIndex,
     group_columns_of,
@@ -475,7 +476,7 @@ def build_model_frame(
     fixed = fixed_design(work, parsed, check_rank=check_rank)
     random_levels, random_specs = _random_levels(work, parsed, levels, parents, unconditional, conditional)
 
-    return ModelFrame(
+    frame = ModelFrame(
         parsed=parsed,
         y=y,
         X=fixed.X,
@@ -494,6 +495,10 @@ def build_model_frame(
         categories=categories,
         weight_scaling=scaling,
     )
+    if check_rank:  # a Dask partition may hold too few rows to tell
+        check_random_designs(frame)
+        check_confounding(frame)
+    return frame
 
 
 def check_linear_identifiable(frame: ModelFrame) -> None:
