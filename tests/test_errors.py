@@ -101,6 +101,15 @@ ERRORS = {
         E.NestingError,
         ["'308'", "'Subject'", "'G'", "not nested"],
     ),
+    "crossed-factors": (
+        lambda: wemix_nb.mix(
+            "Reaction ~ 1 + (1|Subject) + (1|Day)",
+            sleep().assign(Day=lambda d: d.Days.astype(str)),
+            ["W1", "W2", "W2"],
+        ),
+        E.NestingError,
+        ["'Subject' and 'Day' are crossed", "outside multilevel pseudo-likelihood"],
+    ),
     "same-number-of-groups": (
         lambda: wemix_nb.mix(
             "Reaction ~ Days + (1|Subject) + (1|S2)",

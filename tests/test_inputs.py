@@ -438,3 +438,41 @@ def test_response_reproduced_exactly():
     noise = np.random.default_rng(1).normal(scale=1e-3, size=len(d))
     fit = wemix_nb.mix("y ~ Days + (1|Subject)", d.assign(y=y + noise), W)
     assert fit.vars["Residual"] == pytest.approx(1e-6, rel=0.3)
+
+
+# -- crossed factors and labels that restart within parents ----------------------------------------
+
+
+def test_crossed_factors_are_not_given_the_nesting_hint():
+    d = sleep().assign(Day=lambda d: d["Days"].astype(str))
+    with pytest.raises(E.NestingError) as info:
+        wemix_nb.mix("Reaction ~ 1 + (1|Subject) + (1|Day)", d)
+    message = str(info.value)
+    assert "'Subject' and 'Day' are crossed" in message
+    assert "outside multilevel pseudo-likelihood" in message
+    assert "/" not in message.split("crossed")[1]  # no '(1 | a/b)' hint
+
+
+def test_restarting_labels_get_the_composite_hint():
+    pisa = wemix_nb.datasets.pisa2012_like()
+    data = pisa.assign(klass=pisa.groupby("schoolid").cumcount() % 3)
+    with pytest.raises(E.NestingError) as info:
+        wemix_nb.mix("pv1math ~ escs + (1|schoolid) + (1|klass)", data)
+    message = str(info.value)
+    assert "'(1 | schoolid/klass)'" in message and "restart" in message
+    assert "crossed by design" in message
+    # the hint works
+    wemix_nb.mix("pv1math ~ escs + (1|schoolid/klass)", data)
+
+
+def test_a_few_miscoded_groups_are_pointed_at():
+    d = sleep().assign(G=lambda d: (d["Subject"].cat.codes // 3).astype(str))
+    d.loc[0, "G"] = "5"
+    with pytest.raises(E.NestingError, match=r"1 of the 18 groups of 'Subject'.*'308' in '0', '5'.*labels"):
+        wemix_nb.mix("Reaction ~ Days + (1|Subject) + (1|G)", d)
+
+
+def test_two_names_for_the_same_groups():
+    d = sleep().assign(S2=lambda d: "s" + d["Subject"].astype(str))
+    with pytest.raises(E.NestingError, match="'Subject' and 'S2' define the same 18 groups"):
+        wemix_nb.mix("Reaction ~ Days + (1|Subject) + (1|S2)", d)

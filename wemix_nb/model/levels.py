@@ -130,12 +130,22 @@ def order_levels(rows: pd.DataFrame, factors: Sequence[str]) -> list[str]:
     ordered = sorted(factors, key=lambda factor: -counts[factor])
     for lower, upper in zip(ordered, ordered[1:], strict=False):
         if counts[lower] == counts[upper]:
-            raise NestingError(
-                f"Grouping factors {lower!r} and {upper!r} both have {counts[lower]} groups, so they "
-                "cannot be strictly nested. wemix_nb fits nested models only; give lower-level "
-                "groups labels that are unique across upper-level groups (e.g. 'school:class')."
-            )
+            raise _same_count(rows, lower, upper, counts[lower])
     return ordered
+
+
+def _same_count(rows: pd.DataFrame, lower: str, upper: str, count: int) -> NestingError:
+    """The error for two grouping factors with as many groups: the same groups under two names,
+    or factors that are not nested."""
+    a, b = (LevelIndex(f, *factorize(group_labels(rows, f).rename(f))) for f in (lower, upper))
+    pairs = pd.MultiIndex.from_arrays([a.index, b.index]).nunique()
+    if pairs == count:
+        return NestingError(
+            f"Grouping factors {lower!r} and {upper!r} define the same {count} groups (under two "
+            "names): a second random term on the same groups is not identified. Remove one of them."
+        )
+    error = not_nested(a, b)
+    return NestingError(f"Grouping factors {lower!r} and {upper!r} both have {count} groups. {error}")
 
 
 def index_levels(
@@ -166,23 +176,63 @@ def index_levels(
     return levels
 
 
+def not_nested(lower: LevelIndex, upper: LevelIndex) -> NestingError:
+    """The error for two grouping factors whose groups are not nested, saying which case it is.
+
+    * Every combination of the two factors holds a single row (each subject measured once on each
+      day): the factors are crossed, and a composite factor would only label rows. Crossed random
+      effects are outside multilevel pseudo-likelihood.
+    * Otherwise the data cannot tell crossed factors from lower-level labels that restart within
+      the groups of the other factor (class 1, 2, 3 in every school): both are described, with
+      the composite factor that handles the second.
+    """
+    low, up = lower.factor, upper.factor
+    n_rows = len(lower.index)
+    cells = pd.MultiIndex.from_arrays([lower.index, upper.index]).unique()
+    spans = np.bincount(cells.get_level_values(0), minlength=lower.n_groups)
+    bad = np.flatnonzero(spans > 1)
+    inside = sorted({str(upper.labels[u]) for u in upper.index[lower.index == bad[0]]})
+    found = (
+        f"{len(bad)} of the {lower.n_groups} groups of {low!r} lie in more than one group of {up!r} "
+        f"(e.g. {str(lower.labels[bad[0]])!r} in {', '.join(map(repr, inside[:5]))}"
+        f"{', ...' if len(inside) > 5 else ''})"
+    )
+    crossed = (
+        "crossed random effects (groups of each factor meeting several groups of the other) are "
+        "outside multilevel pseudo-likelihood, which needs every group within one group of the "
+        "level above"
+    )
+    composite = (
+        f"make them unique with a composite factor: '(1 | {up}/{low})' if {low!r} lies within "
+        f"{up!r}, or '(1 | {low}/{up})' if {up!r} lies within {low!r}"
+    )
+    if len(cells) == n_rows:
+        return NestingError(
+            f"{low!r} and {up!r} are crossed, not nested: {found}, and each of the {n_rows} rows is "
+            f"its own combination of the two. Crossed random effects (groups of each factor meeting "
+            f"several groups of the other) are outside multilevel pseudo-likelihood, which needs "
+            f"every group within one group of the level above; include one of them as fixed effects "
+            f"(e.g. 'C({up})') instead of a random term."
+        )
+    if 2 * len(bad) < lower.n_groups:
+        return NestingError(
+            f"The grouping factors {low!r} and {up!r} are not nested: {found}. If the data are "
+            f"nested, the labels of those groups are probably wrong. If the labels of one factor "
+            f"restart within the groups of the other, {composite}."
+        )
+    return NestingError(
+        f"The grouping factors {low!r} and {up!r} are not nested: {found}. If the labels of one "
+        f"restart within the groups of the other (e.g. class 1, 2, 3 in every school), {composite}. "
+        f"If instead the factors are crossed by design, the model cannot be fitted here: {crossed}."
+    )
+
+
 def _parent_index(lower: LevelIndex, upper: LevelIndex) -> np.ndarray:
     """Each group of ``lower``'s group of ``upper``, checking that each lies in only one."""
     parent = np.full(lower.n_groups, -1, dtype=np.int64)
     parent[lower.index] = upper.index  # any row's upper group; then check that all rows agree
-    bad = parent[lower.index] != upper.index
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        group = str(lower.labels[lower.index[row]])
-        inside = sorted({str(upper.labels[u]) for u in upper.index[lower.index == lower.index[row]]})
-        low, up = lower.factor, upper.factor
-        raise NestingError(
-            f"Group {group!r} of {low!r} lies in more than one group of {up!r} "
-            f"({', '.join(inside[:5])}): the factors are not nested. If the labels of one factor "
-            f"restart within the groups of the other (e.g. class 1, 2, 3 in every school), make them "
-            f"unique with a composite factor: '(1 | {up}/{low})' if {low!r} lies within "
-            f"{up!r}, or '(1 | {low}/{up})' if {up!r} lies within {low!r}."
-        )
+    if np.any(parent[lower.index] != upper.index):
+        raise not_nested(lower, upper)
     return parent
 
 
