@@ -325,6 +325,11 @@ def test_weight_names_in_any_sequence(weights):
 
 # -- numeric extremes -------------------------------------------------------------------------------
 
+# Variance parameters of equivalent problems agree to the linear estimator's stopping point: its
+# Newton polish stops once the deviance no longer decreases, which leaves them up to ~2e-7 apart
+# (see VARIANCE_RTOL in test_properties.py); the other estimates agree to 1e-8 or better.
+VARIANCE_RTOL = 1e-6
+
 
 def weighted() -> pd.DataFrame:
     d = sleep()
@@ -351,7 +356,7 @@ def test_covariate_scale_changes_only_its_coefficient(scale, family):
     ratio["x"] = 1 / scale
     np.testing.assert_allclose(scaled.coef, base.coef * ratio, rtol=1e-9)
     np.testing.assert_allclose(scaled.SE, base.SE * ratio, rtol=1e-7)
-    np.testing.assert_allclose(scaled.vars, base.vars, rtol=1e-8)
+    np.testing.assert_allclose(scaled.vars, base.vars, rtol=VARIANCE_RTOL)
     assert scaled.lnl == pytest.approx(base.lnl, rel=1e-10)
     beyond = [w for w in caught if issubclass(w.category, E.NumericalWarning)]
     # a variance of the coefficient beyond floating-point range (x * 1e-160 -> SE ~ 1e160) is said
@@ -378,7 +383,7 @@ def test_weight_scale_changes_only_the_likelihood(scale, formula, family):
     scaled = wemix_nb.mix(formula, d.assign(W1=d["W1"] * scale, W2=d["W2"] * scale), W, family=family)
     np.testing.assert_allclose(scaled.coef, base.coef, rtol=1e-8)
     np.testing.assert_allclose(scaled.SE, base.SE, rtol=1e-8)
-    np.testing.assert_allclose(scaled.vars, base.vars, rtol=1e-8)
+    np.testing.assert_allclose(scaled.vars, base.vars, rtol=VARIANCE_RTOL)
     assert scaled.lnl == pytest.approx(base.lnl * scale, rel=1e-10)
     np.testing.assert_allclose(scaled.model_cov, base.model_cov / scale, rtol=1e-6)
 
@@ -432,7 +437,8 @@ def test_response_reproduced_exactly():
     y = 3 + 2 * d["Days"] + d["Subject"].cat.codes
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the optimiser's own complaints on the way
-        with pytest.raises(E.DataError, match="reproduces the response 'y' exactly"):
+        # (refused by the estimator itself, or by the check of the residual variance after it)
+        with pytest.raises(E.DataError, match="exactly"):
             wemix_nb.mix("y ~ Days + (1|Subject)", d.assign(y=y), W)
     # a tiny but real residual variance is a fit
     noise = np.random.default_rng(1).normal(scale=1e-3, size=len(d))

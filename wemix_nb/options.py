@@ -371,6 +371,17 @@ def check_numbers(value: Any, name: str) -> np.ndarray:
     return values
 
 
+def check_result(value: Any, function: str) -> Any:
+    """``value`` if it is a fitted model (a :class:`~wemix_nb.MixResult`: it has coefficients, their
+    covariance and variance components); :class:`~wemix_nb.errors.ArgumentError` otherwise."""
+    if not all(hasattr(value, name) for name in ("coef", "cov_mat", "variance", "ngroups")):
+        raise ArgumentError(
+            f"{function} needs a fitted model (the MixResult returned by wemix_nb.mix), got "
+            f"{type(value).__name__}."
+        )
+    return value
+
+
 def _flag(value: Any, name: str) -> bool:
     return check_flag(value, name)
 

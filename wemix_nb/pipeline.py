@@ -77,10 +77,14 @@ def likelihood_function(
     """The log pseudo-likelihood that :func:`fit_single` maximises, as a function of the
     parameters (:class:`~wemix_nb.estimation.likelihood.LogLikelihood`)."""
     frame = model_frame(formula, data, options)
+    # the function the estimator maximises: on the conditioned frame (wemix_nb.results.conditioning)
+    scales = condition(frame, weights=options.is_linear or not options.laplace_rounding)
     if options.is_linear:
         check_linear_identifiable(frame)
-        return log_likelihood(frame, profiled=profiled)
-    return log_likelihood(frame, options.family, options.nquad, options.laplace_rounding, profiled)
+        return scales.likelihood(log_likelihood(scales.frame(frame), profiled=profiled))
+    return scales.likelihood(
+        log_likelihood(scales.frame(frame), options.family, options.nquad, options.laplace_rounding, profiled)
+    )
 
 
 def model_frame(formula: str, data: pd.DataFrame, options: FitOptions) -> ModelFrame:

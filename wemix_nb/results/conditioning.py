@@ -2,20 +2,25 @@
 
 The estimators run in floating point with tolerances, step sizes and starting values made for
 quantities of order one. A model whose covariate is in units that make it ``1e-160`` (or
-``1e155``) squares it to an underflow (overflow), and weights that sum to ``1e-20`` make the
-pseudo-log-likelihood too flat for its optimiser; neither changes the model. Before estimation,
+``1e155``) squares it to an underflow (overflow), weights that sum to ``1e-20`` make the
+pseudo-log-likelihood too flat for its optimiser, and a GLMM's quasi-Newton steps in beta go astray
+when a covariate is ``1e4`` times too large; none of this changes the model. Before estimation,
 :func:`condition` therefore
 
-* divides each fixed-effect column by its largest absolute value ``c_j`` (the intercept and
-  dummies keep theirs, 1): a reparametrisation ``beta'_j = c_j beta_j``;
+* divides each fixed-effect column whose largest absolute value is outside ``[2**-10, 2**10]`` by
+  a power of two ``c_j`` that brings it to order one: a reparametrisation ``beta'_j = c_j beta_j``;
 * divides the weights by the mean top-level weight ``m`` (unconditional weights of every level,
   and the top level's own weight; conditional weights below the top do not change): the
   pseudo-log-likelihood, its scores and Hessian become ``1/m`` times theirs, every estimate and
-  robust covariance is unchanged.
+  robust covariance is unchanged. Weights that differ by a constant factor thus give the
+  estimator the same problem up to rounding.
 
-:class:`Conditioning` maps the estimates back: ``beta = beta' / c``, covariances of beta by
-``1 / (c c')``, ``lnl = m lnl'``, the model-based covariance by ``1/m``. The estimates of a model and
-of the same model with rescaled covariates or weights are then the same up to rounding.
+Powers of two scale floating-point numbers exactly, so the scaled columns are the model's own
+written in other units (columns of order one are left as they are), and :class:`Conditioning` maps
+the estimates back exactly: ``beta = beta' / c``, covariances of beta by ``1 / (c c')``,
+``lnl = m lnl'``, the model-based covariance by ``1/m``. :meth:`Conditioning.likelihood` gives
+:func:`wemix_nb.likelihood` the same scaled function, so that it returns a fit's ``lnl`` at its
+estimate exactly.
 
 ``laplace_rounding`` (WeMix's binomial Laplace objective) rounds the level-1 weights, which does
 not commute with rescaling them: its weights are left as given.
@@ -30,6 +35,7 @@ import numpy as np
 
 from wemix_nb.errors import NumericalWarning
 from wemix_nb.estimation.glmm import GlmmFit
+from wemix_nb.estimation.likelihood import PROFILED, LogLikelihood
 from wemix_nb.estimation.linear import LinearSolution
 from wemix_nb.model.frame import ModelFrame
 
@@ -82,6 +88,29 @@ class Conditioning:
         p = min(len(self.x_scale), len(start))
         start[:p] *= self.x_scale[:p]
         return start
+
+    def likelihood(self, inner: LogLikelihood) -> LogLikelihood:
+        """The model's likelihood function from that of the scaled frame (``inner``): the scaled
+        function at the scaled parameters, times ``m``. At a fit's estimate it is the fit's
+        ``lnl`` exactly (the same evaluation, and powers of two scale exactly)."""
+        m = self.weight_scale
+        p = 0 if inner.kind == PROFILED else len(self.x_scale)
+
+        def scaled(x: np.ndarray) -> np.ndarray:
+            x = np.array(x, dtype=float)
+            x[:p] *= self.x_scale[:p]
+            return x
+
+        start = np.array(inner.start, dtype=float)
+        start[:p] /= self.x_scale[:p]
+        return LogLikelihood(
+            inner.names,
+            start,
+            inner.kind,
+            lambda x: inner(scaled(x)) * m,
+            lambda x: inner.by_group(scaled(x)) * m,
+            inner.family,
+        )
 
     # -- out of the estimator -----------------------------------------------------------------
 
@@ -142,6 +171,20 @@ class Conditioning:
         )
 
 
+#: fixed-effect columns whose largest absolute value is within [2**-BAND, 2**BAND] are left as
+#: they are (a GLMM's quasi-Newton steps in beta are reliable over that range)
+BAND = 10
+
+
+def _power_of_two(size: np.ndarray) -> np.ndarray:
+    """``2**k`` bringing positive finite ``size`` to [1, 2) when it is outside the band, else 1."""
+    size = np.asarray(size, dtype=float)
+    usable = np.isfinite(size) & (size > 0)
+    exponent = np.floor(np.log2(np.where(usable, size, 1.0)))
+    outside = usable & (np.abs(exponent) > BAND)
+    return np.where(outside, np.ldexp(1.0, exponent.astype(int)), 1.0)
+
+
 def condition(frame: ModelFrame, *, weights: bool = True) -> Conditioning:
     """The scales of a model frame (see the module docstring).
 
@@ -152,8 +195,7 @@ def condition(frame: ModelFrame, *, weights: bool = True) -> Conditioning:
     weights
         False to leave the weights as they are (WeMix's rounded Laplace weights).
     """
-    x_scale = np.max(np.abs(frame.X), axis=0, initial=0.0)
-    x_scale[~(np.isfinite(x_scale) & (x_scale > 0))] = 1.0  # an all-zero column stays (refused elsewhere)
+    x_scale = _power_of_two(np.max(np.abs(frame.X), axis=0, initial=0.0))
     top = frame.levels[-1].weight if frame.levels else frame.weight1
     m = float(np.mean(top)) if weights else 1.0
     if not (np.isfinite(m) and m > 0):

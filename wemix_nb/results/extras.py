@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from wemix_nb.errors import ArgumentError
-from wemix_nb.results.result import check_result
+from wemix_nb.options import check_result
 
 if TYPE_CHECKING:  # pragma: no cover
     from wemix_nb.results.result import MixResult

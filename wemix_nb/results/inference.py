@@ -19,8 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from wemix_nb.errors import ArgumentError, CoefficientNotFoundError
-from wemix_nb.options import check_numbers
-from wemix_nb.results.result import check_result
+from wemix_nb.options import check_numbers, check_result
 
 if TYPE_CHECKING:  # pragma: no cover
     from wemix_nb.results.result import MixResult

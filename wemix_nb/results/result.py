@@ -552,13 +552,3 @@ class MixResult:
         from wemix_nb.display.maketables import stat_labels
 
         return stat_labels(self)
-
-
-def check_result(value: Any, function: str) -> MixResult:
-    """``value`` if it is a fitted model; :class:`~wemix_nb.errors.ArgumentError` otherwise."""
-    if not isinstance(value, MixResult):
-        raise ArgumentError(
-            f"{function} needs a fitted model (the MixResult returned by wemix_nb.mix), got "
-            f"{type(value).__name__}."
-        )
-    return value
