@@ -303,6 +303,11 @@ BAD_ARGUMENTS = {
         [{"formula": F, "data": SLEEP, "foo": 1}], processes=1
     ),
     "fit_many([(F, d, 1)])": lambda: wemix_nb.fit_many([(F, SLEEP, 1)], processes=1),
+    "predict(include_random='n')": lambda: _small_fit().predict(SLEEP, include_random="n"),
+    "predict(se='y')": lambda: _small_fit().predict(SLEEP, include_random=False, se="y"),
+    "combine_pv(1)": lambda: wemix_nb.combine_pv(1),
+    "compare(1)": lambda: wemix_nb.compare(1),
+    "compare([fit, 1])": lambda: wemix_nb.compare([_small_fit(), 1]),
 }
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -295,6 +295,8 @@ def combine_pv(
     >>> combined = wemix_nb.combine_pv(fits)
     >>> combined.rubin[["estimate", "SE", "fmi"]]
     """
+    if isinstance(fits, str | Mapping) or not isinstance(fits, Iterable):
+        raise ArgumentError(f"fits must be a list of fits (MixResult), got {type(fits).__name__}.")
     fits = list(fits)
     M = len(fits)
     if M < 2:
