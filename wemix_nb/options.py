@@ -213,18 +213,18 @@ class FitOptions(Mapping):
         what is wrong) and freeze them."""
         return cls(
             weights=_weight_columns(weights),
-            cweights=_flag(cweights, "cweights"),
+            cweights=check_flag(cweights, "cweights"),
             center_group=_center_group(center_group),
             center_grand=_formula_text(center_grand, "center_grand"),
             scale_weights=_scaling(scale_weights),
             family=_family(family, link),
-            nquad=_positive_int(nquad, "nquad", "(1 = Laplace)"),
-            max_iteration=_positive_int(max_iteration, "max_iteration"),
+            nquad=check_positive_int(nquad, "nquad", "(1 = Laplace)"),
+            max_iteration=check_positive_int(max_iteration, "max_iteration"),
             start=_start(start),
-            keep_adapting=_flag(keep_adapting, "keep_adapting"),
-            verbose=_flag(verbose, "verbose"),
-            progress=None if progress is None else _flag(progress, "progress"),
-            laplace_rounding=_flag(laplace_rounding, "laplace_rounding"),
+            keep_adapting=check_flag(keep_adapting, "keep_adapting"),
+            verbose=check_flag(verbose, "verbose"),
+            progress=None if progress is None else check_flag(progress, "progress"),
+            laplace_rounding=check_flag(laplace_rounding, "laplace_rounding"),
             pv=None if pv is None else check_column_names(pv, "pv", "['pv1math', ..., 'pv5math']"),
             replicates=_replicates(
                 replicate_weights, replicate_method, fay_k, mse, replicate_scale, pv_sampling
@@ -380,14 +380,6 @@ def check_result(value: Any, function: str) -> Any:
             f"{type(value).__name__}."
         )
     return value
-
-
-def _flag(value: Any, name: str) -> bool:
-    return check_flag(value, name)
-
-
-def _positive_int(value: Any, name: str, note: str = "") -> int:
-    return check_positive_int(value, name, note)
 
 
 def _weight_columns(weights: Any) -> tuple[str, ...] | None:
@@ -579,7 +571,7 @@ def _replicates(
         levels=levels,
         method=method,
         fay_k=k,
-        mse=_flag(mse, "mse"),
+        mse=check_flag(mse, "mse"),
         scale=scale_value,
         rscales=rscales,
         pv_sampling=pv_sampling,
@@ -590,7 +582,7 @@ def _design(strata: Any, psu: Any, fpc: Any, nest: Any, lonely_psu: Any) -> Desi
     for name, value in (("strata", strata), ("psu", psu), ("fpc", fpc)):
         if value is not None and not isinstance(value, str):
             raise ArgumentError(f"{name} must be a column name, got {value!r}.")
-    nest = _flag(nest, "nest")
+    nest = check_flag(nest, "nest")
     if lonely_psu not in LONELY_PSU:
         raise ArgumentError(f"lonely_psu must be 'fail' or 'adjust'; got {lonely_psu!r}.")
     if strata is None and psu is None and fpc is None:

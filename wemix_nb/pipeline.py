@@ -151,7 +151,7 @@ def _fit_linear_model(formula: str, frame: ModelFrame, options: FitOptions) -> M
     return linear_result(
         formula,
         frame,
-        problem,
+        scales.problem(frame, problem),
         scales.linear(solution, frame.fixed_names),
         info,
         options,

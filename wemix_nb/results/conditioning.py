@@ -8,19 +8,19 @@ when a covariate is ``1e4`` times too large; none of this changes the model. Bef
 :func:`condition` therefore
 
 * divides each fixed-effect column whose largest absolute value is outside ``[2**-10, 2**10]`` by
-  a power of two ``c_j`` that brings it to order one: a reparametrisation ``beta'_j = c_j beta_j``;
-* divides the weights by the mean top-level weight ``m`` (unconditional weights of every level,
-  and the top level's own weight; conditional weights below the top do not change): the
-  pseudo-log-likelihood, its scores and Hessian become ``1/m`` times theirs, every estimate and
-  robust covariance is unchanged. Weights that differ by a constant factor thus give the
-  estimator the same problem up to rounding.
+  a power of two ``c_j`` that brings it to [1, 2): a reparametrisation ``beta'_j = c_j beta_j``;
+* divides the weights by a power of two ``m`` when the mean top-level weight is outside that range
+  (unconditional weights of every level, and the top level's own weight; conditional weights below
+  the top do not change): the pseudo-log-likelihood, its scores and Hessian become ``1/m`` times
+  theirs, every estimate and robust covariance is unchanged.
 
-Powers of two scale floating-point numbers exactly, so the scaled columns are the model's own
-written in other units (columns of order one are left as they are), and :class:`Conditioning` maps
-the estimates back exactly: ``beta = beta' / c``, covariances of beta by ``1 / (c c')``,
-``lnl = m lnl'``, the model-based covariance by ``1/m``. :meth:`Conditioning.likelihood` gives
-:func:`wemix_nb.likelihood` the same scaled function, so that it returns a fit's ``lnl`` at its
-estimate exactly.
+Powers of two scale floating-point numbers exactly, so the scaled problem is the model itself
+written in other units, and :class:`Conditioning` maps the estimates back exactly: ``beta = beta'
+/ c``, covariances of beta by ``1 / (c c')``, ``lnl = m lnl'``, the model-based covariance by
+``1/m``. Columns and weights of order one are left as they are, so most models are fitted exactly as
+given. :meth:`Conditioning.likelihood` gives :func:`wemix_nb.likelihood` the same scaled function,
+so that it returns a fit's ``lnl`` at its estimate exactly; :meth:`Conditioning.problem` gives the
+result's details the problem of the model as given.
 
 ``laplace_rounding`` (WeMix's binomial Laplace objective) rounds the level-1 weights, which does
 not commute with rescaling them: its weights are left as given.
@@ -36,7 +36,7 @@ import numpy as np
 from wemix_nb.errors import NumericalWarning
 from wemix_nb.estimation.glmm import GlmmFit
 from wemix_nb.estimation.likelihood import PROFILED, LogLikelihood
-from wemix_nb.estimation.linear import LinearSolution
+from wemix_nb.estimation.linear import LinearProblem, LinearSolution
 from wemix_nb.model.frame import ModelFrame
 
 __all__ = ["Conditioning", "condition"]
@@ -57,10 +57,18 @@ class Conditioning:
     x_scale: np.ndarray
     weight_scale: float
 
+    @property
+    def active(self) -> bool:
+        """Whether anything is scaled (else the estimator sees the model frame as it is)."""
+        return bool(np.any(self.x_scale != 1.0) or self.weight_scale != 1.0)
+
     # -- into the estimator -------------------------------------------------------------------
 
     def frame(self, frame: ModelFrame) -> ModelFrame:
-        """``frame`` with its fixed-effect columns and weights divided by the scales."""
+        """``frame`` with its fixed-effect columns and weights divided by the scales (``frame``
+        itself when nothing is scaled)."""
+        if not self.active:
+            return frame
         m = self.weight_scale
         top = len(frame.levels) - 1
         levels = [
@@ -113,6 +121,19 @@ class Conditioning:
         )
 
     # -- out of the estimator -----------------------------------------------------------------
+
+    def problem(self, frame: ModelFrame, solved: LinearProblem) -> LinearProblem:
+        """The linear problem of the model as given, for the result's details (which callers use
+        with the result's own frame, e.g. to refit replicates); the scaled problem ``solved`` when
+        nothing was scaled, or when the model's own cross-products are beyond floating-point range."""
+        if not self.active:
+            return solved
+        with np.errstate(all="ignore"):
+            try:
+                problem = LinearProblem(frame)
+            except (np.linalg.LinAlgError, ValueError):
+                return solved
+        return problem if np.all(np.isfinite(problem.T)) and np.all(np.isfinite(problem.beta0)) else solved
 
     def _beta(self, beta: np.ndarray) -> np.ndarray:
         return beta / self.x_scale
@@ -171,8 +192,8 @@ class Conditioning:
         )
 
 
-#: fixed-effect columns whose largest absolute value is within [2**-BAND, 2**BAND] are left as
-#: they are (a GLMM's quasi-Newton steps in beta are reliable over that range)
+#: fixed-effect columns whose largest absolute value, and weights whose top-level mean, are within
+#: [2**-BAND, 2**BAND] are left as they are (the estimators are reliable over that range)
 BAND = 10
 
 
@@ -197,7 +218,5 @@ def condition(frame: ModelFrame, *, weights: bool = True) -> Conditioning:
     """
     x_scale = _power_of_two(np.max(np.abs(frame.X), axis=0, initial=0.0))
     top = frame.levels[-1].weight if frame.levels else frame.weight1
-    m = float(np.mean(top)) if weights else 1.0
-    if not (np.isfinite(m) and m > 0):
-        m = 1.0
+    m = float(_power_of_two(np.mean(top))) if weights else 1.0
     return Conditioning(x_scale=x_scale, weight_scale=m)

@@ -38,11 +38,11 @@ class LinearDetails:
     Attributes
     ----------
     problem
-        The :class:`~wemix_nb.estimation.linear.LinearProblem` the estimator solved: the model's
-        cross-products, its covariance structure and likelihood (e.g. to profile the likelihood
-        in theta), on the conditioned frame of :mod:`wemix_nb.results.conditioning` (fixed-effect
-        columns divided by their largest absolute values, weights by the mean top-level weight:
-        its deviance is the model's divided by that mean).
+        The :class:`~wemix_nb.estimation.linear.LinearProblem` of the model: its cross-products,
+        covariance structure and likelihood (e.g. to profile the likelihood in theta). When the
+        estimator was given columns or weights rescaled by :mod:`wemix_nb.results.conditioning`,
+        this is the model's own problem, unless its cross-products are beyond floating-point
+        range (then the rescaled one, ``problem.frame``).
     solution
         The :class:`~wemix_nb.estimation.linear.LinearSolution` at the estimate, in the model's
         own units.

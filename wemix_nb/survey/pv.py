@@ -478,7 +478,7 @@ def _options_of(fit: MixResult) -> FitOptions:
     return options if isinstance(options, FitOptions) else FitOptions()
 
 
-def _processes(n_jobs: Any, client: Any) -> int | None:
+def worker_processes(n_jobs: Any, client: Any) -> int | None:
     """Local worker processes for ``n_jobs`` (``-1`` or any negative: one per CPU)."""
     if n_jobs is None:
         return 1 if client is None else None
@@ -523,7 +523,7 @@ def fit_plausible_values(
     data = complete_pv_rows(data, names)
     single = options.with_changes(pv=None, progress=False)  # no nested bars inside the fits
     tasks = [(data, f, single) for f in formulas]
-    processes = _processes(n_jobs, client)
+    processes = worker_processes(n_jobs, client)
     fits = map_fits(
         _fit_one,
         tasks,
