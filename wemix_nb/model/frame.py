@@ -26,7 +26,9 @@ from wemix_nb.model.design import (
     response,
     without_unused_categories,
 )
-from wemix_nb.model.formula import ParsedFormula, parse_formula, variables_of
+from wemix_nb.model.dtypes import check_exact_numbers, numpy_counterparts
+from wemix_nb.model.formula import ParsedFormula, check_reserved_names, parse_formula, variables_of
+from wemix_nb.model.identification import check_confounding, check_random_designs
 from wemix_nb.model.levels import (
     LevelIndex,
     group_columns_of,
@@ -232,6 +234,10 @@ def _model_columns(
 def _check_columns(data: pd.DataFrame, columns: _Columns, unit_weights: bool) -> None:
     """The columns exist once each, the weights are numeric and match the levels, and
     ``center_group`` names grouping factors of the model."""
+    parsed = columns.parsed
+    check_reserved_names(parsed.response, data.columns, response=True)
+    for expression in [parsed.fixed, *(bar.expr for bar in parsed.bars)]:
+        check_reserved_names(expression, data.columns)
     used = columns.used
     duplicated = sorted({str(c) for c in data.columns[data.columns.duplicated()] if c in used})
     if duplicated:
@@ -296,6 +302,8 @@ def _usable_rows(data: pd.DataFrame, columns: _Columns) -> _Rows:
     DataError
         If no row is left.
     """
+    if len(data) == 0:
+        raise DataError("The data have no rows.")
     rows = data[columns.used]
     missing = rows.isna()
     keep = ~missing.any(axis=1).to_numpy()
@@ -444,7 +452,9 @@ def build_model_frame(
     columns = _model_columns(parsed, weights, cweights, centering_request(center_group, center_grand))
     _check_columns(data, columns, unit_weights=weights is None)
     kept = _usable_rows(data, columns)
-    rows = kept.rows
+    # one reading of the columns: nullable / pyarrow / pd.NA-text dtypes as their NumPy counterparts
+    rows = numpy_counterparts(kept.rows)
+    check_exact_numbers(rows, dict.fromkeys([*columns.fixed, *columns.random]))
 
     levels = index_levels(rows, columns.factors, level_order)
     given = _given_weights(rows, columns.weights, levels)
@@ -466,7 +476,7 @@ def build_model_frame(
     fixed = fixed_design(work, parsed, check_rank=check_rank)
     random_levels, random_specs = _random_levels(work, parsed, levels, parents, unconditional, conditional)
 
-    return ModelFrame(
+    frame = ModelFrame(
         parsed=parsed,
         y=y,
         X=fixed.X,
@@ -485,6 +495,10 @@ def build_model_frame(
         categories=categories,
         weight_scaling=scaling,
     )
+    if check_rank:  # a Dask partition may hold too few rows to tell
+        check_random_designs(frame)
+        check_confounding(frame)
+    return frame
 
 
 def check_linear_identifiable(frame: ModelFrame) -> None:

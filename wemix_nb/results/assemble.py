@@ -151,10 +151,13 @@ def linear_result(
     info: dict,
     options: FitOptions,
     row_weights: WeightTotals | None = None,
+    se_beta: np.ndarray | None = None,
 ) -> MixResult:
     """Assemble the result of a linear fit (:func:`~wemix_nb.estimation.linear.fit_linear`).
 
     ``row_weights``: the level-1 weight totals when the frame does not hold the rows (Dask fits).
+    ``se_beta``: the standard errors of beta when they are not the square roots of the diagonal of
+    ``sol.cov_beta`` (a variance beyond floating-point range).
     """
     st = problem.structure
     sigma2 = sol.sigma**2
@@ -182,6 +185,7 @@ def linear_result(
         variance=variance,
         modes=(sol.b, sd),
         details=LinearDetails(problem, sol),
+        se_beta=se_beta,
         row_weights=row_weights,
         family=None,
         sigma=sol.sigma,

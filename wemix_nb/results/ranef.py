@@ -94,6 +94,15 @@ def _fit_weights(result: MixResult) -> str:
     return RAW
 
 
+def _has_estimator_state(result: MixResult) -> bool:
+    """Whether the result holds what the random-effects step needs, in its frame's units (a linear
+    problem of another frame: the conditioned one, kept when the model's own overflowed)."""
+    details = result.details
+    if details is None or result.frame is None:
+        return False
+    return result.family is not None or details.problem.frame is result.frame
+
+
 def random_effect_predictions(result: MixResult, raw: bool = False) -> RandomEffectPredictions:
     """The conditional modes and SDs that ``random_effects()`` and ``plot_ranef()`` show.
 
@@ -112,7 +121,7 @@ def random_effect_predictions(result: MixResult, raw: bool = False) -> RandomEff
         ``raw`` is False; otherwise the fit's own.
     """
     own = _fit_weights(result)
-    if raw or own != RAW or result.details is None:
+    if raw or own != RAW or not _has_estimator_state(result):
         return RandomEffectPredictions(dict(result.ranef), dict(result.ranef_sd or {}), False, own)
     modes, sd = _tables(result, *_rescaled(result))
     return RandomEffectPredictions(modes, sd, True, RESCALED)

@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from wemix_nb.errors import ArgumentError
+from wemix_nb.options import check_flag, check_positive_int
 from wemix_nb.results.notes import se_method, summary_notes, survey_arguments
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -318,6 +319,7 @@ def summary(result: MixResult, digits: int = 4) -> MixSummary:
     -------
     MixSummary
     """
+    check_positive_int(digits, "digits")
     return MixSummary(
         call=call_text(result),
         variance=variance_table(result),
@@ -472,6 +474,8 @@ def random_effects(result: MixResult, with_sd: bool = True, raw: bool = False) -
     their conditional SDs ``<term>_sd``; rescaled to each group's sample size unless ``raw`` (see
     :mod:`wemix_nb.results.ranef`). Each table's ``attrs["weights"]`` says how the weights were
     treated."""
+    check_flag(with_sd, "with_sd")
+    check_flag(raw, "raw")
     predictions = result.random_effect_predictions(raw)
     out = {}
     for factor, modes in predictions.modes.items():
