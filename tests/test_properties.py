@@ -139,11 +139,13 @@ def fit_or_none(case: Case, data: pd.DataFrame, weights: list[str], *, cweights:
         except E.WemixError as exc:
             note(f"refused: {type(exc).__name__}: {exc}")
             return None
-    # conditional weights below 1 are drawn on purpose: the warning about them is not about the fit
+    # conditional weights below 1 are drawn on purpose: the warning about them is not about the fit;
+    # nor is the one about few top-level groups (it is about the reference distribution of p-values)
     ours = [
         w
         for w in caught
-        if issubclass(w.category, E.WemixWarning) and not issubclass(w.category, E.WeightWarning)
+        if issubclass(w.category, E.WemixWarning)
+        and not issubclass(w.category, E.WeightWarning | E.FewGroupsWarning)
     ]
     if ours:
         note(f"warned: {ours[0].category.__name__}: {ours[0].message}")

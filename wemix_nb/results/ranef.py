@@ -120,8 +120,11 @@ def random_effect_predictions(result: MixResult, raw: bool = False) -> RandomEff
         Rescaled (see the module documentation) when the fit used unscaled survey weights and
         ``raw`` is False; otherwise the fit's own.
     """
-    own = _fit_weights(result)
-    if raw or own != RAW or not _has_estimator_state(result):
-        return RandomEffectPredictions(dict(result.ranef), dict(result.ranef_sd or {}), False, own)
-    modes, sd = _tables(result, *_rescaled(result))
-    return RandomEffectPredictions(modes, sd, True, RESCALED)
+    cache = result.__dict__.setdefault("_predictions", {})  # computed once per result and kind
+    if raw not in cache:
+        own = _fit_weights(result)
+        if raw or own != RAW or not _has_estimator_state(result):
+            cache[raw] = RandomEffectPredictions(dict(result.ranef), dict(result.ranef_sd or {}), False, own)
+        else:
+            cache[raw] = RandomEffectPredictions(*_tables(result, *_rescaled(result)), True, RESCALED)
+    return cache[raw]

@@ -165,10 +165,8 @@ class MixResult:
         The :class:`~wemix_nb.model.variance.VarianceComponents` that ``vars``, ``varDF`` and
         ``var_theta`` are views of; reports, Wald tests and R^2 read it.
     ranef
-        Conditional modes ``b`` of the random effects as fitted (WeMix's: pseudo-likelihood modes
-        with the weights as given): a DataFrame per grouping factor, indexed by group label, one
-        column per random-effect term. :meth:`random_effects` and :meth:`plot_ranef` rescale
-        unscaled survey weights to each group's sample size first.
+        Conditional modes ``b`` of the random effects as fitted (WeMix's): a DataFrame per grouping
+        factor, indexed by group label, one column per term (see also :meth:`random_effects`).
     ranef_sd
         Conditional standard deviations of ``ranef`` (same layout).
     resid, fitted
@@ -254,9 +252,8 @@ class MixResult:
 
     @cached_property
     def diagnostics(self) -> Diagnostics:
-        """What qualifies this fit's inference: the number of top-level groups behind the robust
-        SEs (fewer than 30: t reference by default), boundary (co)variances, what the ICC means
-        here (:class:`~wemix_nb.results.diagnostics.Diagnostics`)."""
+        """What qualifies this fit's inference: few top-level groups behind the robust SEs, boundary
+        (co)variances, the ICC's meaning (:class:`~wemix_nb.results.diagnostics.Diagnostics`)."""
         from wemix_nb.results.diagnostics import diagnose
 
         return diagnose(self)
@@ -308,10 +305,9 @@ class MixResult:
         conf_level
             Confidence level of the interval.
         df
-            ``"normal"`` (WeMix's reference), ``"groups"`` (t with top-level groups minus fixed
-            effects; Barnard-Rubin for plausible-value results) or ``"rubin"``. ``None``
-            (default): ``"normal"`` with 30 or more top-level groups, else ``"groups"``: the robust
-            SEs of few clusters are themselves uncertain (see :attr:`diagnostics`).
+            ``"normal"`` (WeMix's), ``"groups"`` (t with top-level groups minus fixed effects;
+            Barnard-Rubin for plausible values), ``"rubin"``; ``None``: ``"groups"`` below 30
+            top-level groups, else ``"normal"`` (:attr:`diagnostics`).
         level
             Deprecated alias of ``conf_level`` (``level`` names hierarchy levels).
         """
@@ -334,9 +330,8 @@ class MixResult:
         conf_level
             Confidence level of the intervals.
         df
-            Reference distribution of the fixed effects' intervals, as in :meth:`tidy` (by
-            default t with fewer than 30 top-level groups, else normal); the variance components'
-            intervals use the normal one.
+            Reference distribution of the fixed effects' intervals, as in :meth:`tidy`; the
+            variance components' intervals use the normal one.
         which
             ``"fixed"`` (default): the fixed effects, columns ``lower`` and ``upper``.
             ``"variances"``: every variance (random effects' and the residual) and, for each
@@ -395,10 +390,7 @@ class MixResult:
         weights were treated (:class:`~wemix_nb.results.ranef.RandomEffectPredictions`)."""
         from wemix_nb.results.ranef import random_effect_predictions
 
-        cache = self.__dict__.setdefault("_predictions", {})
-        if raw not in cache:
-            cache[raw] = random_effect_predictions(self, raw)
-        return cache[raw]
+        return random_effect_predictions(self, raw)
 
     def to_dict(self) -> dict:
         """The estimates as a JSON-serialisable dict (NaN becomes ``None``)."""
