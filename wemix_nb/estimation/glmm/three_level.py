@@ -21,15 +21,42 @@ Weights
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse
 
 from wemix_nb.errors import DataError
 from wemix_nb.estimation.families import Family
 from wemix_nb.estimation.glmm.protocol import GlmmLevelModes
 from wemix_nb.estimation.glmm.quadrature import _chol_upper, _chunks, _gh_rule, _inv_upper, _quiet
 from wemix_nb.estimation.glmm.three_level_gradient import gradient_by_group
-from wemix_nb.estimation.glmm.three_level_quadrature import NestedGrid, nested_quadrature
+from wemix_nb.estimation.glmm.three_level_quadrature import NestedGrid, NestedPass, chunk_indices
 from wemix_nb.model.covariance import CovarianceStructure
 from wemix_nb.model.frame import ModelFrame
+
+_CELLS = 1 << 17  # (rows x nodes) cells per chunk of whole level-3 groups
+
+
+def _summing_matrix(starts: np.ndarray, n: int) -> scipy.sparse.csr_array:
+    """Sparse ``(groups, n)`` 0/1 matrix summing consecutive items into groups starting at
+    ``starts`` (faster than ``np.add.reduceat`` on arrays with trailing axes)."""
+    return scipy.sparse.csr_array((np.ones(n), np.arange(n), np.r_[starts, n]), shape=(len(starts), n))
+
+
+def _group_sum(S: scipy.sparse.csr_array, a: np.ndarray) -> np.ndarray:
+    return (S @ a.reshape(len(a), -1)).reshape((S.shape[0],) + a.shape[1:])
+
+
+def _solve(K: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Batched ``K^{-1} r`` (a division for 1 x 1 blocks)."""
+    if K.shape[-1] == 1:
+        return r / K
+    return np.linalg.solve(K, r)
+
+
+def _rows_dot(A: np.ndarray, u: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``A_i . u_{index_i}`` per row."""
+    if A.shape[1] == 1:
+        return A[:, 0] * u[index, 0]
+    return np.einsum("nq,nq->n", A, u[index])
 
 
 class _ThreeLevel:
@@ -74,6 +101,10 @@ class _ThreeLevel:
             raise DataError("Some groups have no rows.")
         self.h_row = self.parent[self.g2]
         self.row_starts3 = self.starts2[self.starts3]
+        n = len(order)
+        self._rows_to2 = _summing_matrix(self.starts2, n)
+        self._groups_to3 = _summing_matrix(self.starts3, self.G2)
+        self._rows_to3 = _summing_matrix(self.row_starts3, n)
         self.y = frame.y[order]
         self.X = frame.X[order]
         self.Z2 = lev2.Z[order]
@@ -96,9 +127,10 @@ class _ThreeLevel:
         else:
             self.const2 = np.zeros(self.G2)
         self.grid = NestedGrid(_gh_rule(nquad, self.q2), _gh_rule(nquad, self.q3))
-        self.chunks = _chunks(self.row_starts3, len(self.y), self.grid.M2 * self.grid.M3)
+        self.chunk_index = chunk_indices(self, _chunks(self.row_starts3, len(self.y), self.grid.K, _CELLS))
         self.u = np.zeros((self.G2, self.q2))
         self.v = np.zeros((self.G3, self.q3))
+        self.threads = 1
         self.n_evaluations = 0
 
     def save_modes(self) -> tuple[np.ndarray, np.ndarray]:
@@ -111,19 +143,19 @@ class _ThreeLevel:
 
     def sum2(self, a: np.ndarray) -> np.ndarray:
         """Row arrays -> sums per level-2 group."""
-        return np.add.reduceat(a, self.starts2, axis=0)
+        return _group_sum(self._rows_to2, a)
 
     def sum3(self, a: np.ndarray) -> np.ndarray:
         """Level-2-group arrays -> sums per level-3 group."""
-        return np.add.reduceat(a, self.starts3, axis=0)
+        return _group_sum(self._groups_to3, a)
 
     def rows3(self, a: np.ndarray) -> np.ndarray:
         """Row arrays -> sums per level-3 group."""
-        return np.add.reduceat(a, self.row_starts3, axis=0)
+        return _group_sum(self._rows_to3, a)
 
     def _objective(self, off, A2, A3, u, v):
         """The joint mode objective per level-3 group, and ``eta`` with its family derivatives."""
-        eta = off + np.einsum("nq,nq->n", A2, u[self.g2]) + np.einsum("nq,nq->n", A3, v[self.h_row])
+        eta = off + _rows_dot(A2, u, self.g2) + _rows_dot(A3, v, self.h_row)
         d = self.family.eta_derivatives(self.y, eta)
         inner = self.sum2(self.c1 * d["ll"]) - 0.5 * np.einsum("gq,gq->g", u, u)
         obj = self.sum3(self.c2 * inner) - 0.5 * np.einsum("hq,hq->h", v, v)
@@ -140,12 +172,28 @@ class _ThreeLevel:
     def eliminate(self, K22, K23, K33g, r2, r3):
         """Solve the block-arrow systems ``[K22 K23; K23' I + sum c2 K33] (du, dv) = (r2, r3)``
         of all level-3 groups (right-hand sides ``(G2, q2, m)`` and ``(G3, q3, m)``)."""
-        K22i_K23 = np.linalg.solve(K22, K23)
-        K22i_r2 = np.linalg.solve(K22, r2)
-        S = np.eye(self.q3) + self.sum3(self.c2[:, None, None] * (K33g - np.swapaxes(K23, 1, 2) @ K22i_K23))
-        rhs = r3 - self.sum3(self.c2[:, None, None] * (np.swapaxes(K23, 1, 2) @ K22i_r2))
-        dv = np.linalg.solve(S, rhs)
+        K22i_K23 = _solve(K22, K23)
+        K22i_r2 = _solve(K22, r2)
+        K32 = np.swapaxes(K23, 1, 2)
+        S = np.eye(self.q3) + self.sum3(self.c2[:, None, None] * (K33g - K32 @ K22i_K23))
+        dv = _solve(S, r3 - self.sum3(self.c2[:, None, None] * (K32 @ K22i_r2)))
         du = K22i_r2 - K22i_K23 @ dv[self.parent]
+        return du, dv
+
+    def _newton_step(self, A2, A3, d, u, v):
+        """The Newton step ``(du, dv)`` of the mode equations; towards 0 in level-3 groups
+        where it overflows (far from the mode, e.g. a Poisson mean)."""
+        c1d1 = self.c1 * d["d1"]
+        r2 = self.sum2(A2 * c1d1[:, None]) - u
+        r3 = self.sum3(self.c2[:, None] * self.sum2(A3 * c1d1[:, None])) - v
+        du, dv = self.eliminate(*self.blocks(A2, A3, -self.c1 * d["d2"]), r2[:, :, None], r3[:, :, None])
+        du, dv = du[:, :, 0], dv[:, :, 0]
+        finite_u = np.logical_and.reduceat(np.all(np.isfinite(du), axis=1), self.starts3)
+        bad = ~(np.all(np.isfinite(dv), axis=1) & finite_u)
+        if bad.any():
+            dv[bad] = -v[bad]
+            bad2 = bad[self.parent]
+            du[bad2] = -u[bad2]
         return du, dv
 
     def modes(self, beta: np.ndarray, lams: list[np.ndarray]):
@@ -160,18 +208,13 @@ class _ThreeLevel:
             u, v = np.zeros_like(u), np.zeros_like(v)
             obj, eta, d = self._objective(off, A2, A3, u, v)
         for _ in range(200):
-            r2 = self.sum2(A2 * (self.c1 * d["d1"])[:, None]) - u
-            r3 = self.sum3(self.c2[:, None] * self.sum2(A3 * (self.c1 * d["d1"])[:, None])) - v
-            du, dv = self.eliminate(*self.blocks(A2, A3, -self.c1 * d["d2"]), r2[:, :, None], r3[:, :, None])
-            du, dv = du[:, :, 0], dv[:, :, 0]
-            bad = ~(
-                np.all(np.isfinite(dv), axis=1)
-                & np.logical_and.reduceat(np.all(np.isfinite(du), axis=1), self.starts3)
-            )
-            if bad.any():  # overflow far from the mode: head back to 0 in those groups
-                dv[bad] = -v[bad]
-                bad2 = bad[self.parent]
-                du[bad2] = -u[bad2]
+            du, dv = self._newton_step(A2, A3, d, u, v)
+            size = max(np.max(np.abs(du), initial=0.0), np.max(np.abs(dv), initial=0.0))
+            if size < 1e-8 * (1.0 + max(np.max(np.abs(u), initial=0.0), np.max(np.abs(v), initial=0.0))):
+                # Newton converges quadratically: after this step the error is ~size^2
+                u, v = u + du, v + dv
+                obj, eta, d = self._objective(off, A2, A3, u, v)
+                break
             t = np.ones(self.G3)
             for _half in range(60):
                 cu = u + t[self.parent][:, None] * du
@@ -181,10 +224,7 @@ class _ThreeLevel:
                 if not worse.any():
                     break
                 t[worse] *= 0.5
-            size = max(np.max(np.abs(cu - u)), np.max(np.abs(cv - v)))
             u, v, obj, eta, d = cu, cv, obj_c, eta_c, d_c
-            if size < 1e-11 * (1.0 + max(np.max(np.abs(u)), np.max(np.abs(v)))):
-                break
         self.u, self.v = u, v
         return u, v, off, A2, A3, eta, d
 
@@ -207,7 +247,7 @@ class _ThreeLevel:
         B33 = _inv_upper(R33)
         logdet22 = np.sum(np.log(np.diagonal(R22, axis1=1, axis2=2)), axis=1)
         logdet33 = np.sum(np.log(np.diagonal(R33, axis1=1, axis2=2)), axis=1)
-        quad = nested_quadrature(self, self.grid, u, v, A2, A3, eta, B22, R23, B33, logdet22, grad)
+        quad = NestedPass(self, u, v, A2, A3, eta, B22, R23, B33, logdet22, grad).run(self.threads)
         by_group = self.w3 * (quad.lse3 - logdet33)
         out = {
             "value": float(by_group.sum()),

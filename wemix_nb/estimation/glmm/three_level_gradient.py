@@ -32,6 +32,17 @@ def _t(M: np.ndarray) -> np.ndarray:
     return np.swapaxes(M, -1, -2)
 
 
+def _rows_apply(B: np.ndarray, s: np.ndarray, index: np.ndarray, transpose: bool = False) -> np.ndarray:
+    """Per row ``B_{index_i} s_i`` (or ``B_{index_i}' s_i``) for ``B (G, a, b)``, ``s (n, b)``."""
+    if transpose:
+        if B.shape[1] == 1:
+            return s * B[:, 0, :][index]
+        return np.einsum("nab,na->nb", B[index], s)
+    if B.shape[1] == 1 and B.shape[2] == 1:
+        return s * B[:, 0, 0][index][:, None]
+    return np.einsum("nab,nb->na", B[index], s)
+
+
 class _Entries:
     """The theta entries of each level: positions in theta, rows and columns in ``Lambda``."""
 
@@ -84,8 +95,8 @@ def _partials_and_adjoints(model, st: dict, ent: _Entries) -> tuple[np.ndarray, 
     B33p = B33[model.parent]
     T = B22 @ R23 @ B33p
     # node-weighted U and V per row: Cu s_i and Cv (s0, s3)_i
-    mU = u[g] * s0[:, None] + np.einsum("nab,nb->na", B22[g], s2) - np.einsum("nab,nb->na", T[g], s3)
-    mV = v[h] * s0[:, None] + np.einsum("nab,nb->na", B33[h], s3)
+    mU = u[g] * s0[:, None] + _rows_apply(B22, s2, g) - _rows_apply(T, s3, g)
+    mV = v[h] * s0[:, None] + _rows_apply(B33, s3, h)
     rows = np.empty((len(s0), p + model.k))
     rows[:, :p] = model.X * s0[:, None]
     rows[:, ent.P2] = model.Z2[:, ent.r2] * mU[:, ent.c2]
@@ -130,7 +141,7 @@ def _mode_derivatives(model, st: dict, ent: _Entries):
     rhs3[:, ent.c3, ent.P3] += model.sum2(model.Z3[:, ent.r3] * c1d1[:, None])
     rhs3 = model.sum3(model.c2[:, None, None] * rhs3)
     Du, Dv = model.eliminate(*model.blocks(A2, A3, -c1d2), rhs2, rhs3)
-    deta = eps + np.einsum("nq,nqp->np", A2, Du[g]) + np.einsum("nq,nqp->np", A3, Dv[h])
+    deta = eps + _rows_apply(Du, A2, g, transpose=True) + _rows_apply(Dv, A3, h, transpose=True)
     return Du, Dv, deta
 
 
