@@ -96,14 +96,16 @@ class Family:
         """Whether :meth:`cumulant` is available (canonical links of exponential families)."""
         return False
 
-    def cumulant(self, eta: np.ndarray, mean: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    def cumulant(
+        self, eta: np.ndarray, mean: bool = False, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """For a canonical link, ``log f(y | eta) = y eta - b(eta) + log_constant(y)``: returns
         ``b(eta)`` and, with ``mean``, ``b'(eta) = mu`` (possibly the same array: read them,
         do not modify them).
 
         The quadrature uses it to sum the part linear in ``eta`` per group instead of per node.
-        ``eta`` is overwritten (it is a temporary of the caller; no other large array is
-        allocated without ``mean``). Only when :meth:`has_cumulant` is true.
+        ``eta`` is overwritten and ``mu`` written to ``out`` if given (both temporaries of the
+        caller, so that no large array is allocated). Only when :meth:`has_cumulant` is true.
         """
         raise NotImplementedError
 
@@ -199,16 +201,16 @@ class Binomial(Family):
     def has_cumulant(self) -> bool:
         return self.link == "logit"
 
-    def cumulant(self, eta, mean=False):
+    def cumulant(self, eta, mean=False, out=None):
         # b = softplus(eta) = log1p(exp(eta)): exact while exp(eta) is finite; beyond, the slower
         # max(eta, 0) + log1p(exp(-|eta|))
         if eta.size and np.max(eta) > _ETA_MAX:
-            mu = expit(eta) if mean else None
+            mu = expit(eta, out=out) if mean else None
             return np.maximum(eta, 0.0) + np.log1p(np.exp(-np.abs(eta))), mu
         ex = np.exp(eta, out=eta)
         mu = None
         if mean:
-            mu = 1.0 + ex
+            mu = np.add(ex, 1.0, out=out)
             np.divide(ex, mu, out=mu)
         return np.log1p(ex, out=ex), mu
 
@@ -285,7 +287,7 @@ class Poisson(Family):
     def has_cumulant(self) -> bool:
         return True
 
-    def cumulant(self, eta, mean=False):
+    def cumulant(self, eta, mean=False, out=None):
         mu = np.exp(np.minimum(eta, _ETA_MAX, out=eta), out=eta)
         return mu, (mu if mean else None)
 

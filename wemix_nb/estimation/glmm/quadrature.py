@@ -15,8 +15,9 @@ from typing import ParamSpec, TypeVar
 
 import numpy as np
 
-_CHUNK = 1 << 15  # elements per (rows x nodes) block: small temporaries are reused by the
-# allocator and stay in cache; blocks of several MB cost page faults on every allocation
+_CHUNK = 1 << 14  # elements per (rows x nodes) block: temporaries of 128 KB stay below glibc's
+# mmap threshold, so the allocator reuses them (larger ones cost page faults on every allocation,
+# always so in Dask workers, whose MALLOC_TRIM_THRESHOLD_ fixes the threshold at 128 KB)
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")

@@ -185,7 +185,11 @@ class NestedPass:
         threads = max(1, min(threads, len(chunks)))
 
         def work(part: np.ndarray) -> None:
-            buffers = (np.empty(self.buffer_size), np.empty(self.buffer_size) if self.grad else None)
+            # node predictors; their mean (canonical links); node weights per row; the level-3
+            # and level-2 parts of the predictors (buffers: fresh arrays would cost page faults)
+            buffers = [np.empty(self.buffer_size if self.grad or k == 0 else 0) for k in range(3)]
+            rows = self.buffer_size // grid.K
+            buffers += [np.empty((rows, grid.M3)), np.empty((rows, grid.M3)), np.empty((rows, grid.M2))]
             for i in part:
                 self._chunk(chunks[i], out, buffers)
 
@@ -200,7 +204,7 @@ class NestedPass:
     def _chunk(self, ch: ChunkIndex, out: QuadraturePass, buffers) -> None:
         m, grid = self.m, self.grid
         g0, g1, h0, h1 = ch.g0, ch.g1, ch.h0, ch.h1
-        val, E_mu = self._node_values(ch, buffers[0])
+        val, E_mu = self._node_values(ch, buffers)
         inner, scaled = _logsumexp_keep(val)  # (g, M3); val becomes exp(val - max) / sum
         outer = np.add.reduceat(m.c2[g0:g1, None] * (inner - self.logdet22[g0:g1, None]), ch.starts3, axis=0)
         outer += self.prior3[h0:h1]
@@ -214,8 +218,8 @@ class NestedPass:
         w_node = scaled
         w_node *= (m.c2[g0:g1, None] * p3[ch.par])[:, :, None]
         w_node = w_node.reshape(n_g, K)
-        Wn = buffers[1][: n_r * K].reshape(n_r, K)
-        np.take(w_node, ch.gl, axis=0, out=Wn)
+        Wn = buffers[2][: n_r * K].reshape(n_r, K)
+        np.take(w_node, ch.gl, axis=0, out=Wn, mode="clip")  # "raise" would buffer out
         Wn *= E_mu
         cn = m.c_node[ch.r0 : ch.r1, None]
         s_rows = cn * (Wn @ grid.zeta)
@@ -224,7 +228,7 @@ class NestedPass:
         out.s_rows[ch.r0 : ch.r1] = s_rows
         out.omega[g0:g1] = (w_node @ grid.zeta_outer).reshape(n_g, grid.n_zeta, grid.n_zeta)
 
-    def _node_values(self, ch: ChunkIndex, buffer: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def _node_values(self, ch: ChunkIndex, buffers: list) -> tuple[np.ndarray, np.ndarray | None]:
         """``(g, M3, M2)`` log integrand of the inner sums at every node, and per row and node
         the derivative the gradient needs (``mu`` for canonical links, where the ``y`` part is
         added per group, else ``d log f / d eta``)."""
@@ -237,12 +241,13 @@ class NestedPass:
         part3 = m.const2[g0:g1, None] - 0.5 * np.einsum("gkq,gkq->gk", ua, ua)  # (g, M3)
         part2 = grid.logw2 - 0.5 * np.einsum("gmq,gmq->gm", beta, beta)  # (g, M2)
         cross = ua @ np.swapaxes(beta, 1, 2)  # (g, M3, M2)
-        E = self._node_predictors(ch, alpha, beta, buffer)
+        E = self._node_predictors(ch, alpha, beta, buffers)
         if self.canonical:
             part3 += self.lin_eta[g0:g1, None] + _dot(self.lin_a2[g0:g1], alpha)
             part3 += _dot(self.lin_a3[g0:g1], dv_g)
             part2 += _dot(self.lin_a2[g0:g1], beta)
-            b, deriv = self.family.cumulant(E, mean=self.grad)
+            mean_out = buffers[1][: E.size].reshape(E.shape) if self.grad else None
+            b, deriv = self.family.cumulant(E, mean=self.grad, out=mean_out)
             node = -(ch.node_weights @ b)
         else:
             ll, deriv = self.family.loglik_d1(m.y[r0:r1, None], E)
@@ -253,18 +258,20 @@ class NestedPass:
         val += part2[:, None, :]
         return val, deriv
 
-    def _node_predictors(self, ch: ChunkIndex, alpha, beta, buffer: np.ndarray) -> np.ndarray:
-        """``(rows, M3 M2)`` linear predictors at the nodes, in ``buffer``:
+    def _node_predictors(self, ch: ChunkIndex, alpha, beta, buffers: list) -> np.ndarray:
+        """``(rows, M3 M2)`` linear predictors at the nodes, in ``buffers[0]``:
         ``eta_i + a2_i (alpha_gk + beta_gm) + a3_i dv_hk``."""
         grid = self.grid
         r0, r1 = ch.r0, ch.r1
+        n_r = r1 - r0
         A2 = self.A2[r0:r1]
-        level3 = self.eta[r0:r1, None] + _rows_dot(A2, alpha, ch.gl)
-        level3 += _rows_dot(self.A3[r0:r1], self.dv[ch.h0 : ch.h1], ch.hl)
-        level2 = _rows_dot(A2, beta, ch.gl)
-        E = buffer[: (r1 - r0) * grid.K].reshape(r1 - r0, grid.M3, grid.M2)
+        level3 = _rows_dot(A2, alpha, ch.gl, buffers[3][:n_r])
+        level3 += _rows_dot(self.A3[r0:r1], self.dv[ch.h0 : ch.h1], ch.hl, buffers[4][:n_r])
+        level3 += self.eta[r0:r1, None]
+        level2 = _rows_dot(A2, beta, ch.gl, buffers[5][:n_r])
+        E = buffers[0][: n_r * grid.K].reshape(n_r, grid.M3, grid.M2)
         np.add(level3[:, :, None], level2[:, None, :], out=E)
-        return E.reshape(r1 - r0, grid.K)
+        return E.reshape(n_r, grid.K)
 
 
 def _logsumexp_keep(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -286,8 +293,11 @@ def _dot(a: np.ndarray, U: np.ndarray) -> np.ndarray:
     return np.einsum("gq,gjq->gj", a, U)
 
 
-def _rows_dot(A: np.ndarray, U: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """``A_i . U_{index_i, j}`` for rows ``A (n, q)`` and group arrays ``U (G, J, q)`` -> ``(n, J)``."""
+def _rows_dot(A: np.ndarray, U: np.ndarray, index: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``A_i . U_{index_i, j}`` for rows ``A (n, q)`` and group arrays ``U (G, J, q)``, into
+    ``out (n, J)``."""
     if A.shape[1] == 1:
-        return A * U[:, :, 0][index]
-    return np.einsum("nq,njq->nj", A, U[index])
+        np.take(U[:, :, 0], index, axis=0, out=out, mode="clip")  # "raise" would buffer out
+        out *= A
+        return out
+    return np.einsum("nq,njq->nj", A, U[index], out=out)
