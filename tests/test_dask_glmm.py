@@ -93,6 +93,15 @@ def test_in_process_partitions_equal_pandas(data, formula, family, kwargs):
     )
     assert_equal_fits(fit, ref)
     assert_equal_rows(fit, ref)
+    lazy = {kind: fit.residuals(type=kind) for kind in ("pearson", "deviance", "working")}
+    lazy["predicted"] = fit.predict(type="response")
+    expected = {kind: ref.residuals(type=kind) for kind in ("pearson", "deviance", "working")}
+    expected["predicted"] = ref.predict(type="response")
+    for kind, series in lazy.items():
+        assert isinstance(series, dd.Series), kind
+        computed = series.compute(scheduler="sync").sort_index()
+        np.testing.assert_allclose(computed, expected[kind].sort_index(), rtol=1e-7, atol=1e-10, err_msg=kind)
+        assert computed.name == expected[kind].name
 
 
 def test_missing_rows_and_empty_partitions(data):

@@ -63,6 +63,8 @@ def test_equals_pandas_fit(pisa, formula):
     fit = wemix_nb.mix_dask(formula, by_school(pisa, 4), WEIGHTS, compute_kwargs={"scheduler": "sync"})
     assert_equal_fits(fit, ref)
     assert_equal_rows(fit, ref)
+    pearson = fit.residuals(type="pearson").compute(scheduler="sync").sort_index()
+    pd.testing.assert_series_equal(pearson, ref.residuals(type="pearson").sort_index(), rtol=1e-8)
     pd.testing.assert_series_equal(fit.predict(pisa.head(50)), ref.predict(pisa.head(50)), rtol=1e-8)
 
 
