@@ -35,11 +35,11 @@ def _t(M: np.ndarray) -> np.ndarray:
 def _rows_apply(B: np.ndarray, s: np.ndarray, index: np.ndarray, transpose: bool = False) -> np.ndarray:
     """Per row ``B_{index_i} s_i`` (or ``B_{index_i}' s_i``) for ``B (G, a, b)``, ``s (n, b)``."""
     if transpose:
-        if B.shape[1] == 1:
-            return s * B[:, 0, :][index]
+        if B.shape[1] == 1:  # gather the contiguous (G, b) rows, not a strided view's
+            return s * np.take(np.ascontiguousarray(B[:, 0, :]), index, axis=0)
         return np.einsum("nab,na->nb", B[index], s)
     if B.shape[1] == 1 and B.shape[2] == 1:
-        return s * B[:, 0, 0][index][:, None]
+        return s * np.take(B.reshape(-1), index)[:, None]
     return np.einsum("nab,nb->na", B[index], s)
 
 
