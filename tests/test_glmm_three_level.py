@@ -17,7 +17,7 @@ from reference import WEMIX_REFERENCE, require_shared
 from wemix_nb.estimation.families import Binomial, Poisson, get_family
 from wemix_nb.estimation.glmm import fit_glmm
 from wemix_nb.estimation.glmm.optimize import _Objective
-from wemix_nb.estimation.glmm.quadrature import _chunks
+from wemix_nb.estimation.glmm.quadrature import _chunks, quadrature_threads
 from wemix_nb.estimation.glmm.three_level import _ThreeLevel
 from wemix_nb.estimation.glmm.three_level_quadrature import chunk_indices
 from wemix_nb.model.frame import build_model_frame
@@ -133,3 +133,13 @@ def test_cumulant_gives_the_log_density(family):
     assert np.allclose(y - mu, expected["d1"], rtol=1e-12, atol=1e-15)
     assert family.has_cumulant()
     assert not Binomial("probit").has_cumulant()
+
+
+def test_quadrature_threads_follow_omp_num_threads(monkeypatch):
+    """Worker processes (Dask's nanny, fit_many's pool) set OMP_NUM_THREADS=1: one thread each."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert quadrature_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert quadrature_threads() == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert 1 <= quadrature_threads() <= 4

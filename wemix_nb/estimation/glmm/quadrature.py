@@ -10,6 +10,7 @@ nodes is stabilised by the per-group maximum.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -59,6 +60,16 @@ def _chunks(
         out.append((g0, min(g1, G), int(starts[g0]), int(ends[min(g1, G) - 1])))
         g0 = min(g1, G)
     return out
+
+
+def quadrature_threads() -> int:
+    """Threads for the pass over the nodes: ``OMP_NUM_THREADS`` if set (Dask workers and
+    ``fit_many``'s worker processes set it to 1), else the CPUs this process may use, at most 4."""
+    setting = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if setting.isdigit() and int(setting) >= 1:
+        return int(setting)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cpus))
 
 
 def _logsumexp_rows(a: np.ndarray) -> np.ndarray:

@@ -26,7 +26,14 @@ import scipy.sparse
 from wemix_nb.errors import DataError
 from wemix_nb.estimation.families import Family
 from wemix_nb.estimation.glmm.protocol import GlmmLevelModes
-from wemix_nb.estimation.glmm.quadrature import _chol_upper, _chunks, _gh_rule, _inv_upper, _quiet
+from wemix_nb.estimation.glmm.quadrature import (
+    _chol_upper,
+    _chunks,
+    _gh_rule,
+    _inv_upper,
+    _quiet,
+    quadrature_threads,
+)
 from wemix_nb.estimation.glmm.three_level_gradient import gradient_by_group
 from wemix_nb.estimation.glmm.three_level_quadrature import NestedGrid, NestedPass, chunk_indices
 from wemix_nb.model.covariance import CovarianceStructure
@@ -75,6 +82,12 @@ class _ThreeLevel:
         Quadrature points per random-effect dimension at each level (1 = Laplace).
     laplace_rounding
         With a binomial family and ``nquad = 1``: WeMix's rounded level-1 weights.
+
+    Attributes
+    ----------
+    threads
+        Threads of the pass over the nodes (:func:`quadrature_threads`; chunks of whole level-3
+        groups are independent, so the result does not depend on it).
     """
 
     analytic_gradient = True
@@ -130,7 +143,7 @@ class _ThreeLevel:
         self.chunk_index = chunk_indices(self, _chunks(self.row_starts3, len(self.y), self.grid.K, _CELLS))
         self.u = np.zeros((self.G2, self.q2))
         self.v = np.zeros((self.G3, self.q3))
-        self.threads = 1
+        self.threads = quadrature_threads()
         self.n_evaluations = 0
 
     def save_modes(self) -> tuple[np.ndarray, np.ndarray]:
