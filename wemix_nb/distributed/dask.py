@@ -131,6 +131,8 @@ def level_order(ddf, formula: str, compute_kwargs: Mapping | None) -> list[str]:
     missing = [c for factor in factors for c in group_columns_of(factor) if c not in ddf.columns]
     if missing:
         raise ColumnNotFoundError(f"Grouping column(s) {', '.join(map(repr, missing))} not in the data.")
+    if len(factors) == 1:  # nothing to order: no pass over the data
+        return factors
     # a tree reduction of the partitions' distinct groups (a shuffle costs more than the fit's
     # first steps); split_out=1: one result partition
     counts = dask.compute(
