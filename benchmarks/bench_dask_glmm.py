@@ -6,8 +6,9 @@
 The data are generated on the workers, partition by partition (whole groups in each; the layout of
 ``benchmarks/_data.py: two_level_sample``: unequal groups, weights at both levels), and fitted with
 ``wemix_nb.mix_dask(..., family="binomial")``, ``y ~ x1 + x2 + (1|g)``, standard errors included.
-Prints the wall time of the fit, likelihood evaluations, and the peak resident memory of every
-worker process (its whole life: data, partitions, fit). ``--compare`` also fits the same data with
+Prints the wall time of the fit, likelihood evaluations, and per worker process its peak resident
+memory (its whole life: data, partitions, fit) and the CPU time it spent during the fit (less
+sensitive to other load on the machine than wall times). ``--compare`` also fits the same data with
 ``wemix_nb.mix`` in this process and prints the largest relative differences.
 """
 
@@ -55,6 +56,11 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
@@ -86,23 +92,28 @@ def main() -> None:
             f"{args.rows:,} rows, {args.groups:,} groups, {parts} partitions, {args.workers} workers x 1 "
             f"thread; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
         )
+        cpu_before = client.run(_cpu_seconds)
         start = time.perf_counter()
         fit = wemix_nb.mix_dask(formula, ddf, weights, family="binomial", nquad=args.nquad, progress=False)
         seconds = time.perf_counter() - start
-        peaks = client.run(_peak_rss_mb)
+        peaks, cpu = client.run(_peak_rss_mb), client.run(_cpu_seconds)
         evaluations = fit.details.fit.n_evaluations
         print(f"fit (standard errors included): {seconds:.1f} s wall, {evaluations} evaluations")
         for address, peak in sorted(peaks.items()):
-            print(f"  worker {address}: peak resident memory {peak:,.0f} MB")
+            print(
+                f"  worker {address}: peak resident memory {peak:,.0f} MB, "
+                f"{cpu[address] - cpu_before[address]:.1f} CPU s in the fit"
+            )
         coef, variances = np.round(fit.coef.to_numpy(), 5), np.round(fit.vars.to_numpy(), 5)
         print(f"lnl {fit.lnl:.6f}; coef {coef}; vars {variances}")
         if args.compare:
             data = ddf.compute()
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             ref = wemix_nb.mix(
                 formula, data, weights=weights, family="binomial", nquad=args.nquad, progress=False
             )
-            print(f"mix() on the same data in this process: {time.perf_counter() - start:.1f} s")
+            wall, cpu_used = time.perf_counter() - start, time.process_time() - cpu_start
+            print(f"mix() on the same data in this process: {wall:.1f} s wall, {cpu_used:.1f} CPU s")
             for name in ("coef", "SE", "vars"):
                 a, b = getattr(fit, name).to_numpy(), getattr(ref, name).to_numpy()
                 print(f"  max relative difference of {name}: {np.max(np.abs(a - b) / np.abs(b)):.1e}")

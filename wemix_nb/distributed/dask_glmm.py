@@ -300,10 +300,15 @@ def _partitions(ddf, spec: FrameSpec, family: Family, client, compute_kwargs: Ma
         tasks = [dask.delayed(GlmmPartition)(part, spec, family) for part in ddf.to_delayed()]
         parts = [p for p in dask.compute(*tasks, **dict(compute_kwargs or {})) if p.summary is not None]
         return LocalPartitions(parts), [p.summary for p in parts]
-    data = client.compute(ddf.to_delayed())
-    futures = client.map(_build, data, spec=spec, family=family, pure=False)
+    # partitions dealt round the workers, so that every evaluation keeps them equally busy
+    workers = sorted(client.scheduler_info()["workers"])
+    futures = []
+    for k, part in enumerate(ddf.to_delayed()):
+        where = {"workers": [workers[k % len(workers)]], "allow_other_workers": False}
+        data = client.compute(part, **where)
+        futures.append(client.submit(_build, data, spec, family, pure=False, **where))
+    del data  # the rows now live in their GlmmPartition (released, not cancelled)
     summaries = client.gather(client.map(_summary, futures, pure=False))
-    del data  # the partitions' rows now live in their GlmmPartition (released, not cancelled)
     futures = [f for f, s in zip(futures, summaries, strict=True) if s is not None]
     return ClusterPartitions(client, futures), [s for s in summaries if s is not None]
 
