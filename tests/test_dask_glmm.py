@@ -3,7 +3,11 @@ the fit equals the pandas fit."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -142,3 +146,27 @@ def test_refusals(data):
     split = dd.from_pandas(data.sample(frac=1, random_state=2), npartitions=3)
     with pytest.raises(wemix_nb.errors.NestingError, match="more than one partition"):
         wemix_nb.mix_dask("yb ~ x + (1|g)", split, family="binomial", compute_kwargs={"scheduler": "sync"})
+
+
+def test_heap_temporaries_nest_and_restore():
+    """The allocator setting of Dask workers (MALLOC_TRIM_THRESHOLD_) is lifted inside the block,
+    nested blocks share it, and it is restored after; without the variable nothing happens. (In a
+    child process: the setting is process-wide.)"""
+    code = """
+import os, numpy as np
+from wemix_nb.distributed import _allocator as a
+with a.heap_temporaries():
+    assert a._depth == 0
+os.environ["MALLOC_TRIM_THRESHOLD_"] = "65536"
+with a.heap_temporaries():
+    with a.heap_temporaries():
+        assert a._depth == (0 if a._LIBC is None else 2)
+        np.exp(np.ones(1 << 20))
+assert a._depth == 0
+print("ok")
+"""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env.pop("MALLOC_TRIM_THRESHOLD_", None)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr
