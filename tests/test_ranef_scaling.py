@@ -243,3 +243,24 @@ def test_dask_fit_rescales_without_the_rows(pisa, pisa_fit):
     ours = dask_fit.random_effects()["schoolid"]
     theirs = pisa_fit.random_effects()["schoolid"]
     np.testing.assert_allclose(ours.to_numpy(), theirs.loc[ours.index].to_numpy(), rtol=1e-6, atol=1e-8)
+
+
+def test_dask_glmm_says_its_modes_are_not_rescaled(pisa):
+    dd = pytest.importorskip("dask.dataframe")
+    data = pisa.assign(high=(pisa["pv1math"] > 500).astype(int))
+    schools = np.sort(data["schoolid"].unique())
+    parts = [data[data["schoolid"].isin(chunk)] for chunk in np.array_split(schools, 3)]
+    ddf = dd.concat([dd.from_pandas(part, npartitions=1) for part in parts])
+    fit = wemix_nb.mix_dask(
+        "high ~ escs + (1|schoolid)",
+        ddf,
+        weights=PISA_WEIGHTS,
+        family="binomial",
+        nquad=3,
+        compute_kwargs={"scheduler": "sync"},
+    )
+    predicted = fit.random_effect_predictions()
+    assert not predicted.rescaled
+    assert "not rescaled: the rows of a GLMM fitted on Dask partitions" in predicted.weights
+    pd.testing.assert_frame_equal(predicted.sd["schoolid"], fit.ranef_sd["schoolid"])
+    assert "not rescaled" in fit.plot_ranef().to_dict()["title"]["subtitle"][1]

@@ -62,6 +62,10 @@ def predict(
         check_conf_level(conf_level)
     if newdata is None and include_random:
         stored = result.fitted if result.linear_predictor is None else result.linear_predictor
+        if not isinstance(stored, pd.Series):  # a Dask fit: lazily, partition by partition
+            return stored.map_partitions(
+                _stored_on_scale, result.family, type, meta=pd.Series(dtype=float, name="predicted")
+            )
         return _on_scale(result, stored.to_numpy(), type, stored.index)
     frame = _frame_of(result)
     if newdata is None:  # the fitting rows, population level
@@ -95,6 +99,13 @@ def _frame_of(result: MixResult) -> ModelFrame:
 def _on_scale(result: MixResult, eta: np.ndarray, type: str, index: pd.Index) -> pd.Series:
     values = eta if type == "link" or result.family is None else result.family.linkinv(eta)
     return pd.Series(values, index=index, name="predicted")
+
+
+def _stored_on_scale(stored: pd.Series, family, type: str) -> pd.Series:
+    """One partition of a Dask fit's stored linear predictor (or fitted values) on ``type``'s scale."""
+    eta = stored.to_numpy(dtype=float)
+    values = eta if type == "link" or family is None else family.linkinv(eta)
+    return pd.Series(values, index=stored.index, name="predicted")
 
 
 def _with_standard_errors(

@@ -94,13 +94,16 @@ def _fit_weights(result: MixResult) -> str:
     return RAW
 
 
-def _has_estimator_state(result: MixResult) -> bool:
-    """Whether the result holds what the random-effects step needs, in its frame's units (a linear
-    problem of another frame: the conditioned one, kept when the model's own overflowed)."""
+def _why_not_rescaled(result: MixResult) -> str | None:
+    """Why the random-effects step cannot be re-run for this result (``None``: it can)."""
     details = result.details
     if details is None or result.frame is None:
-        return False
-    return result.family is not None or details.problem.frame is result.frame
+        return "the result holds no estimator state"
+    if result.family is not None and result.frame.n == 0:  # GLMM modes are solved on the rows
+        return "the rows of a GLMM fitted on Dask partitions stayed on the workers"
+    if result.family is None and details.problem.frame is not result.frame:
+        return "the model's own cross-products are beyond floating-point range"
+    return None
 
 
 def random_effect_predictions(result: MixResult, raw: bool = False) -> RandomEffectPredictions:
@@ -123,8 +126,12 @@ def random_effect_predictions(result: MixResult, raw: bool = False) -> RandomEff
     cache = result.__dict__.setdefault("_predictions", {})  # computed once per result and kind
     if raw not in cache:
         own = _fit_weights(result)
-        if raw or own != RAW or not _has_estimator_state(result):
-            cache[raw] = RandomEffectPredictions(dict(result.ranef), dict(result.ranef_sd or {}), False, own)
+        why = _why_not_rescaled(result) if own == RAW and not raw else None
+        if raw or own != RAW or why is not None:
+            weights = own if why is None else f"{own} (not rescaled: {why})"
+            cache[raw] = RandomEffectPredictions(
+                dict(result.ranef), dict(result.ranef_sd or {}), False, weights
+            )
         else:
             cache[raw] = RandomEffectPredictions(*_tables(result, *_rescaled(result)), True, RESCALED)
     return cache[raw]
