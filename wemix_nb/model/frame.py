@@ -133,6 +133,12 @@ class ModelFrame:
     sampling
         The first-stage sampling design of the top-level groups (strata, PSUs, fpc) for
         design-based standard errors; ``None``: every top-level group a PSU of one stratum.
+    offset
+        ``(n,)`` known part of the linear predictor (the formula's ``offset(...)`` terms plus the
+        ``offset`` argument), or ``None``.
+    trials
+        ``(n,)`` numbers of trials of a binomial response given as ``cbind(successes,
+        failures)`` (``y`` is then the proportion of successes), or ``None``.
     """
 
     parsed: ParsedFormula
@@ -153,6 +159,8 @@ class ModelFrame:
     categories: dict[str, tuple] = field(default_factory=dict)
     weight_scaling: str = "none"
     sampling: SamplingDesign | None = None
+    offset: np.ndarray | None = None
+    trials: np.ndarray | None = None
 
     @property
     def covariate_columns(self) -> list[str]:

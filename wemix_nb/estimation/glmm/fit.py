@@ -183,17 +183,19 @@ def fit_glmm(
     structure = CovarianceStructure(frame.levels)
     p = frame.X.shape[1]
     model = _make_model(frame, family, nquad, laplace_rounding)
-    tol = _gradient_tolerance(model)
+    weight_unit = float(np.mean(frame.top.weight))  # lnl scales with the top-level weights
+    tol = _gradient_tolerance(model, weight_unit)
     x = _start_values(frame, family, structure, start)
 
     # Laplace pre-fit, quadrature phase, Newton polish
     bar = iteration_bar(2 * max_iteration, progress=progress)  # shown only if the fit is slow
-    prefit = _laplace_prefit(frame, family, model, x, max_iteration, verbose, tol, bar)
+    prefit = _laplace_prefit(frame, family, model, x, max_iteration, verbose, (tol, 2e-4 * weight_unit), bar)
     obj = _Objective(model, p)
     aghq = _quasi_newton(obj, prefit.x, prefit.Hneg, max_iteration, verbose, f"AGHQ({nquad})", tol, bar)
     bar.close()
     polished = _newton_polish(obj, aghq, max_iteration - aghq.iterations, tol)
-    converged = aghq.converged or polished.stationary
+    # converged only if the polished point is stationary by a fresh Hessian
+    converged = polished.stationary
     iterations = prefit.iterations + aghq.iterations + polished.steps
 
     # the estimate, with the diagonal of each Lambda >= 0
@@ -202,11 +204,12 @@ def fit_glmm(
     ev = obj.full(x)
     gradient = obj.value_grad(x)[1]
     gnorm = float(np.max(np.abs(gradient)))
-    message = _convergence_message(converged, iterations, gnorm)
+    message = _convergence_message(converged, iterations, gnorm, polished.decrement)
 
     # robust covariance, fitted values and modes
     score_obj = _score_objective(frame, family, nquad, model, obj)
     scores, lnl_by_group = _top_group_scores(obj, score_obj, x, ev)
+    lnl_by_group = lnl_by_group + score_obj.model.constant_by_group
     levels = [lev.name for lev in frame.levels]
     robust = _robust_covariance(structure, levels, theta, H, gradient, scores, frame.sampling)
     eta, mu = _fitted_values(model, family, ev)
@@ -217,7 +220,7 @@ def fit_glmm(
         beta=beta,
         theta=theta,
         theta_names=list(structure.names),
-        lnl=float(ev["value"]),
+        lnl=float(ev["value"] + np.sum(model.constant_by_group)),
         lnl_by_group=np.asarray(lnl_by_group),
         var_params=robust.var_params,
         var_names=robust.var_names,
@@ -360,19 +363,20 @@ def _laplace_prefit(
     x: np.ndarray,
     max_iteration: int,
     verbose: bool,
-    tol: float,
+    tols: tuple[float, float],
     bar,
 ) -> _Prefit:
     """Maximise the (cheap) Laplace approximation first, when the objective is anything else.
 
     The result is only a start for the quadrature phase, so the pre-fit stops when the expected
-    gain is below 1e-4; its modes become the warm start of ``model``.
+    gain is below the larger of ``tols`` (the fit's tolerance, and 1e-4 in units of the mean
+    top-level weight); its modes become the warm start of ``model``.
     """
     if not (model.nquad > 1 or model.rounding):
         return _Prefit(x, None, 0, 0)
     pre = _make_model(frame, family, 1, False)
     res = _quasi_newton(
-        _Objective(pre, frame.X.shape[1]), x, None, max_iteration, verbose, "Laplace", max(tol, 2e-4), bar
+        _Objective(pre, frame.X.shape[1]), x, None, max_iteration, verbose, "Laplace", max(tols), bar
     )
     model.restore_modes(pre.save_modes())
     return _Prefit(res.x, res.Hneg, res.iterations, pre.n_evaluations)
@@ -395,18 +399,19 @@ def _canonical(
     return beta, theta, flip[:, None] * H * flip[None, :]
 
 
-def _convergence_message(converged: bool, iterations: int, gnorm: float) -> str:
+def _convergence_message(converged: bool, iterations: int, gnorm: float, decrement: float) -> str:
     """The optimiser's status; a :class:`ConvergenceWarning` if it did not converge."""
     if not converged:
         warnings.warn(
             f"The GLMM optimiser did not converge after {iterations} iterations (max abs "
-            f"gradient {gnorm:.3g}); estimates may be inaccurate. Try a larger max_iteration "
-            "or other start values.",
+            f"gradient {gnorm:.3g}, Newton decrement {decrement:.3g}); estimates may be "
+            "inaccurate. Try a larger max_iteration or other start values.",
             ConvergenceWarning,
             stacklevel=3,
         )
     return ("converged" if converged else "not converged") + (
-        f" after {iterations} quasi-Newton iterations; max |gradient| = {gnorm:.3g}"
+        f" after {iterations} quasi-Newton iterations; max |gradient| = {gnorm:.3g}, "
+        f"Newton decrement = {decrement:.3g}"
     )
 
 

@@ -5,6 +5,17 @@ Each phase (a Laplace pre-fit, then the AGHQ objective) is maximised by a quasi-
 gradient; a final Newton polish with a fresh finite-difference Hessian gives a tight optimum and
 the Hessian needed for the standard errors. Gradients are the model's analytic ones (2 levels) or
 central finite differences of the likelihood (3 levels).
+
+Stopping rule
+    The Newton decrement ``g' H^{-1} g`` (twice the expected gain in log-likelihood) must fall
+    below ``tol``, given in units of the mean top-level weight, so that the rule does not change
+    when all weights are rescaled; it is invariant to reparametrisation, so a gradient that is
+    large only along a direction of huge curvature (an intercept with counts of 1e11) does not
+    hold it up. The objective carries no constant terms (see ``QuadratureModel.constant_by_group``),
+    so the floor set by its rounding noise, ~1e3 eps |objective|, is not inflated by
+    ``log(y!)``-like terms. The final decision is taken at the polished point with a fresh
+    finite-difference Hessian: a phase that stops because its steps became tiny has not converged
+    by that fact alone.
 """
 
 from __future__ import annotations
@@ -30,17 +41,27 @@ def _fd_jacobian(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, rel: fl
 
 
 def _make_pd(H: np.ndarray, floor: float = 1e-8) -> np.ndarray:
-    """Symmetric positive-definite version of ``H`` (eigenvalues replaced by their magnitude)."""
+    """Symmetric positive-definite version of ``H`` (eigenvalues replaced by their magnitude).
+
+    The eigenvalues are taken after scaling ``H`` to unit diagonal, so that the floor (a fraction
+    of the largest) is relative to each parameter's own curvature: with counts of 1e11 a slope's
+    curvature is ~1e13 and a variance parameter's ~10, and a floor relative to the largest
+    eigenvalue of ``H`` itself would freeze the variance parameter.
+    """
     H = 0.5 * (H + H.T)
-    vals, vecs = np.linalg.eigh(H)
+    d = np.sqrt(np.abs(np.diag(H)))
+    d = np.where((d > 0) & np.isfinite(d), d, 1.0)
+    vals, vecs = np.linalg.eigh(H / np.outer(d, d))
     scale = max(np.max(np.abs(vals)), 1e-300)
     vals = np.maximum(np.abs(vals), floor * scale)
-    return (vecs * vals) @ vecs.T
+    return np.outer(d, d) * ((vecs * vals) @ vecs.T)
 
 
-def _gradient_tolerance(model: QuadratureModel) -> float:
-    """Newton-decrement tolerance: finite-difference gradients (3 levels) are noisier."""
-    return 1e-12 if model.analytic_gradient else 1e-8
+def _gradient_tolerance(model: QuadratureModel, weight_unit: float = 1.0) -> float:
+    """Newton-decrement tolerance in lnl units: finite-difference gradients (3 levels) are
+    noisier. ``weight_unit`` (the mean top-level weight) makes it invariant to rescaling the
+    weights."""
+    return (1e-12 if model.analytic_gradient else 1e-8) * weight_unit
 
 
 class _Objective:
@@ -146,9 +167,20 @@ class _Objective:
 
 
 def _decrement_tolerance(tol: float, value: float) -> float:
-    """The Newton decrement (expected gain in lnl) cannot fall below the rounding noise of lnl
-    itself, about eps * |lnl|: with large counts or weights an absolute tolerance is unreachable."""
+    """The Newton decrement (expected gain in the objective) cannot fall below the objective's
+    rounding noise, about eps * |objective| (the objective has no constant terms, so this floor
+    reflects only the size of what is being maximised)."""
     return max(tol, 1e3 * np.finfo(float).eps * abs(value))
+
+
+def _newton_decrement(g: np.ndarray, Hneg: np.ndarray) -> float:
+    """``g' Hneg^{-1} g`` with ``Hneg`` made positive definite (``inf`` if it cannot be solved)."""
+    try:
+        d = np.linalg.solve(_make_pd(Hneg), g)
+    except np.linalg.LinAlgError:
+        return np.inf
+    dec = float(g @ d)
+    return dec if np.isfinite(dec) else np.inf
 
 
 @dataclass
@@ -177,8 +209,8 @@ def _quasi_newton(
 
     ``Hneg`` approximates the negative Hessian; if None it is built by finite differences.
     Converged when the Newton decrement ``g' Hneg^{-1} g`` (twice the expected gain) is below
-    ``tol`` or the relative step is below 1e-11. ``bar`` is a progress bar advanced per
-    iteration.
+    ``tol``; stops without converging when the relative step falls below 1e-11 or the line search
+    fails. ``bar`` is a progress bar advanced per iteration.
     """
     val, g = obj.value_grad(x)
     if not np.isfinite(val):
@@ -189,8 +221,13 @@ def _quasi_newton(
     it = 0
     for it in range(1, max_iter + 1):
         Hpd = _make_pd(Hneg)
-        d = np.linalg.solve(Hpd, g)
+        try:
+            d = np.linalg.solve(Hpd, g)
+        except np.linalg.LinAlgError:  # a curvature of inf or NaN: no direction to follow
+            break
         dec = float(g @ d)
+        if not np.isfinite(dec):
+            break
         if dec < _decrement_tolerance(tol, val):
             converged = True
             it -= 1
@@ -217,8 +254,7 @@ def _quasi_newton(
             bar.set_postfix_str(f"{label} lnl={vn:.8g}")
         x, val, g = xn, vn, gn
         if np.max(np.abs(s) / (1.0 + np.abs(x))) < 1e-11:
-            converged = True
-            break
+            break  # no progress; whether this is an optimum is decided after the polish
     return _QuasiNewtonResult(x, val, g, Hneg, converged, it)
 
 
@@ -232,6 +268,7 @@ class _PolishResult:
     hessian: np.ndarray  # finite-difference Hessian of lnl, fresh unless the last steps were tiny
     stationary: bool  # the Newton decrement there is within 100 x the tolerance
     steps: int
+    decrement: float  # the Newton decrement g' (-H)^{-1} g there
 
 
 def _newton_polish(obj: _Objective, start: _QuasiNewtonResult, max_steps: int, tol: float) -> _PolishResult:
@@ -245,6 +282,8 @@ def _newton_polish(obj: _Objective, start: _QuasiNewtonResult, max_steps: int, t
     H = obj.hessian(x)
     steps = 0
     for _polish in range(min(5, max_steps)):
+        if not np.all(np.isfinite(H)):
+            break
         d = np.linalg.solve(_make_pd(-H), g)
         rel_step = np.max(np.abs(d) / (1 + np.abs(x)))
         if not np.all(np.isfinite(d)) or rel_step < 1e-10:
@@ -262,6 +301,6 @@ def _newton_polish(obj: _Objective, start: _QuasiNewtonResult, max_steps: int, t
         steps += 1
         if t * rel_step > 1e-5:  # moved far enough for the Hessian to change
             H = obj.hessian(x)
-    dec = float(g @ np.linalg.solve(_make_pd(-H), g))
+    dec = _newton_decrement(g, -H) if np.all(np.isfinite(H)) else np.inf
     stationary = bool(dec < 100 * _decrement_tolerance(tol, val))
-    return _PolishResult(x, val, g, H, stationary, steps)
+    return _PolishResult(x, val, g, H, stationary, steps, dec)

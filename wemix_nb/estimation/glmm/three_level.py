@@ -84,6 +84,7 @@ class _ThreeLevel:
         self.q2, self.q3 = lev2.q, lev3.q
         self.p = self.X.shape[1]
         self.k = self.structure.size
+        self.offset = np.zeros(len(order)) if frame.offset is None else frame.offset[order]
         self.c1 = frame.cond_weight1[order]
         self.c2 = np.asarray(lev2.cond_weight, dtype=float)[g2_order]
         self.w2 = np.asarray(lev2.weight, dtype=float)[g2_order]
@@ -94,10 +95,12 @@ class _ThreeLevel:
             self.c_node = np.round(frame.weight1[order]) / self.w2[self.g2]
         else:
             self.c_node = self.c1
-        if hasattr(family, "log_constant"):
-            self.const2 = self.sum2(self.c_node * family.log_constant(self.y))
-        else:
-            self.const2 = np.zeros(self.G2)
+        trials = None if frame.trials is None else frame.trials[order]
+        # the constant log f(y | mu = y) of the rows, kept out of the objective (see families)
+        const2 = self.sum2(self.c_node * family.log_constant(self.y, trials))
+        self.constant_by_group = self.w3 * self.sum3(self.c2 * const2)
+        if trials is not None:  # a row of n trials: n times the per-trial log-density
+            self.c1, self.c_node = self.c1 * trials, self.c_node * trials
         self.nodes2, self.logw2 = _gh_rule(nquad, self.q2)
         self.nodes3, self.logw3 = _gh_rule(nquad, self.q3)
         self.M2, self.M3 = len(self.logw2), len(self.logw3)
@@ -143,7 +146,7 @@ class _ThreeLevel:
         """Damped Newton on the block-arrow systems of all level-3 groups at once; returns
         ``u, v, X beta, Z2 Lambda2, Z3 Lambda3, eta, derivatives``."""
         lam2, lam3 = lams
-        off = self.X @ beta
+        off = self.X @ beta + self.offset
         A2, A3 = self.Z2 @ lam2, self.Z3 @ lam3
         u, v = self.u.copy(), self.v.copy()
         obj, eta, d = self._objective(off, A2, A3, u, v)
@@ -251,7 +254,7 @@ class _ThreeLevel:
             )
             ll = self.family.loglik_d1(self.y[r0:r1, None, None], e)[0]
             Ssum = np.add.reduceat(self.c_node[r0:r1, None, None] * ll, self.starts2[ga:gb] - r0, axis=0)
-            val = Ssum + self.const2[ga:gb, None, None] + prior2
+            val = Ssum + prior2
             inner[ga:gb] = _logsumexp_rows(val)
         return inner
 
