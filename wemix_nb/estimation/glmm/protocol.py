@@ -83,10 +83,10 @@ class QuadratureModel(Protocol):
         """The likelihood at ``(beta, theta)``.
 
         Returns a dict with at least ``"value"`` (the total without :attr:`constant_by_group`,
-        ``-inf`` where it cannot be evaluated) and ``"by_group"`` (``(G_top,)`` contributions of the top-level groups, likewise); when
-        finite also ``"eta"`` and what :meth:`level_modes` needs; with ``grad=True`` on a model
-        with an analytic gradient ``"grad"`` (``(p + k,)``) and ``"grad_by_group"``
-        (``(G_top, p + k)``).
+        ``-inf`` where it cannot be evaluated) and ``"by_group"`` (``(G_top,)`` contributions of
+        the top-level groups, likewise); when finite also ``"eta"`` and what
+        :meth:`level_modes` needs; with ``grad=True`` on a model with an analytic gradient
+        ``"grad"`` (``(p + k,)``) and ``"grad_by_group"`` (``(G_top, p + k)``).
         """
         ...
 
