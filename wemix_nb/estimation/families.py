@@ -190,14 +190,8 @@ class Binomial(Family):
         eta = np.asarray(eta, dtype=float)
         binary = _is_binary(y)
         if self.link == "logit":
-            # log f = y eta - softplus(eta); d/deta = y - expit(eta); one exp and one log1p
-            e = np.exp(-np.abs(eta))
-            one_e = 1.0 + e
-            ll = y * eta - (np.maximum(eta, 0.0) + np.log1p(e))
-            mu = np.where(eta >= 0.0, 1.0, e) / one_e
-            if not binary:
-                ll = ll - _bernoulli_saturated(y)
-            return ll, y - mu
+            ll, d1, _, _ = self._logit_parts(y, eta, binary)
+            return ll, d1
         if binary:
             s = 2.0 * np.asarray(y, dtype=float) - 1.0  # +1 for successes, -1 for failures
             x = s * eta
@@ -206,6 +200,24 @@ class Binomial(Family):
             return ll, s * mills
         parts = self._probit_parts(y, eta)
         return parts["ll"], parts["d1"]
+
+    @staticmethod
+    def _logit_parts(y, eta, binary: bool):
+        """``(ll, d1, mu, 1 - mu)`` of the logit link, with one exp and one log1p.
+
+        ``log f = y eta - softplus(eta)`` is computed as ``-(y relu(-eta) + (1 - y) relu(eta)) -
+        log1p(exp(-|eta|))`` and ``y - mu`` as ``y (1 - mu) - (1 - y) mu``: no cancellation in
+        the tails, where the direct forms lose all digits of a log-density of -1e-8 (which a
+        level-1 weight of 1e8 turns into an O(1) term whose noise stalls the modes).
+        """
+        e = np.exp(-np.abs(eta))
+        one_e = 1.0 + e
+        mu = np.where(eta >= 0.0, 1.0, e) / one_e
+        mu_c = np.where(eta >= 0.0, e, 1.0) / one_e  # 1 - mu
+        ll = -(y * np.maximum(-eta, 0.0) + (1.0 - y) * np.maximum(eta, 0.0)) - np.log1p(e)
+        if not binary:
+            ll = ll - _bernoulli_saturated(y)
+        return ll, y * mu_c - (1.0 - y) * mu, mu, mu_c
 
     @staticmethod
     def _probit_parts(y, eta) -> dict[str, np.ndarray]:
@@ -223,10 +235,9 @@ class Binomial(Family):
     def eta_derivatives(self, y, eta):
         eta = np.asarray(eta, dtype=float)
         if self.link == "logit":
-            ll, d1 = self.loglik_d1(y, eta)
-            mu = expit(eta)
-            w = mu * (1.0 - mu)
-            return {"ll": ll, "d1": d1, "d2": -w, "w": w, "dw": w * (1.0 - 2.0 * mu)}
+            ll, d1, mu, mu_c = self._logit_parts(y, eta, _is_binary(y))
+            w = mu * mu_c
+            return {"ll": ll, "d1": d1, "d2": -w, "w": w, "dw": w * (mu_c - mu)}
         if _is_binary(y):
             s = 2.0 * np.asarray(y, dtype=float) - 1.0
             x = s * eta

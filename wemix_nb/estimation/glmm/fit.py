@@ -21,6 +21,7 @@ from wemix_nb.estimation.glmm.optimize import (
     _newton_polish,
     _Objective,
     _quasi_newton,
+    _step_in_standard_errors,
 )
 from wemix_nb.estimation.glmm.protocol import GlmmLevelModes, QuadratureModel
 from wemix_nb.estimation.glmm.sandwich import _robust_covariance, _top_group_scores
@@ -194,8 +195,6 @@ def fit_glmm(
     aghq = _quasi_newton(obj, prefit.x, prefit.Hneg, max_iteration, verbose, f"AGHQ({nquad})", tol, bar)
     bar.close()
     polished = _newton_polish(obj, aghq, max_iteration - aghq.iterations, tol)
-    # converged only if the polished point is stationary by a fresh Hessian
-    converged = polished.stationary
     iterations = prefit.iterations + aghq.iterations + polished.steps
 
     # the estimate, with the diagonal of each Lambda >= 0
@@ -204,12 +203,15 @@ def fit_glmm(
     ev = obj.full(x)
     gradient = obj.value_grad(x)[1]
     gnorm = float(np.max(np.abs(gradient)))
-    message = _convergence_message(converged, iterations, gnorm, polished.decrement)
 
     # robust covariance, fitted values and modes
     score_obj = _score_objective(frame, family, nquad, model, obj)
     scores, lnl_by_group = _top_group_scores(obj, score_obj, x, ev)
     lnl_by_group = lnl_by_group + score_obj.model.constant_by_group
+    # converged only if the polished point is stationary by a fresh Hessian
+    step_se = _step_in_standard_errors(gradient, H, scores)
+    converged = polished.stationary or step_se < 1e-3
+    message = _convergence_message(converged, iterations, gnorm, polished.decrement, step_se)
     levels = [lev.name for lev in frame.levels]
     robust = _robust_covariance(structure, levels, theta, H, gradient, scores, frame.sampling)
     eta, mu = _fitted_values(model, family, ev)
@@ -399,20 +401,24 @@ def _canonical(
     return beta, theta, flip[:, None] * H * flip[None, :]
 
 
-def _convergence_message(converged: bool, iterations: int, gnorm: float, decrement: float) -> str:
+def _convergence_message(
+    converged: bool, iterations: int, gnorm: float, decrement: float, step_se: float
+) -> str:
     """The optimiser's status; a :class:`ConvergenceWarning` if it did not converge."""
+    status = (
+        f"max |gradient| = {gnorm:.3g}, Newton decrement = {decrement:.3g}, Newton step = "
+        f"{step_se:.3g} robust SEs"
+    )
     if not converged:
         warnings.warn(
-            f"The GLMM optimiser did not converge after {iterations} iterations (max abs "
-            f"gradient {gnorm:.3g}, Newton decrement {decrement:.3g}); estimates may be "
-            "inaccurate. Try a larger max_iteration or other start values.",
+            f"The GLMM optimiser did not converge after {iterations} iterations ({status}); "
+            "estimates may be inaccurate. Try a larger max_iteration or other start values.",
             ConvergenceWarning,
             stacklevel=3,
         )
-    return ("converged" if converged else "not converged") + (
-        f" after {iterations} quasi-Newton iterations; max |gradient| = {gnorm:.3g}, "
-        f"Newton decrement = {decrement:.3g}"
-    )
+    return (
+        "converged" if converged else "not converged"
+    ) + f" after {iterations} quasi-Newton iterations; {status}"
 
 
 def _score_objective(

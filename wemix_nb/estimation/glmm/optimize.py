@@ -40,6 +40,25 @@ def _fd_jacobian(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, rel: fl
     return np.stack(cols, axis=-1)
 
 
+def _symmetrise(
+    J: np.ndarray, noise: np.ndarray | None = None, steps: np.ndarray | None = None
+) -> np.ndarray:
+    """A symmetric Hessian from a finite-difference Jacobian of the gradient.
+
+    ``J[i, j]`` reads gradient component ``i`` after a step ``steps[j]`` in parameter ``j``, so
+    its error is about ``noise[i] / steps[j]``; the two estimates of each cross derivative are
+    combined with inverse-variance weights (a plain average when the noises are alike). With
+    level-1 weights of 1e11 a slope's gradient carries rounding noise of 1e7 while the
+    intercept's carries 1e-4: a plain average would put that noise into the cross derivative and,
+    through the sandwich, into the intercept's standard error.
+    """
+    if noise is None or steps is None:
+        return 0.5 * (J + J.T)
+    noise = np.maximum(noise, 1e-300 + 1e-12 * np.max(noise))
+    w = np.outer(1.0 / noise, steps) ** 2  # w[i, j] = (steps[j] / noise[i])^2
+    return (w * J + w.T * J.T) / (w + w.T)
+
+
 def _make_pd(H: np.ndarray, floor: float = 1e-8) -> np.ndarray:
     """Symmetric positive-definite version of ``H`` (eigenvalues replaced by their magnitude).
 
@@ -131,10 +150,11 @@ class _Objective:
                 e = np.zeros_like(x)
                 e[j] = h
                 cols.append((self.value_grad(x + e)[1] - g0) / h)
-            H = np.stack(cols, axis=-1)
-        else:
-            H = _fd_jacobian(lambda z: self.value_grad(z)[1], x, rel=1e-4)
-        return 0.5 * (H + H.T)
+            return _symmetrise(np.stack(cols, axis=-1))
+        # the gradient's rounding noise scales with the size of its per-group terms
+        noise = np.sqrt(np.sum(self.full(x)["grad_by_group"] ** 2, axis=0))
+        J = _fd_jacobian(lambda z: self.value_grad(z)[1], x, rel=1e-4)
+        return _symmetrise(J, noise, 1e-4 * (1.0 + np.abs(x)))
 
     def _hessian_from_values(self, x: np.ndarray) -> np.ndarray:
         n = len(x)
@@ -166,11 +186,28 @@ class _Objective:
         return _fd_jacobian(self.by_group, x, rel=1e-5)
 
 
-def _decrement_tolerance(tol: float, value: float) -> float:
-    """The Newton decrement (expected gain in the objective) cannot fall below the objective's
-    rounding noise, about eps * |objective| (the objective has no constant terms, so this floor
-    reflects only the size of what is being maximised)."""
-    return max(tol, 1e3 * np.finfo(float).eps * abs(value))
+_EPS = np.finfo(float).eps
+
+
+def _decrement_tolerance(tol: float, value: float, analytic: bool = False) -> float:
+    """Where a phase stops: the Newton decrement (expected gain in the objective) cannot fall
+    below what the rounding noise of the objective, ~eps |objective|, does to the gradient (the
+    objective has no constant terms, so this floor reflects only the size of what is being
+    maximised). Finite-difference gradients divide that noise by their step: a wider floor."""
+    return max(tol, (10.0 if analytic else 1e3) * _EPS * abs(value))
+
+
+def _line_search(obj: _Objective, x: np.ndarray, d: np.ndarray, val: float):
+    """Backtracking from the full step ``d``: ``(x, value, gradient, t)`` of the first point not
+    worse than ``val`` (up to rounding), or None after 40 halvings."""
+    t = 1.0
+    for _ in range(40):
+        xn = x + t * d
+        vn, gn = obj.value_grad(xn)
+        if np.isfinite(vn) and vn >= val - 1e-12 * abs(val):
+            return xn, vn, gn, t
+        t *= 0.5
+    return None
 
 
 def _newton_decrement(g: np.ndarray, Hneg: np.ndarray) -> float:
@@ -218,7 +255,7 @@ def _quasi_newton(
     if Hneg is None:
         Hneg = -obj.hessian(x, g0=g)
     converged = False
-    it = 0
+    it = stalled = 0
     for it in range(1, max_iter + 1):
         Hpd = _make_pd(Hneg)
         try:
@@ -228,19 +265,16 @@ def _quasi_newton(
         dec = float(g @ d)
         if not np.isfinite(dec):
             break
-        if dec < _decrement_tolerance(tol, val):
+        if dec < _decrement_tolerance(tol, val, obj.analytic):
             converged = True
             it -= 1
             break
-        t = 1.0
-        for _ in range(40):
-            xn = x + t * d
-            vn, gn = obj.value_grad(xn)
-            if np.isfinite(vn) and vn >= val - 1e-12 * abs(val):
-                break
-            t *= 0.5
-        else:
+        found = _line_search(obj, x, d, val)
+        if found is None:
             break
+        xn, vn, gn, t = found
+        # gains lost in the objective's rounding noise, three times running: no more progress
+        stalled = stalled + 1 if vn - val < 10.0 * _EPS * abs(val) else 0
         s = xn - x
         yk = -(gn - g)
         sy = float(s @ yk)
@@ -253,7 +287,7 @@ def _quasi_newton(
             bar.update()
             bar.set_postfix_str(f"{label} lnl={vn:.8g}")
         x, val, g = xn, vn, gn
-        if np.max(np.abs(s) / (1.0 + np.abs(x))) < 1e-11:
+        if stalled >= 3 or np.max(np.abs(s) / (1.0 + np.abs(x))) < 1e-11:
             break  # no progress; whether this is an optimum is decided after the polish
     return _QuasiNewtonResult(x, val, g, Hneg, converged, it)
 
@@ -302,5 +336,30 @@ def _newton_polish(obj: _Objective, start: _QuasiNewtonResult, max_steps: int, t
         if t * rel_step > 1e-5:  # moved far enough for the Hessian to change
             H = obj.hessian(x)
     dec = _newton_decrement(g, -H) if np.all(np.isfinite(H)) else np.inf
-    stationary = bool(dec < 100 * _decrement_tolerance(tol, val))
+    stationary = bool(dec < 100 * tol)
     return _PolishResult(x, val, g, H, stationary, steps, dec)
+
+
+def _step_in_standard_errors(g: np.ndarray, H: np.ndarray, scores: np.ndarray) -> float:
+    """The largest Newton step ``(-H)^{-1} g`` of a parameter in units of its robust standard
+    error (the sandwich of ``H`` and the top-level ``scores``, all in the same parametrisation).
+
+    The Newton decrement measures the distance to the optimum in units of the model-based
+    standard errors, which treat the weights as frequencies: with level-1 weights of 1e11 those
+    are a million times too small, and the rounding noise of a sum of terms of 1e11 keeps the
+    decrement above any tolerance although the estimates sit within 1e-6 robust standard errors
+    of the optimum. This criterion measures the remaining step against what is statistically
+    known. ``inf`` where it cannot be computed.
+    """
+    try:
+        Hinv = np.linalg.inv(_make_pd(-H))
+    except np.linalg.LinAlgError:
+        return np.inf
+    step = Hinv @ g
+    G = scores.shape[0]
+    meat = G / max(G - 1, 1) * scores.T @ scores
+    se = np.sqrt(np.maximum(np.diag(Hinv @ meat @ Hinv), 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(step == 0.0, 0.0, np.abs(step) / se)
+    worst = float(np.max(ratio)) if ratio.size else 0.0
+    return worst if np.isfinite(worst) else np.inf
