@@ -40,6 +40,12 @@ def _fit_small():
     return wemix_nb.mix(F, sleep(), W)
 
 
+def _by_subject() -> np.ndarray:
+    """A 0/1 outcome constant within each subject (alternating between subjects)."""
+    codes = sleep().Subject.astype(str).rank(method="dense").to_numpy().astype(int)
+    return (codes % 2).astype(float)
+
+
 # id -> (call, exception type, substrings the message must contain)
 ERRORS = {
     "formula-column-missing": (
@@ -280,6 +286,16 @@ ERRORS = {
         E.ArgumentError,
         ["Fit 2", "fixed effects", "only fit 1 has ['Days']"],
     ),
+    "one-top-level-group": (
+        lambda: wemix_nb.mix(F, sleep()[sleep().Subject.astype(str) == "308"], W),
+        E.DataError,
+        ["at least 2 top-level groups", "'Subject'", "level 2", "'308'"],
+    ),
+    "binomial-groups-separated": (
+        lambda: wemix_nb.mix("b ~ Days + (1|Subject)", sleep().assign(b=_by_subject()), W, family="binomial"),
+        E.DataError,
+        ["'Subject'", "constant outcome", "no finite estimate"],
+    ),
 }
 
 # id -> (data modifier, expected warning substrings, rows left); the fit goes ahead
@@ -298,6 +314,20 @@ DROPPED = {
         lambda d: where(d, np.arange(180) % 50 == 0, np.nan, "Days"),
         ["4 row(s)", "missing", "'Days': 4"],
         176,
+    ),
+}
+
+# id -> (call, warning type, substrings); the fit returns, marked not converged
+WARNS = {
+    "variance-runaway": (  # 17 of the 18 subjects have a constant outcome
+        lambda: wemix_nb.mix(
+            "b ~ Days + (1|Subject)",
+            sleep().assign(b=np.where(np.arange(180) < 4, 1.0 - _by_subject(), _by_subject())),
+            W,
+            family="binomial",
+        ),
+        E.ConvergenceWarning,
+        ["'Subject'", "running away", "constant outcome"],
     ),
 }
 
@@ -331,6 +361,17 @@ def test_dropped_rows(case):
     assert fit.nobs == left
 
 
+@pytest.mark.parametrize("case", list(WARNS))
+def test_warns(case):
+    call, kind, parts = WARNS[case]
+    with pytest.warns(kind) as record:
+        fit = call()
+    message = " ".join(str(w.message) for w in record if issubclass(w.category, kind))
+    for part in parts:
+        assert part in message, f"{case}: {part!r} not in {message!r}"
+    assert not fit.converged
+
+
 @pytest.mark.parametrize("case", list(FINE))
 def test_fine(case):
     data = FINE[case]()
@@ -352,4 +393,4 @@ def test_every_documented_row_is_tested():
     text = DOC.read_text()
     documented = re.findall(r"^\|\s*`([a-z0-9-]+)`\s*\|", text, flags=re.M)
     assert len(documented) == len(set(documented))
-    assert set(documented) == set(ERRORS) | set(DROPPED) | set(FINE)
+    assert set(documented) == set(ERRORS) | set(DROPPED) | set(WARNS) | set(FINE)

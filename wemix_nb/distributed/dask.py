@@ -30,7 +30,7 @@ from wemix_nb.errors import (
 )
 from wemix_nb.estimation.linear import CrossProducts, LinearProblem, cross_products
 from wemix_nb.model.formula import parse_formula
-from wemix_nb.model.frame import build_model_frame
+from wemix_nb.model.frame import build_model_frame, check_top_level_groups
 from wemix_nb.model.levels import group_columns_of
 from wemix_nb.options import FitOptions
 from wemix_nb.results.assemble import WeightTotals, linear_result
@@ -345,6 +345,7 @@ def mix_dask(
         n_dropped_missing=dropped_missing,
         n_dropped_zero_weight=dropped_zero,
     )
+    check_top_level_groups(frame)
 
     problem = LinearProblem(
         frame,

@@ -514,3 +514,26 @@ def check_linear_identifiable(frame: ModelFrame) -> None:
             f"{frame.n} rows), so its random-effect variance cannot be separated from the residual "
             "variance. Drop the term or group the rows at a coarser level."
         )
+
+
+def check_top_level_groups(frame: ModelFrame) -> None:
+    """Refuse a model with a single top-level group, whatever the family and the depth.
+
+    Standard errors are robust (sandwich) ones, clustered on the top-level groups: with one
+    group the meat is the one group's score, which is zero at the optimum, and ``G / (G - 1)``
+    divides by zero, so the SEs would be 0 (p = 0) or undefined. The top level's variance is not
+    identified either: one group has one random effect, which the intercept absorbs.
+
+    Raises
+    ------
+    DataError
+        Naming the top grouping factor, its level and its one group.
+    """
+    top = frame.top
+    if top.n_groups < 2:
+        label = top.labels[0] if top.n_groups else None
+        raise DataError(
+            f"Robust standard errors need at least 2 top-level groups (ideally many); {top.name!r} "
+            f"(level {top.number}) has a single group ({str(label)!r}), whose random effect the "
+            f"intercept absorbs. Drop the '( ... | {top.name})' term, or fit data with more groups."
+        )

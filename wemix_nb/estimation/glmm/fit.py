@@ -16,6 +16,7 @@ import numpy as np
 from wemix_nb._progress import iteration_bar
 from wemix_nb.errors import ArgumentError, ConvergenceWarning, FormulaError, NumericalWarning
 from wemix_nb.estimation.families import Family, get_family
+from wemix_nb.estimation.glmm.degenerate import check_group_separation, variance_runaway
 from wemix_nb.estimation.glmm.optimize import (
     _gradient_tolerance,
     _newton_polish,
@@ -28,7 +29,7 @@ from wemix_nb.estimation.glmm.sandwich import _robust_covariance, _top_group_sco
 from wemix_nb.estimation.glmm.three_level import _ThreeLevel
 from wemix_nb.estimation.glmm.two_level import _TwoLevel
 from wemix_nb.model.covariance import CovarianceStructure
-from wemix_nb.model.frame import ModelFrame
+from wemix_nb.model.frame import ModelFrame, check_top_level_groups
 
 
 @dataclass
@@ -176,7 +177,8 @@ def fit_glmm(
     FormulaError
         More than three levels, or several random-effect bars on one grouping factor.
     DataError
-        A response the family cannot model.
+        A response the family cannot model, or a single top-level group (robust SEs need at
+        least 2).
     """
     del keep_adapting  # documented no-op
     family = get_family(family)
@@ -210,8 +212,9 @@ def fit_glmm(
     lnl_by_group = lnl_by_group + score_obj.model.constant_by_group
     # converged only if the polished point is stationary by a fresh Hessian
     step_se = _step_in_standard_errors(gradient, H, scores)
-    converged = polished.stationary or step_se < 1e-3
-    message = _convergence_message(converged, iterations, gnorm, polished.decrement, step_se)
+    runaway = variance_runaway(frame, family, structure.covariances(theta))
+    converged = (polished.stationary or step_se < 1e-3) and runaway is None
+    message = _convergence_message(converged, iterations, gnorm, polished.decrement, step_se, runaway)
     levels = [lev.name for lev in frame.levels]
     robust = _robust_covariance(structure, levels, theta, H, gradient, scores, frame.sampling)
     eta, mu = _fitted_values(model, family, ev)
@@ -286,7 +289,9 @@ def _check_inputs(frame: ModelFrame, family: Family, nquad: int) -> int:
                 f"{len(lev.blocks)} uncorrelated blocks (several bars or '||'). Combine them into "
                 f"one term such as '(1 + x | {lev.name})'."
             )
+    check_top_level_groups(frame)
     family.check_response(frame.y, frame.parsed.response)
+    check_group_separation(frame, family)
     return int(nquad)
 
 
@@ -402,13 +407,20 @@ def _canonical(
 
 
 def _convergence_message(
-    converged: bool, iterations: int, gnorm: float, decrement: float, step_se: float
+    converged: bool, iterations: int, gnorm: float, decrement: float, step_se: float, runaway: str | None
 ) -> str:
     """The optimiser's status; a :class:`ConvergenceWarning` if it did not converge."""
     status = (
         f"max |gradient| = {gnorm:.3g}, Newton decrement = {decrement:.3g}, Newton step = "
         f"{step_se:.3g} robust SEs"
     )
+    if runaway is not None:
+        warnings.warn(
+            f"The GLMM fit did not converge: {runaway}. Estimates and standard errors are not reliable.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+        return f"not converged: {runaway}; {status}"
     if not converged:
         warnings.warn(
             f"The GLMM optimiser did not converge after {iterations} iterations ({status}); "
