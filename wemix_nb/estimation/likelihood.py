@@ -252,11 +252,14 @@ def _glmm(frame: ModelFrame, family: Family, nquad: int, laplace_rounding: bool)
     names = [*frame.fixed_names, *CovarianceStructure(frame.levels).names]
     kind = f"{_family_text(family)}, nquad {model.nquad}"
 
+    # the model leaves out the terms free of parameters (see QuadratureModel.constant_by_group)
+    constant = model.constant_by_group
+
     def value(x: np.ndarray) -> float:
-        return model.evaluate(x[:p], x[p:])["value"]
+        return model.evaluate(x[:p], x[p:])["value"] + float(np.sum(constant))
 
     def groups(x: np.ndarray) -> np.ndarray:
-        return model.evaluate(x[:p], x[p:])["by_group"]
+        return model.evaluate(x[:p], x[p:])["by_group"] + constant
 
     return LogLikelihood(names, start, kind, value, groups, family)
 

@@ -212,9 +212,10 @@ def fit_glmm(
     lnl_by_group = lnl_by_group + score_obj.model.constant_by_group
     # converged only if the polished point is stationary by a fresh Hessian
     step_se = _step_in_standard_errors(gradient, H, scores)
+    converged = polished.stationary or step_se < 1e-3
     runaway = variance_runaway(frame, family, structure.covariances(theta))
-    converged = (polished.stationary or step_se < 1e-3) and runaway is None
     message = _convergence_message(converged, iterations, gnorm, polished.decrement, step_se, runaway)
+    converged = converged and runaway is None
     levels = [lev.name for lev in frame.levels]
     robust = _robust_covariance(structure, levels, theta, H, gradient, scores, frame.sampling)
     eta, mu = _fitted_values(model, family, ev)
@@ -414,7 +415,7 @@ def _convergence_message(
         f"max |gradient| = {gnorm:.3g}, Newton decrement = {decrement:.3g}, Newton step = "
         f"{step_se:.3g} robust SEs"
     )
-    if runaway is not None:
+    if runaway is not None and converged:  # converged, but on the way to infinity
         warnings.warn(
             f"The GLMM fit did not converge: {runaway}. Estimates and standard errors are not reliable.",
             ConvergenceWarning,
