@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from wemix_nb.errors import ArgumentError
 from wemix_nb.estimation.families import Family, get_family
@@ -156,6 +157,9 @@ class FitOptions(Mapping):
         Replicate-weight options (:class:`ReplicateSpec`), or ``None``.
     design
         Sampling-design options of the sandwich (:class:`DesignSpec`), or ``None``.
+    offset
+        A known term of the linear predictor besides the formula's ``offset(...)``: a column
+        name, an :class:`OffsetValues` (one value per row of the data), or ``None``.
     """
 
     weights: tuple[str, ...] | None = None
@@ -174,6 +178,7 @@ class FitOptions(Mapping):
     pv: tuple[str, ...] | None = None
     replicates: ReplicateSpec | None = None
     design: DesignSpec | None = None
+    offset: str | OffsetValues | None = None
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -207,6 +212,7 @@ class FitOptions(Mapping):
         fpc: str | None = None,
         nest: bool = False,
         lonely_psu: str = "fail",
+        offset: Any = None,
     ) -> FitOptions:
         """Validate :func:`~wemix_nb.mix`'s keyword arguments (raising
         :class:`~wemix_nb.errors.ArgumentError` or :class:`~wemix_nb.errors.FamilyError` with
@@ -230,6 +236,7 @@ class FitOptions(Mapping):
                 replicate_weights, replicate_method, fay_k, mse, replicate_scale, pv_sampling
             ),
             design=_design(strata, psu, fpc, nest, lonely_psu),
+            offset=_offset(offset),
         )
 
     def with_changes(self, **changes: Any) -> FitOptions:
@@ -291,7 +298,14 @@ class FitOptions(Mapping):
                 out["nest"] = True
             if d.lonely_psu != "fail":
                 out["lonely_psu"] = d.lonely_psu
+        if self.offset is not None:
+            out["offset"] = self.offset if isinstance(self.offset, str) else repr(self.offset)
         return out
+
+    @property
+    def offset_argument(self) -> str | np.ndarray | pd.Series | None:
+        """The ``offset`` as the model frame takes it (a column name, or the values)."""
+        return self.offset.values if isinstance(self.offset, OffsetValues) else self.offset
 
     def __getitem__(self, key: str) -> Any:
         return self._given()[key]
@@ -311,8 +325,63 @@ class FitOptions(Mapping):
         return f"FitOptions({', '.join(changed)})"
 
 
+class OffsetValues:
+    """An ``offset`` given as values, one per row of the data (kept as given: an array, or a
+    Series that the model frame aligns with the data by index); compared by value.
+
+    Parameters
+    ----------
+    values
+        A 1-D array-like of numbers, or a pandas Series.
+    """
+
+    def __init__(self, values: Any):
+        if isinstance(values, pd.Series):
+            if not pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+                raise ArgumentError(f"offset must be numeric, got a Series of dtype {values.dtype}.")
+            self.values: np.ndarray | pd.Series = values.astype(float).copy()
+        else:
+            try:
+                array = np.array(values, dtype=float)
+            except (TypeError, ValueError):
+                raise ArgumentError(
+                    f"offset must be a column name or one number per row of the data, got {values!r}."
+                ) from None
+            if array.ndim != 1:
+                raise ArgumentError(f"offset must be one-dimensional, got shape {array.shape}.")
+            array.flags.writeable = False
+            self.values = array
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, OffsetValues) or len(other) != len(self):
+            return False
+        same_kind = isinstance(self.values, pd.Series) == isinstance(other.values, pd.Series)
+        return same_kind and bool(
+            np.array_equal(np.asarray(self.values), np.asarray(other.values), equal_nan=True)
+        )
+
+    def __hash__(self) -> int:
+        return hash((len(self), np.asarray(self.values).tobytes()))
+
+    def __repr__(self) -> str:
+        return f"<offset: {len(self)} values>"
+
+
 # -------------------------------------------------------------------------------------------------
 # validation of single arguments
+
+
+def _offset(offset: Any) -> str | OffsetValues | None:
+    if offset is None or isinstance(offset, str | OffsetValues):
+        return offset
+    if isinstance(offset, int | float | bool | np.number):
+        raise ArgumentError(
+            f"offset must be a column name or one number per row of the data, got the scalar {offset!r}."
+        )
+    return OffsetValues(offset)
 
 
 def _flag(value: Any, name: str) -> bool:

@@ -91,6 +91,7 @@ def model_frame(formula: str, data: pd.DataFrame, options: FitOptions) -> ModelF
         center_grand=options.center_grand,
         scale_weights=options.scale_weights,
         binomial_response=options.binomial_response,
+        offset=options.offset_argument,
     )
     if options.design is None:
         return frame

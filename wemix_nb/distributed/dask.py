@@ -61,7 +61,7 @@ def _partition_statistics(
                 return None
             raise
     statistics = cross_products(frame)
-    X, y, w1 = frame.X, frame.y, frame.weight1
+    X, y, w1 = frame.X, frame.y_less_offset, frame.weight1
     XtW = (X * w1[:, None]).T
     levels = [
         {

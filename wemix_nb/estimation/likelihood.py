@@ -239,7 +239,7 @@ def _linear(frame: ModelFrame, profiled: bool) -> LogLikelihood:
         return problem.group_lnl(problem.evaluate(theta), ext, sigma**2)[0]
 
     # start: the weighted least-squares fit the problem centres on, and its residual SD
-    residual = frame.y - frame.X @ problem.beta0
+    residual = frame.y_less_offset - frame.X @ problem.beta0
     sigma0 = float(np.sqrt(np.sum(frame.weight1 * residual**2) / frame.weight1.sum()))
     start = np.r_[problem.beta0, structure.start(), sigma0]
     names = [*frame.fixed_names, *theta_names, SIGMA]

@@ -10,8 +10,11 @@ import numpy as np
 import pandas as pd
 from formulaic import model_matrix
 
-from wemix_nb.errors import DataError, FormulaError, RankDeficiencyError
+from wemix_nb.errors import ArgumentError, DataError, FormulaError, RankDeficiencyError
 from wemix_nb.model.formula import ParsedFormula, RandomBar
+
+#: the name under which an ``offset`` array joins the model's rows
+OFFSET_COLUMN = "(offset)"
 
 
 def check_finite(values: np.ndarray, names: list[str], what: str, rows: pd.Index) -> None:
@@ -165,6 +168,97 @@ def response(
     if check_constant and np.ptp(y) == 0:
         raise DataError(f"The response {name!r} is constant ({float(y[0])!r}); nothing to model.")
     return y, levels
+
+
+def _numeric_expression(rows: pd.DataFrame, expression: str, what: str) -> np.ndarray:
+    """A numeric vector from a column name or an expression formulaic evaluates (``log(e)``,
+    ``n - k``), checked finite."""
+    if expression in rows.columns:
+        values = rows[expression]
+    else:
+        values = _design_matrix(f"I({expression}) - 1", rows, what).iloc[:, 0]
+    if pd.api.types.is_bool_dtype(values.dtype) or not pd.api.types.is_numeric_dtype(values.dtype):
+        raise DataError(f"The {what} {expression!r} must be numeric, but has dtype {values.dtype}.")
+    out = values.to_numpy(dtype=float)
+    check_finite(out[:, None], [expression], f"The {what}", rows.index)
+    return out
+
+
+def trials_response(
+    rows: pd.DataFrame, parsed: ParsedFormula, *, check_constant: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(proportion of successes, trials)`` of a ``cbind(successes, failures)`` response.
+
+    Rows with no trial (0 successes and 0 failures) get proportion 0 and contribute nothing, as
+    in R's binomial family.
+
+    Raises
+    ------
+    DataError
+        Successes or failures that are not non-negative whole numbers (naming the expression and
+        the first row), or no success (or no failure) in any row.
+    """
+    counts = []
+    for part in parsed.trials:
+        values = _numeric_expression(rows, part, "count")
+        bad = (values < 0) | (values != np.round(values))
+        if bad.any():
+            first = np.flatnonzero(bad)[0]
+            raise DataError(
+                f"In {parsed.response!r}, {part!r} must hold non-negative whole numbers of trials; "
+                f"found {values[first]!r} at row {rows.index[first]!r} ({int(bad.sum())} row(s))."
+            )
+        counts.append(values)
+    successes, failures = counts
+    trials = successes + failures
+    if check_constant and (successes.sum() == 0 or failures.sum() == 0):
+        which = "success" if successes.sum() == 0 else "failure"
+        raise DataError(f"The response {parsed.response!r} has no {which} in any row; nothing to model.")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y = np.where(trials > 0, successes / trials, 0.0)
+    return y, trials
+
+
+def offset_argument(offset, data: pd.DataFrame) -> tuple[str | None, object]:
+    """The ``offset`` argument as ``(column, values)``: a column name and no values, or
+    :data:`OFFSET_COLUMN` and the values (an array of one value per row of ``data``, or a Series
+    aligned with it by index).
+
+    Raises
+    ------
+    ArgumentError
+        Anything else, or an array of the wrong length.
+    """
+    if offset is None or isinstance(offset, str):
+        return offset, None
+    if isinstance(offset, pd.Series):
+        return OFFSET_COLUMN, offset
+    try:
+        values = np.asarray(offset, dtype=float)
+    except (TypeError, ValueError):
+        raise ArgumentError(
+            f"offset must be a column name or one number per row of the data, got {type(offset).__name__}."
+        ) from None
+    if values.ndim != 1 or len(values) != len(data):
+        raise ArgumentError(
+            f"offset must hold one value per row of the data ({len(data)}); got shape {values.shape}."
+        )
+    return OFFSET_COLUMN, values
+
+
+def offset_values(rows: pd.DataFrame, parsed: ParsedFormula, column: str | None = None) -> np.ndarray | None:
+    """The sum of the formula's ``offset(...)`` expressions and of the column ``column`` (the
+    ``offset`` argument), evaluated on ``rows``; ``None`` without any offset.
+
+    Raises
+    ------
+    DataError
+        A non-numeric or non-finite offset.
+    """
+    parts = [_numeric_expression(rows, expr, "offset") for expr in parsed.offsets]
+    if column is not None:
+        parts.append(_numeric_expression(rows, column, "offset"))
+    return np.sum(parts, axis=0) if parts else None
 
 
 # ---------------------------------------------------------------------------------------------

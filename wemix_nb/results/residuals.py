@@ -40,6 +40,10 @@ def residuals(result: MixResult, type: str = "response") -> pd.Series:
     else:
         y = mu + response
         values = np.sign(response) * np.sqrt(family.unit_deviance(y, mu))
+    trials = None if result.frame is None else result.frame.trials
+    if trials is not None and type in ("pearson", "deviance"):
+        # a proportion of n trials: the trials are R's prior (precision) weights
+        values = values * np.sqrt(trials)
     return pd.Series(values, index=result.resid.index, name=f"{type}_resid")
 
 

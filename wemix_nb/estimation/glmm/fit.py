@@ -291,7 +291,8 @@ def _check_inputs(frame: ModelFrame, family: Family, nquad: int) -> int:
                 f"one term such as '(1 + x | {lev.name})'."
             )
     check_top_level_groups(frame)
-    family.check_response(frame.y, frame.parsed.response)
+    if frame.trials is None:  # proportions with trials were checked when the frame was built
+        family.check_response(frame.y, frame.parsed.response)
     check_group_separation(frame, family)
     return int(nquad)
 
@@ -309,7 +310,9 @@ def _start_values(
     p, k = frame.X.shape[1], structure.size
     theta0 = structure.start()
     if start is None:
-        return np.r_[_weighted_glm(frame.X, frame.y, frame.weight1, family), theta0]
+        # a row of n trials counts n times in the GLM, as in the likelihood
+        w = frame.weight1 if frame.trials is None else frame.weight1 * frame.trials
+        return np.r_[_weighted_glm(frame.X, frame.y, w, family, frame.offset), theta0]
     start = np.asarray(start, dtype=float).ravel()
     if start.size not in (p, p + k):
         raise ArgumentError(
