@@ -291,6 +291,36 @@ ERRORS = {
         E.DataError,
         ["at least 2 top-level groups", "'Subject'", "level 2", "'308'"],
     ),
+    "cbind-not-binomial": (
+        lambda: wemix_nb.mix("cbind(Days, Days) ~ Days + (1|Subject)", sleep(), W),
+        E.FormulaError,
+        ["'cbind(Days, Days)'", "family='binomial'"],
+    ),
+    "cbind-bad-counts": (
+        lambda: wemix_nb.mix(
+            "cbind(k, 3 - k) ~ Days + (1|Subject)",
+            sleep().assign(k=np.where(np.arange(180) == 6, 1.5, 1.0)),
+            W,
+            family="binomial",
+        ),
+        E.DataError,
+        ["'cbind(k, 3 - k)'", "'k'", "whole numbers", "1.5", "row 6"],
+    ),
+    "offset-non-finite": (
+        lambda: wemix_nb.mix("Reaction ~ Days + offset(np.log(Days)) + (1|Subject)", sleep(), W),
+        E.DataError,
+        ["offset", "non-finite", "'np.log(Days)'", "18 row(s)"],
+    ),
+    "offset-values-length": (
+        lambda: wemix_nb.mix(F, sleep(), W, offset=np.zeros(3)),
+        E.ArgumentError,
+        ["offset", "one value per row", "180"],
+    ),
+    "predict-offset-needed": (
+        lambda: wemix_nb.mix(F, sleep(), W, offset=np.zeros(180)).predict(sleep()),
+        E.ArgumentError,
+        ["offset given as values", "predict(newdata, offset=...)"],
+    ),
     "binomial-groups-separated": (
         lambda: wemix_nb.mix("b ~ Days + (1|Subject)", sleep().assign(b=_by_subject()), W, family="binomial"),
         E.DataError,

@@ -205,8 +205,8 @@ def trials_response(
         if bad.any():
             first = np.flatnonzero(bad)[0]
             raise DataError(
-                f"In {parsed.response!r}, {part!r} must hold non-negative whole numbers of trials; "
-                f"found {values[first]!r} at row {rows.index[first]!r} ({int(bad.sum())} row(s))."
+                f"In {parsed.response!r}, {part!r} must hold counts (non-negative whole numbers); "
+                f"found {float(values[first])!r} at row {rows.index[first]!r} ({int(bad.sum())} row(s))."
             )
         counts.append(values)
     successes, failures = counts
