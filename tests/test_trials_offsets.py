@@ -272,3 +272,15 @@ def test_offset_argument_errors():
         wemix_nb.mix("count ~ x + (1|g)", data, family="poisson", offset="nope")
     with pytest.raises(DataError, match="offset"):
         wemix_nb.mix("count ~ x + offset(np.log(x)) + (1|g)", data, family="poisson")
+
+
+def test_mix_dask_with_a_formula_offset():
+    dd = pytest.importorskip("dask.dataframe")
+    data = _data().assign(y=lambda d: d["x"] + 2 * d["z"] + np.cos(np.arange(len(d))) + d["g"] % 4)
+    reference = _fit("y ~ x + offset(2 * z) + (1|g)", data, ["w1", "w2"])
+    ddf = dd.from_pandas(data.set_index("g", drop=False), npartitions=3)
+    fit = wemix_nb.mix_dask(
+        "y ~ x + offset(2 * z) + (1|g)", ddf, ["w1", "w2"], compute_kwargs={"scheduler": "sync"}
+    )
+    np.testing.assert_allclose(fit.coef, reference.coef, rtol=1e-9)
+    assert fit.lnl == pytest.approx(reference.lnl, rel=1e-10)

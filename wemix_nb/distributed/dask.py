@@ -87,6 +87,7 @@ def _partition_statistics(
         weight1=np.empty(0),
         cond_weight1=np.empty(0),
         row_index=pd.RangeIndex(0),
+        offset=None if frame.offset is None else np.empty(0),
     )
     return {
         "T": statistics.T,
