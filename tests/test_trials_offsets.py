@@ -34,7 +34,7 @@ def _data(seed: int = 1, n_groups: int = 30, size: int = 6, schools: int = 6) ->
             "z": rng.normal(size=len(g)),
             "g": g,
             "s": g % schools,
-            "w1": rng.uniform(0.5, 3.0, len(g)),  # survey weights, not integers
+            "w1": rng.uniform(2.0, 5.0, len(g)),  # survey weights, not integers
             "w2": np.repeat(rng.uniform(1.0, 2.0, n_groups), size),
             "w3": 1.0,
         }

@@ -19,6 +19,7 @@ import pandas as pd
 
 from wemix_nb.errors import ArgumentError
 from wemix_nb.estimation.families import Family, get_family
+from wemix_nb.model.design import OffsetValues
 from wemix_nb.model.sampling import LONELY_PSU
 from wemix_nb.model.weights import check_scaling_method
 
@@ -159,7 +160,8 @@ class FitOptions(Mapping):
         Sampling-design options of the sandwich (:class:`DesignSpec`), or ``None``.
     offset
         A known term of the linear predictor besides the formula's ``offset(...)``: a column
-        name, an :class:`OffsetValues` (one value per row of the data), or ``None``.
+        name, an :class:`~wemix_nb.model.design.OffsetValues` (one value per row of the data), or
+        ``None``.
     """
 
     weights: tuple[str, ...] | None = None
@@ -323,51 +325,6 @@ class FitOptions(Mapping):
             if getattr(self, f.name) != f.default and f.name != "progress"
         ]
         return f"FitOptions({', '.join(changed)})"
-
-
-class OffsetValues:
-    """An ``offset`` given as values, one per row of the data (kept as given: an array, or a
-    Series that the model frame aligns with the data by index); compared by value.
-
-    Parameters
-    ----------
-    values
-        A 1-D array-like of numbers, or a pandas Series.
-    """
-
-    def __init__(self, values: Any):
-        if isinstance(values, pd.Series):
-            if not pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
-                raise ArgumentError(f"offset must be numeric, got a Series of dtype {values.dtype}.")
-            self.values: np.ndarray | pd.Series = values.astype(float).copy()
-        else:
-            try:
-                array = np.array(values, dtype=float)
-            except (TypeError, ValueError):
-                raise ArgumentError(
-                    f"offset must be a column name or one number per row of the data, got {values!r}."
-                ) from None
-            if array.ndim != 1:
-                raise ArgumentError(f"offset must be one-dimensional, got shape {array.shape}.")
-            array.flags.writeable = False
-            self.values = array
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OffsetValues) or len(other) != len(self):
-            return False
-        same_kind = isinstance(self.values, pd.Series) == isinstance(other.values, pd.Series)
-        return same_kind and bool(
-            np.array_equal(np.asarray(self.values), np.asarray(other.values), equal_nan=True)
-        )
-
-    def __hash__(self) -> int:
-        return hash((len(self), np.asarray(self.values).tobytes()))
-
-    def __repr__(self) -> str:
-        return f"<offset: {len(self)} values>"
 
 
 # -------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -217,6 +218,51 @@ def trials_response(
     with np.errstate(invalid="ignore", divide="ignore"):
         y = np.where(trials > 0, successes / trials, 0.0)
     return y, trials
+
+
+class OffsetValues:
+    """An ``offset`` given as values, one per row of the data (kept as given: an array, or a
+    Series that the model frame aligns with the data by index); compared by value.
+
+    Parameters
+    ----------
+    values
+        A 1-D array-like of numbers, or a pandas Series.
+    """
+
+    def __init__(self, values: Any):
+        if isinstance(values, pd.Series):
+            if not pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+                raise ArgumentError(f"offset must be numeric, got a Series of dtype {values.dtype}.")
+            self.values: np.ndarray | pd.Series = values.astype(float).copy()
+        else:
+            try:
+                array = np.array(values, dtype=float)
+            except (TypeError, ValueError):
+                raise ArgumentError(
+                    f"offset must be a column name or one number per row of the data, got {values!r}."
+                ) from None
+            if array.ndim != 1:
+                raise ArgumentError(f"offset must be one-dimensional, got shape {array.shape}.")
+            array.flags.writeable = False
+            self.values = array
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, OffsetValues) or len(other) != len(self):
+            return False
+        same_kind = isinstance(self.values, pd.Series) == isinstance(other.values, pd.Series)
+        return same_kind and bool(
+            np.array_equal(np.asarray(self.values), np.asarray(other.values), equal_nan=True)
+        )
+
+    def __hash__(self) -> int:
+        return hash((len(self), np.asarray(self.values).tobytes()))
+
+    def __repr__(self) -> str:
+        return f"<offset: {len(self)} values>"
 
 
 def offset_argument(offset, data: pd.DataFrame) -> tuple[str | None, object]:

@@ -200,6 +200,7 @@ class ModelFrame:
         """True when only the rows are weighted (one weight column; higher levels have weight 1)."""
         return len(self.weight_columns) == 1 and len(self.levels) > 0
 
+    @property
     def y_less_offset(self) -> np.ndarray:
         """``y - offset``: what a linear model regresses on its design (``y`` without offset)."""
         return self.y if self.offset is None else self.y - self.offset
