@@ -10,6 +10,21 @@ import pytest
 import reference
 from browser import jupyterlab_runner
 
+try:  # property-based tests (tests/test_properties.py): bounded for CI, deadline-free (fits vary)
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "wemix",
+        max_examples=30,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        print_blob=True,
+    )
+    settings.register_profile("wemix-long", parent=settings.get_profile("wemix"), max_examples=500)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "wemix"))
+except ImportError:  # pragma: no cover - hypothesis is in the test extra
+    pass
+
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")

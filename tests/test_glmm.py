@@ -334,14 +334,16 @@ def test_three_level_reduces_to_two_levels(ref_data, nquad):
 
 
 def test_finite_differences_leave_the_warm_start_at_the_point(ref_data):
-    """The 3-level gradient is taken by differences; the modes they solve at perturbed points
-    must not become the warm start of the next evaluation (save_modes / restore_modes)."""
+    """For a model without an analytic gradient the objective takes differences; the modes they
+    solve at perturbed points must not become the warm start of the next evaluation
+    (save_modes / restore_modes). The 3-level model, with its gradient switched off."""
     data, _ = ref_data
     frame = build_model_frame(
         "ybin ~ x + (1|class) + (1|school)", data, ["w1", "w2", "w3"], binomial_response=True
     )
     model = _ThreeLevel(frame, Binomial(), 3, False)
-    assert not model.analytic_gradient
+    assert model.analytic_gradient
+    model.analytic_gradient = False
     obj = _Objective(model, 2)
     x = np.array([-1.0, 0.6, 1.2, 0.8])
     obj.value(x)

@@ -37,6 +37,20 @@ def assert_equal_fits(a, b, rtol=1e-8):
         pd.testing.assert_frame_equal(a.ranef[name], table, rtol=1e-6, atol=1e-8)
 
 
+def assert_equal_rows(a, b, rtol=1e-8):
+    """``resid`` and ``fitted`` of a Dask fit are Dask Series equal to the pandas fit's."""
+    names = ["resid", "fitted"] + (["linear_predictor"] if b.family is not None else [])
+    for name in names:
+        lazy = getattr(a, name)
+        assert isinstance(lazy, dd.Series), name
+        computed = lazy.compute(scheduler="sync").sort_index()
+        expected = getattr(b, name).sort_index()
+        pd.testing.assert_index_equal(computed.index, expected.index, exact="equiv")
+        np.testing.assert_allclose(
+            computed.to_numpy(), expected.to_numpy(), rtol=rtol, atol=1e-10, err_msg=name
+        )
+
+
 @pytest.mark.parametrize(
     "formula",
     [
@@ -48,7 +62,9 @@ def test_equals_pandas_fit(pisa, formula):
     ref = wemix_nb.mix(formula, pisa, weights=WEIGHTS)
     fit = wemix_nb.mix_dask(formula, by_school(pisa, 4), WEIGHTS, compute_kwargs={"scheduler": "sync"})
     assert_equal_fits(fit, ref)
-    assert len(fit.resid) == 0
+    assert_equal_rows(fit, ref)
+    pearson = fit.residuals(type="pearson").compute(scheduler="sync").sort_index()
+    pd.testing.assert_series_equal(pearson, ref.residuals(type="pearson").sort_index(), rtol=1e-8)
     pd.testing.assert_series_equal(fit.predict(pisa.head(50)), ref.predict(pisa.head(50)), rtol=1e-8)
 
 

@@ -257,6 +257,10 @@ def test_predict_with_an_offset_argument():
         by_values.predict(data, offset=data["log_e"].to_numpy()), by_values.predict(), rtol=1e-10
     )
     np.testing.assert_allclose(by_values.predict(data, offset="log_e"), by_values.predict(), rtol=1e-10)
+    gap = data.assign(x=np.where(np.arange(len(data)) == 2, np.nan, data["x"]))  # row 2: no prediction
+    with_gap = by_values.predict(gap, offset=data["log_e"].to_numpy())
+    assert np.isnan(with_gap.iloc[2])
+    np.testing.assert_allclose(with_gap.drop(index=2), by_values.predict().drop(index=2), rtol=1e-10)
     with pytest.raises(ArgumentError, match="newdata"):
         by_values.predict(offset="log_e")
 

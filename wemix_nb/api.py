@@ -7,8 +7,9 @@ Both validate their options once into :class:`~wemix_nb.options.FitOptions`; the
 
 from __future__ import annotations
 
+import inspect
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -381,8 +382,16 @@ def fit_many(
     >>> from distributed import Client
     >>> fits = wemix_nb.fit_many(specs, client=Client())
     """
+    if isinstance(specs, str | bytes | Mapping) or not isinstance(specs, Iterable):
+        raise ArgumentError(
+            "specs must be a list with one entry per fit (a dict of mix() arguments or a "
+            f"(formula, data[, kwargs]) tuple); got {type(specs).__name__}."
+        )
     tasks = [_task(spec, position) for position, spec in enumerate(specs)]
     return map_fits(_fit_spec, tasks, client=client, processes=processes, progress=progress, desc=desc)
+
+
+_MIX_ARGUMENTS = set(inspect.signature(mix).parameters)
 
 
 def _task(spec: Any, position: int) -> tuple[pd.DataFrame, str, FitOptions]:
@@ -390,6 +399,11 @@ def _task(spec: Any, position: int) -> tuple[pd.DataFrame, str, FitOptions]:
     if isinstance(spec, Mapping):
         kwargs = dict(spec)
     elif isinstance(spec, tuple | list) and len(spec) in (2, 3):
+        if len(spec) == 3 and not isinstance(spec[2], Mapping):
+            raise ArgumentError(
+                f"specs[{position}]: the third item must be a dict of mix() arguments; "
+                f"got {type(spec[2]).__name__}."
+            )
         kwargs = {"formula": spec[0], "data": spec[1], **(dict(spec[2]) if len(spec) == 3 else {})}
     else:
         raise ArgumentError(
@@ -399,6 +413,12 @@ def _task(spec: Any, position: int) -> tuple[pd.DataFrame, str, FitOptions]:
     for key in ("formula", "data"):
         if key not in kwargs:
             raise ArgumentError(f"specs[{position}] has no {key!r}.")
+    unknown = sorted(set(kwargs) - _MIX_ARGUMENTS)
+    if unknown:
+        raise ArgumentError(
+            f"specs[{position}] has argument(s) {', '.join(map(repr, unknown))} that mix() does not "
+            f"take; it takes {', '.join(sorted(_MIX_ARGUMENTS - {'n_jobs', 'client'}))}."
+        )
     formula, data = kwargs.pop("formula"), kwargs.pop("data")
     if "n_jobs" in kwargs or "client" in kwargs:
         raise ArgumentError(f"specs[{position}]: fit_many itself spreads the fits; drop n_jobs/client.")

@@ -36,7 +36,7 @@ class DataError(WemixError, ValueError):
 
 
 class RankDeficiencyError(DataError):
-    """The fixed-effect design matrix is rank deficient."""
+    """A fixed-effect (or random-effect) design matrix is rank deficient."""
 
 
 class FamilyError(WemixError, ValueError):

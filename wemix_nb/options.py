@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from wemix_nb.errors import ArgumentError
 from wemix_nb.estimation.families import Family, get_family
-from wemix_nb.model.design import OffsetValues
+from wemix_nb.model.design import offset_option
 from wemix_nb.model.sampling import LONELY_PSU
 from wemix_nb.model.weights import check_scaling_method
 
@@ -159,9 +158,7 @@ class FitOptions(Mapping):
     design
         Sampling-design options of the sandwich (:class:`DesignSpec`), or ``None``.
     offset
-        A known term of the linear predictor besides the formula's ``offset(...)``: a column
-        name, an :class:`~wemix_nb.model.design.OffsetValues` (one value per row of the data), or
-        ``None``.
+        The ``offset`` of :func:`~wemix_nb.mix`: a column name, ``OffsetValues`` or ``None``.
     """
 
     weights: tuple[str, ...] | None = None
@@ -180,7 +177,7 @@ class FitOptions(Mapping):
     pv: tuple[str, ...] | None = None
     replicates: ReplicateSpec | None = None
     design: DesignSpec | None = None
-    offset: str | OffsetValues | None = None
+    offset: Any = None  # a column name, or model.design.OffsetValues
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -221,24 +218,24 @@ class FitOptions(Mapping):
         what is wrong) and freeze them."""
         return cls(
             weights=_weight_columns(weights),
-            cweights=_flag(cweights, "cweights"),
+            cweights=check_flag(cweights, "cweights"),
             center_group=_center_group(center_group),
             center_grand=_formula_text(center_grand, "center_grand"),
             scale_weights=_scaling(scale_weights),
             family=_family(family, link),
-            nquad=_positive_int(nquad, "nquad", "(1 = Laplace)"),
-            max_iteration=_positive_int(max_iteration, "max_iteration"),
+            nquad=check_positive_int(nquad, "nquad", "(1 = Laplace)"),
+            max_iteration=check_positive_int(max_iteration, "max_iteration"),
             start=_start(start),
-            keep_adapting=_flag(keep_adapting, "keep_adapting"),
-            verbose=_flag(verbose, "verbose"),
-            progress=None if progress is None else _flag(progress, "progress"),
-            laplace_rounding=_flag(laplace_rounding, "laplace_rounding"),
-            pv=None if pv is None else tuple(pv),
+            keep_adapting=check_flag(keep_adapting, "keep_adapting"),
+            verbose=check_flag(verbose, "verbose"),
+            progress=None if progress is None else check_flag(progress, "progress"),
+            laplace_rounding=check_flag(laplace_rounding, "laplace_rounding"),
+            pv=None if pv is None else check_column_names(pv, "pv", "['pv1math', ..., 'pv5math']"),
             replicates=_replicates(
                 replicate_weights, replicate_method, fay_k, mse, replicate_scale, pv_sampling
             ),
             design=_design(strata, psu, fpc, nest, lonely_psu),
-            offset=_offset(offset),
+            offset=offset_option(offset),
         )
 
     def with_changes(self, **changes: Any) -> FitOptions:
@@ -300,14 +297,7 @@ class FitOptions(Mapping):
                 out["nest"] = True
             if d.lonely_psu != "fail":
                 out["lonely_psu"] = d.lonely_psu
-        if self.offset is not None:
-            out["offset"] = self.offset if isinstance(self.offset, str) else repr(self.offset)
-        return out
-
-    @property
-    def offset_argument(self) -> str | np.ndarray | pd.Series | None:
-        """The ``offset`` as the model frame takes it (a column name, or the values)."""
-        return self.offset.values if isinstance(self.offset, OffsetValues) else self.offset
+        return out if self.offset is None else {**out, "offset": str(self.offset)}
 
     def __getitem__(self, key: str) -> Any:
         return self._given()[key]
@@ -328,44 +318,80 @@ class FitOptions(Mapping):
 
 
 # -------------------------------------------------------------------------------------------------
-# validation of single arguments
+# validation of single arguments (also used by the other public functions)
 
 
-def _offset(offset: Any) -> str | OffsetValues | None:
-    if offset is None or isinstance(offset, str | OffsetValues):
-        return offset
-    if isinstance(offset, int | float | bool | np.number):
-        raise ArgumentError(
-            f"offset must be a column name or one number per row of the data, got the scalar {offset!r}."
-        )
-    return OffsetValues(offset)
-
-
-def _flag(value: Any, name: str) -> bool:
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` as a bool; :class:`~wemix_nb.errors.ArgumentError` unless it is True or False."""
     if not isinstance(value, bool | np.bool_):
         raise ArgumentError(f"{name} must be True or False, got {value!r}.")
     return bool(value)
 
 
-def _positive_int(value: Any, name: str, note: str = "") -> int:
+def check_positive_int(value: Any, name: str, note: str = "") -> int:
+    """``value`` as an int; :class:`~wemix_nb.errors.ArgumentError` unless it is an integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ArgumentError(f"{name} must be a positive integer{' ' + note if note else ''}, got {value!r}.")
     return int(value)
 
 
+def check_column_names(value: Any, name: str, example: str) -> tuple[str, ...]:
+    """Column names given as a list, tuple, array or Index of strings (not one string).
+
+    Raises
+    ------
+    ArgumentError
+        Naming the argument, with ``example`` as the expected form.
+    """
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise ArgumentError(f"{name} must be a list of column names, e.g. {example}; got {value!r}.")
+    names = tuple(value)
+    bad = [v for v in names if not isinstance(v, str)]
+    if bad:
+        raise ArgumentError(
+            f"{name} must be a list of column names, e.g. {example}; got {list(names)!r} "
+            f"({bad[0]!r} is not a name)."
+        )
+    return names
+
+
+def check_numbers(value: Any, name: str) -> np.ndarray:
+    """A number or a flat sequence of numbers as a float array, all finite and real.
+
+    Raises
+    ------
+    ArgumentError
+        For text, complex numbers, nested sequences, NaN or infinite values.
+    """
+    try:
+        values = np.asarray(value)
+        if values.dtype.kind not in "biuf":  # not text, objects or complex numbers
+            raise TypeError
+        values = np.atleast_1d(values.astype(float))
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{name} must be a number or a list of numbers, got {value!r}.") from None
+    if values.ndim != 1:
+        raise ArgumentError(f"{name} must be a number or a flat list of numbers, got {value!r}.")
+    if not np.all(np.isfinite(values)):
+        raise ArgumentError(f"{name} must hold finite numbers, got {values.tolist()}.")
+    return values
+
+
+def check_result(value: Any, function: str) -> Any:
+    """``value`` if it is a fitted model (a :class:`~wemix_nb.MixResult`: it has coefficients, their
+    covariance and variance components); :class:`~wemix_nb.errors.ArgumentError` otherwise."""
+    if not all(hasattr(value, name) for name in ("coef", "cov_mat", "variance", "ngroups")):
+        raise ArgumentError(
+            f"{function} needs a fitted model (the MixResult returned by wemix_nb.mix), got "
+            f"{type(value).__name__}."
+        )
+    return value
+
+
 def _weight_columns(weights: Any) -> tuple[str, ...] | None:
     if weights is None:
         return None
-    if (
-        isinstance(weights, str)
-        or not isinstance(weights, Sequence)
-        or not all(isinstance(w, str) for w in weights)
-    ):
-        raise ArgumentError(
-            "weights must be a list of column names, level 1 first, e.g. ['w_student', 'w_school']; "
-            f"got {weights!r}."
-        )
-    return tuple(weights)
+    return check_column_names(weights, "weights", "['w_student', 'w_school'] (level 1 first)")
 
 
 def _formula_text(spec: Any, argument: str) -> str | None:
@@ -403,13 +429,7 @@ def _family(family: Any, link: str | None) -> Family | None:
 def _start(start: Any) -> tuple[float, ...] | None:
     if start is None:
         return None
-    try:
-        values = np.asarray(start, dtype=float).ravel()
-    except (TypeError, ValueError):
-        raise ArgumentError(f"start must be a sequence of numbers, got {start!r}.") from None
-    if not all(math.isfinite(v) for v in values):
-        raise ArgumentError(f"start must hold finite numbers, got {list(values)}.")
-    return tuple(float(v) for v in values)
+    return tuple(float(v) for v in check_numbers(start, "start"))
 
 
 # -------------------------------------------------------------------------------------------------
@@ -557,7 +577,7 @@ def _replicates(
         levels=levels,
         method=method,
         fay_k=k,
-        mse=_flag(mse, "mse"),
+        mse=check_flag(mse, "mse"),
         scale=scale_value,
         rscales=rscales,
         pv_sampling=pv_sampling,
@@ -568,7 +588,7 @@ def _design(strata: Any, psu: Any, fpc: Any, nest: Any, lonely_psu: Any) -> Desi
     for name, value in (("strata", strata), ("psu", psu), ("fpc", fpc)):
         if value is not None and not isinstance(value, str):
             raise ArgumentError(f"{name} must be a column name, got {value!r}.")
-    nest = _flag(nest, "nest")
+    nest = check_flag(nest, "nest")
     if lonely_psu not in LONELY_PSU:
         raise ArgumentError(f"lonely_psu must be 'fail' or 'adjust'; got {lonely_psu!r}.")
     if strata is None and psu is None and fpc is None:

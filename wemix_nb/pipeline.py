@@ -17,10 +17,13 @@ from wemix_nb.estimation.glmm import fit_glmm
 from wemix_nb.estimation.likelihood import LogLikelihood, log_likelihood
 from wemix_nb.estimation.linear import fit_linear
 from wemix_nb.model.covariance import CovarianceStructure
+from wemix_nb.model.design import offset_input
 from wemix_nb.model.frame import ModelFrame, build_model_frame, check_linear_identifiable
+from wemix_nb.model.identification import check_fixed_interpolation, check_residual_variance
 from wemix_nb.model.sampling import sampling_design
 from wemix_nb.options import FitOptions
 from wemix_nb.results.assemble import glmm_result, linear_result
+from wemix_nb.results.conditioning import condition
 from wemix_nb.results.result import MixResult
 
 
@@ -54,17 +57,19 @@ def fit_frame(formula: str, frame: ModelFrame, options: FitOptions) -> MixResult
     building the frame, for callers that build or reuse frames themselves."""
     if options.is_linear:
         return _fit_linear_model(formula, frame, options)
+    # the estimator sees columns and weights of order one (wemix_nb.results.conditioning)
+    scales = condition(frame, weights=not options.laplace_rounding)
     fit = fit_glmm(
-        frame,
+        scales.frame(frame),
         options.family,
         nquad=options.nquad,
-        start=None if options.start is None else np.asarray(options.start),
+        start=scales.glmm_start(options.start),
         max_iteration=options.max_iteration,
         verbose=options.verbose,
         progress=options.progress,
         laplace_rounding=options.laplace_rounding,
     )
-    return glmm_result(formula, frame, options.family, fit, options)
+    return glmm_result(formula, frame, options.family, scales.glmm(fit), options)
 
 
 def likelihood_function(
@@ -73,10 +78,14 @@ def likelihood_function(
     """The log pseudo-likelihood that :func:`fit_single` maximises, as a function of the
     parameters (:class:`~wemix_nb.estimation.likelihood.LogLikelihood`)."""
     frame = model_frame(formula, data, options)
+    # the function the estimator maximises: on the conditioned frame (wemix_nb.results.conditioning)
+    scales = condition(frame, weights=options.is_linear or not options.laplace_rounding)
     if options.is_linear:
         check_linear_identifiable(frame)
-        return log_likelihood(frame, profiled=profiled)
-    return log_likelihood(frame, options.family, options.nquad, options.laplace_rounding, profiled)
+        return scales.likelihood(log_likelihood(scales.frame(frame), profiled=profiled))
+    return scales.likelihood(
+        log_likelihood(scales.frame(frame), options.family, options.nquad, options.laplace_rounding, profiled)
+    )
 
 
 def model_frame(formula: str, data: pd.DataFrame, options: FitOptions) -> ModelFrame:
@@ -91,7 +100,7 @@ def model_frame(formula: str, data: pd.DataFrame, options: FitOptions) -> ModelF
         center_grand=options.center_grand,
         scale_weights=options.scale_weights,
         binomial_response=options.binomial_response,
-        offset=options.offset_argument,
+        offset=offset_input(options.offset),
     )
     if options.design is None:
         return frame
@@ -128,6 +137,7 @@ def rows_of_fit(data: pd.DataFrame, frame: ModelFrame, columns: list[str]) -> pd
 
 def _fit_linear_model(formula: str, frame: ModelFrame, options: FitOptions) -> MixResult:
     check_linear_identifiable(frame)
+    check_fixed_interpolation(frame)
     start = None
     if options.start is not None:
         names = CovarianceStructure(frame.levels).names
@@ -137,5 +147,15 @@ def _fit_linear_model(formula: str, frame: ModelFrame, options: FitOptions) -> M
                 f"{names}; got {len(options.start)}."
             )
         start = np.asarray(options.start)
-    problem, solution, info = fit_linear(frame, start)
-    return linear_result(formula, frame, problem, solution, info, options)
+    scales = condition(frame)
+    problem, solution, info = fit_linear(scales.frame(frame), start)
+    check_residual_variance(frame, solution.sigma**2)
+    return linear_result(
+        formula,
+        frame,
+        scales.problem(frame, problem),
+        scales.linear(solution, frame.fixed_names),
+        info,
+        options,
+        se_beta=scales.beta_se(solution.cov_beta),
+    )

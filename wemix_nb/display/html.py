@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import html as _html
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from wemix_nb.display.tables import coef_frame, level_frame, variance_frame
+from wemix_nb.options import check_positive_int, check_result
 from wemix_nb.results.notes import se_method, weights_note
 from wemix_nb.results.report import resolve_conf_level
 
@@ -121,6 +122,7 @@ def result_gt(
     """
     from great_tables import GT, html
 
+    check_positive_int(digits, "digits")
     conf_level = resolve_conf_level(conf_level, level)
     coefs = coef_frame(result, conf_level)
     coefs["stars"] = [significance_stars(p) for p in coefs["p_value"]]
@@ -331,7 +333,9 @@ class Comparison:
     ):
         from wemix_nb.errors import ArgumentError
 
-        models = list(models)
+        if isinstance(models, str | Mapping) or not isinstance(models, Iterable):
+            raise ArgumentError(f"models must be a list of fits (MixResult), got {type(models).__name__}.")
+        models = [check_result(model, "compare") for model in models]
         if not models:
             raise ArgumentError("compare() needs at least one fitted model.")
         if names is None:

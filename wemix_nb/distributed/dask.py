@@ -1,108 +1,67 @@
-"""Linear mixed models of data too large for one pandas DataFrame: :func:`mix_dask`.
+"""Mixed models of data too large for one pandas DataFrame: :func:`mix_dask`.
 
-A weighted linear mixed model depends on the rows only through per-level-2-group weighted
-cross-products of ``[Z, X, r0]`` (see :mod:`wemix_nb._linear`). With a Dask DataFrame whose
-partitions hold whole top-level groups, each partition is turned into a model frame and those
-statistics on its own worker, in one pass; only the small per-group statistics travel back.
-They are moved to a common ``r0 = y - X beta0`` (``beta0``: the weighted least-squares fit, from
-the summed ``X'WX`` and ``X'Wy``), concatenated (the groups of different partitions are
-disjoint), put in the order a pandas fit uses, and handed to the same optimiser as
-:func:`~wemix_nb.mix`. The estimates equal those of ``mix`` on the whole data.
+Partitions of a Dask DataFrame hold whole top-level groups; each turns its rows into a model frame
+on its own worker, and only small per-group results travel.
+
+Linear models
+    A weighted linear mixed model depends on the rows only through per-level-2-group weighted
+    cross-products of ``[Z, X, r0]`` (see :mod:`wemix_nb.estimation.linear`), computed in one pass.
+    They are moved to a common ``r0 = y - X beta0`` (``beta0``: the weighted least-squares fit,
+    from the summed ``X'WX`` and ``X'Wy``), concatenated (the groups of different partitions are
+    disjoint), put in the order a pandas fit uses, and handed to the same optimiser as
+    :func:`~wemix_nb.mix`.
+GLMMs (two levels)
+    The likelihood is a sum over groups, so each partition keeps its rows and its groups'
+    warm-start modes on its worker and returns its share of the likelihood and gradient at the
+    parameters the driver sends; the driver runs the same optimiser as a pandas fit (see
+    :mod:`wemix_nb.distributed.dask_glmm`).
+
+Both give the estimates of ``mix`` on the whole data. ``resid`` and ``fitted`` are Dask Series,
+computed from the partitions when asked for (:mod:`wemix_nb.distributed.dask_rows`).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 
-from wemix_nb.errors import (
-    ArgumentError,
-    ColumnNotFoundError,
-    DataError,
-    DroppedRowsWarning,
-    FormulaError,
-    NestingError,
-    RankDeficiencyError,
+from wemix_nb.distributed.dask_glmm import fit_glmm_dask
+from wemix_nb.distributed.dask_partitions import (
+    FrameSpec,
+    check_nonconstant_response,
+    check_same_design,
+    combine_levels,
+    partition_summary,
+    report_partition_warnings,
+    row_weight_totals,
+    whole_frame,
 )
+from wemix_nb.distributed.dask_rows import with_row_series
+from wemix_nb.errors import ArgumentError, ColumnNotFoundError, DataError, RankDeficiencyError
 from wemix_nb.estimation.linear import CrossProducts, LinearProblem, cross_products
 from wemix_nb.model.formula import parse_formula
-from wemix_nb.model.frame import build_model_frame, check_top_level_groups
+from wemix_nb.model.identification import check_top_level_groups
 from wemix_nb.model.levels import group_columns_of
 from wemix_nb.options import FitOptions
-from wemix_nb.results.assemble import WeightTotals, linear_result
+from wemix_nb.results.assemble import linear_result
 
 
-def _partition_statistics(
-    pdf: pd.DataFrame, formula, weights, cweights, center_group, level_order
-) -> dict | None:
-    """Sufficient statistics of one partition (``None`` if it has no usable rows)."""
-    if len(pdf) == 0:
+def _partition_statistics(pdf, spec: FrameSpec) -> dict | None:
+    """Summary and sufficient statistics of one partition (``None`` if it has no usable rows)."""
+    frame, caught = spec.build(pdf)
+    if frame is None:
         return None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            frame = build_model_frame(
-                formula,
-                pdf,
-                weights,
-                cweights=cweights,
-                center_group=center_group,
-                check_response=False,
-                check_rank=False,
-                drop_unused_categories=False,
-                level_order=level_order,
-            )
-        except DataError as exc:
-            if "No rows are left" in str(exc):
-                return None
-            raise
     statistics = cross_products(frame)
     X, y, w1 = frame.X, frame.y_less_offset, frame.weight1
     XtW = (X * w1[:, None]).T
-    levels = [
-        {
-            "name": lv.name,
-            "labels": lv.labels,
-            "parent_index": lv.parent_index,
-            "weight": lv.weight,
-            "cond_weight": lv.cond_weight,
-            "n_rows": lv.n_rows,
-            "terms": list(lv.terms),
-            "q": lv.q,
-        }
-        for lv in frame.levels
-    ]
-    empty_levels = [
-        replace(lv, group_index=np.empty(0, dtype=np.int64), Z=np.empty((0, lv.q))) for lv in frame.levels
-    ]
-    skeleton = replace(
-        frame,
-        y=np.empty(0),
-        X=np.empty((0, X.shape[1])),
-        levels=empty_levels,
-        weight1=np.empty(0),
-        cond_weight1=np.empty(0),
-        row_index=pd.RangeIndex(0),
-        offset=None if frame.offset is None else np.empty(0),
-    )
     return {
+        **partition_summary(frame, caught),
         "T": statistics.T,
         "beta0": statistics.beta0,
         "XtWX": XtW @ X,
         "XtWy": XtW @ y,
-        "n": frame.n,
-        "w1": (float(w1.sum()), float(w1.min()), float(w1.max())),
         "n_weighted_top": statistics.n_weighted_top,
-        "y_range": (float(y.min()), float(y.max())),
-        "levels": levels,
-        "fixed_names": list(frame.fixed_names),
-        "skeleton": skeleton,
-        "dropped": (frame.n_dropped_missing, frame.n_dropped_zero_weight),
-        "warnings": [(w.category, str(w.message)) for w in caught if w.category is not DroppedRowsWarning],
     }
 
 
@@ -140,28 +99,10 @@ def _check_rank_crossproduct(XtWX: np.ndarray, names: list[str]) -> None:
         )
 
 
-def _order(labels: pd.Index) -> np.ndarray:
-    """Positions that sort the labels like the model frame's factorisation (fallback: as is)."""
-    try:
-        _, uniques = pd.factorize(labels, sort=True)
-        return pd.Index(labels).get_indexer(uniques)
-    except TypeError:
-        return np.arange(len(labels))
-
-
 def _combine(parts: list[dict]) -> dict:
-    first = parts[0]
-    names = first["fixed_names"]
-    for k, part in enumerate(parts[1:], start=2):
-        if part["fixed_names"] != names:
-            raise FormulaError(
-                f"Partition {k} gives fixed-effect columns {part['fixed_names']}, partition 1 gives {names}. "
-                "Make categorical columns pandas Categoricals with the same categories in every partition "
-                "(e.g. ddf.categorize()) so that each partition builds the same design."
-            )
-        for a, b in zip(part["levels"], first["levels"], strict=True):
-            if a["terms"] != b["terms"]:
-                raise FormulaError(f"Partitions give different random-effect terms for {a['name']!r}.")
+    """The whole data's cross-products, levels and top-level weighted counts."""
+    check_same_design(parts)
+    names = parts[0]["fixed_names"]
     p = len(names)
     XtWX = sum(part["XtWX"] for part in parts)
     XtWy = sum(part["XtWy"] for part in parts)
@@ -176,51 +117,30 @@ def _combine(parts: list[dict]) -> dict:
         E = np.eye(m)
         E[m - 1 - p : m - 1, m - 1] = -(part["beta0"] - beta0)
         Ts.append(E.T @ T @ E)
-    n_levels = len(first["levels"])
-    # concatenate the levels; parent indices shift by the parent level's groups before the partition
-    offsets = [
-        np.cumsum([0] + [len(part["levels"][k]["labels"]) for part in parts])[:-1] for k in range(n_levels)
-    ]
-    levels = []
-    for k in range(n_levels):
-        pieces = [part["levels"][k] for part in parts]
-        labels = pieces[0]["labels"].append([pc["labels"] for pc in pieces[1:]])
-        labels = labels.rename(first["levels"][k]["name"])
-        if labels.has_duplicates:
-            dup = labels[labels.duplicated()][:5]
-            raise NestingError(
-                f"Group(s) {', '.join(map(repr, map(str, dup)))} of {labels.name!r} appear in more than one "
-                "partition. mix_dask needs every top-level group inside one partition: e.g. "
-                "ddf.shuffle(on=<top-level group column>) or set_index on it."
-            )
-        parent = None
-        if k < n_levels - 1:
-            parent = np.concatenate([pc["parent_index"] + offsets[k + 1][j] for j, pc in enumerate(pieces)])
-        levels.append(
-            {
-                "labels": labels,
-                "parent": parent,
-                "weight": np.concatenate([pc["weight"] for pc in pieces]),
-                "cond_weight": np.concatenate([pc["cond_weight"] for pc in pieces]),
-                "n_rows": np.concatenate([pc["n_rows"] for pc in pieces]),
-            }
-        )
-    # the pandas fit's group order: sorted labels
-    orders = [_order(lv["labels"]) for lv in levels]
-    inverse = []
-    for order in orders:
-        inv = np.empty_like(order)
-        inv[order] = np.arange(len(order))
-        inverse.append(inv)
-    for k, (lv, order) in enumerate(zip(levels, orders, strict=True)):
-        for key in ("weight", "cond_weight", "n_rows"):
-            lv[key] = lv[key][order]
-        lv["labels"] = lv["labels"][order]
-        if lv["parent"] is not None:
-            lv["parent"] = inverse[k + 1][lv["parent"][order]]
+    levels, orders = combine_levels(parts)
     T = np.concatenate(Ts)[orders[0]]
     n_weighted_top = np.concatenate([part["n_weighted_top"] for part in parts])[orders[-1]]
     return {"beta0": beta0, "T": T, "levels": levels, "n_weighted_top": n_weighted_top}
+
+
+def level_order(ddf, formula: str, compute_kwargs: Mapping | None) -> list[str]:
+    """The grouping factors ordered by their numbers of groups in the whole data (most first), as
+    a pandas fit orders its levels (a partition alone cannot tell)."""
+    import dask
+
+    factors = list(dict.fromkeys(bar.group for bar in parse_formula(formula).bars))
+    missing = [c for factor in factors for c in group_columns_of(factor) if c not in ddf.columns]
+    if missing:
+        raise ColumnNotFoundError(f"Grouping column(s) {', '.join(map(repr, missing))} not in the data.")
+    if len(factors) == 1:  # nothing to order: no pass over the data
+        return factors
+    # a tree reduction of the partitions' distinct groups (a shuffle costs more than the fit's
+    # first steps); split_out=1: one result partition
+    counts = dask.compute(
+        *[ddf[group_columns_of(factor)].drop_duplicates(split_out=1).shape[0] for factor in factors],
+        **dict(compute_kwargs or {}),
+    )
+    return [factor for _, factor in sorted(zip(counts, factors, strict=True), key=lambda t: -t[0])]
 
 
 def mix_dask(
@@ -228,23 +148,37 @@ def mix_dask(
     ddf,
     weights: Sequence[str] | None = None,
     *,
+    family: str | None = None,
+    link: str | None = None,
+    nquad: int = 13,
     cweights: bool = False,
     center_group: Mapping[str, str] | None = None,
     start: Sequence[float] | None = None,
+    max_iteration: int = 100,
+    laplace_rounding: bool = False,
+    progress: bool | None = None,
+    client=None,
     compute_kwargs: Mapping | None = None,
 ):
-    """Fit a weighted linear mixed model to a Dask DataFrame, partition by partition.
+    """Fit a weighted mixed model to a Dask DataFrame, partition by partition.
 
     Parameters
     ----------
-    formula, weights, cweights, center_group, start
-        As for :func:`~wemix_nb.mix` (linear models only; ``center_grand`` is not available:
-        centre the columns beforehand).
+    formula, weights, family, link, nquad, cweights, center_group, start, max_iteration
+        As for :func:`~wemix_nb.mix`: linear models (no ``family``) with any number of levels,
+        GLMMs (``family="binomial"`` or ``"poisson"``) with two levels. ``center_grand`` and
+        ``scale_weights`` are not available: centre and scale the columns beforehand.
+    laplace_rounding, progress
+        As for :func:`~wemix_nb.mix` (GLMMs).
     ddf
         A ``dask.dataframe.DataFrame`` in which every top-level group lies in one partition
         (e.g. ``ddf.shuffle(on="school")``). Categorical columns must have the same categories in
         every partition (``ddf.categorize()``), and each partition must hold enough rows and
-        groups for a full-rank fixed-effect design.
+        groups for a full-rank fixed-effect design (linear models).
+    client
+        GLMMs: the ``distributed.Client`` whose workers keep the partitions during the fit
+        (default: the active client). Without one, the partitions are computed and kept in this
+        process.
     compute_kwargs
         Passed to ``dask.compute`` (e.g. ``scheduler=...``); with an active
         ``distributed.Client`` the partitions are processed on its workers.
@@ -252,102 +186,61 @@ def mix_dask(
     Returns
     -------
     MixResult
-        The same estimates as ``mix`` on the whole data. ``resid`` and ``fitted`` are empty (the
-        rows stay in the cluster): use ``ddf.map_partitions(result.predict)`` for predictions.
-    """
-    import dask
+        The same estimates as ``mix`` on the whole data. ``resid`` and ``fitted`` (and, for GLMMs,
+        ``linear_predictor``) are Dask Series, computed from the partitions with the fitted
+        parameters when asked for; use ``ddf.map_partitions(result.predict)`` for predictions.
 
-    options = FitOptions.from_arguments(weights, cweights=cweights, center_group=center_group, start=start)
+    Raises
+    ------
+    FormulaError
+        A GLMM with more than two levels.
+    """
+    options = FitOptions.from_arguments(
+        weights,
+        family=family,
+        link=link,
+        nquad=nquad,
+        cweights=cweights,
+        center_group=center_group,
+        start=start,
+        max_iteration=max_iteration,
+        laplace_rounding=laplace_rounding,
+        progress=progress,
+    )
     if not hasattr(ddf, "to_delayed"):
         raise ArgumentError(f"ddf must be a Dask DataFrame, got {type(ddf).__name__}; for pandas use mix().")
-    # the levels are ordered by their numbers of groups in the whole data, not per partition
-    factors = list(dict.fromkeys(bar.group for bar in parse_formula(formula).bars))
-    missing = [c for factor in factors for c in group_columns_of(factor) if c not in ddf.columns]
-    if missing:
-        raise ColumnNotFoundError(f"Grouping column(s) {', '.join(map(repr, missing))} not in the data.")
-    counts = dask.compute(
-        *[ddf[group_columns_of(factor)].drop_duplicates().shape[0] for factor in factors],
-        **dict(compute_kwargs or {}),
+    spec = FrameSpec(
+        formula,
+        None if weights is None else list(weights),
+        cweights,
+        options.center_group,
+        level_order(ddf, formula, compute_kwargs),
+        binomial_response=options.binomial_response,
     )
-    level_order = [factor for _, factor in sorted(zip(counts, factors, strict=True), key=lambda t: -t[0])]
-    tasks = [
-        dask.delayed(_partition_statistics)(
-            part,
-            formula,
-            None if weights is None else list(weights),
-            cweights,
-            options.center_group,
-            level_order,
-        )
-        for part in ddf.to_delayed()
-    ]
+    if options.family is not None:
+        result = fit_glmm_dask(ddf, spec, options, client, compute_kwargs)
+    else:
+        result = _fit_linear_dask(ddf, spec, options, compute_kwargs)
+    return with_row_series(result, ddf, spec)
+
+
+def _fit_linear_dask(ddf, spec: FrameSpec, options: FitOptions, compute_kwargs: Mapping | None):
+    import dask
+
+    tasks = [dask.delayed(_partition_statistics)(part, spec) for part in ddf.to_delayed()]
     parts = [p for p in dask.compute(*tasks, **dict(compute_kwargs or {})) if p is not None]
     if not parts:
         raise DataError("No rows are left after removing rows with missing values or zero weights.")
-    seen = set()
-    for part in parts:
-        for category, message in part["warnings"]:
-            if (category, message) not in seen:
-                seen.add((category, message))
-                warnings.warn(message, category, stacklevel=2)
-    dropped_missing = sum(part["dropped"][0] for part in parts)
-    dropped_zero = sum(part["dropped"][1] for part in parts)
-    if dropped_missing:
-        warnings.warn(
-            f"{dropped_missing} row(s) with missing values in the model's columns were removed.",
-            DroppedRowsWarning,
-            stacklevel=2,
-        )
-    if dropped_zero:
-        warnings.warn(
-            f"{dropped_zero} row(s) with a zero weight were removed.", DroppedRowsWarning, stacklevel=2
-        )
-    y_low = min(part["y_range"][0] for part in parts)
-    y_high = max(part["y_range"][1] for part in parts)
-    skeleton = parts[0]["skeleton"]
-    if y_low == y_high:
-        raise DataError(
-            f"The response {skeleton.parsed.response!r} is constant ({y_low!r}); nothing to model."
-        )
-
+    dropped = report_partition_warnings(parts)
+    check_nonconstant_response(parts)
     stats = _combine(parts)
-    levels = []
-    for lv, info in zip(skeleton.levels, stats["levels"], strict=True):
-        levels.append(
-            replace(
-                lv,
-                labels=info["labels"],
-                parent_index=info["parent"],
-                weight=info["weight"],
-                cond_weight=info["cond_weight"],
-                n_rows=info["n_rows"],
-            )
-        )
-    if np.all(levels[0].n_rows == 1):
-        raise DataError(
-            f"Every group of {levels[0].name!r} (level 2) has a single row, so its random-effect variance "
-            "cannot be separated from the residual variance."
-        )
-    centering = skeleton.centering
-    if centering.group:
-        merged = {
-            factor: {
-                var: pd.concat([part["skeleton"].centering.group[factor][var] for part in parts])
-                for var in means
-            }
-            for factor, means in centering.group.items()
-        }
-        centering = replace(centering, group=merged)
-    n = sum(part["n"] for part in parts)
-    frame = replace(
-        skeleton,
-        levels=levels,
-        centering=centering,
-        n_dropped_missing=dropped_missing,
-        n_dropped_zero_weight=dropped_zero,
-    )
+    frame = whole_frame(parts, stats["levels"], dropped)
     check_top_level_groups(frame)
-
+    if np.all(frame.levels[0].n_rows == 1):
+        raise DataError(
+            f"Every group of {frame.levels[0].name!r} (level 2) has a single row, so its random-effect "
+            "variance cannot be separated from the residual variance."
+        )
     problem = LinearProblem(
         frame,
         CrossProducts(
@@ -357,7 +250,8 @@ def mix_dask(
             n_weighted_top=stats["n_weighted_top"],
         ),
     )
-    if start is not None:
+    start = None
+    if options.start is not None:
         start = np.asarray(options.start)
         if start.shape != (problem.structure.size,):
             raise ArgumentError(
@@ -366,10 +260,9 @@ def mix_dask(
             )
     theta, info = problem.optimize(start)
     solution = problem.solution(theta)
-    rows = WeightTotals(
-        n=n,
-        sum=float(sum(part["w1"][0] for part in parts)),
-        min=min(part["w1"][1] for part in parts),
-        max=max(part["w1"][2] for part in parts),
+    return linear_result(
+        spec.formula, frame, problem, solution, info, options, row_weights=row_weight_totals(parts)
     )
-    return linear_result(formula, frame, problem, solution, info, options, row_weights=rows)
+
+
+__all__ = ["mix_dask"]

@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from wemix_nb._progress import progress_bar
@@ -104,6 +105,19 @@ def _reraise(caught) -> None:
         warnings.warn(message, category, stacklevel=3)
 
 
+def _check_arguments(client: Any, processes: Any, progress: Any, desc: Any) -> None:
+    if client is not None and not (hasattr(client, "scatter") and hasattr(client, "map")):
+        raise ArgumentError(f"client must be a Dask distributed.Client, got {type(client).__name__}.")
+    if processes is not None and (
+        isinstance(processes, bool) or not isinstance(processes, int | np.integer) or processes < 1
+    ):
+        raise ArgumentError(f"processes must be a positive integer or None; got {processes!r}.")
+    if progress is not None and not isinstance(progress, bool | np.bool_):
+        raise ArgumentError(f"progress must be True, False or None; got {progress!r}.")
+    if not isinstance(desc, str):
+        raise ArgumentError(f"desc must be a string, got {desc!r}.")
+
+
 def map_fits(
     func: Callable,
     tasks: Sequence[tuple],
@@ -139,13 +153,12 @@ def map_fits(
     list
         The results in the order of ``tasks``; warnings raised by the tasks are re-raised here.
     """
+    _check_arguments(client, processes, progress, desc)
     datasets, keys, arguments = _split_data(tasks)
     n = len(arguments)
     results: list = [None] * n
     if n == 0:
         return results
-    if processes is not None and (isinstance(processes, bool) or int(processes) < 1):
-        raise ArgumentError(f"processes must be a positive integer or None; got {processes!r}.")
     with progress_bar(n, desc, progress, delay=delay) as bar:
         if client is not None:
             _map_dask(client, func, datasets, keys, arguments, results, bar)

@@ -115,6 +115,29 @@ class Family:
         """
         raise NotImplementedError
 
+    def has_cumulant(self) -> bool:
+        """Whether :meth:`cumulant` is available (canonical links of exponential families)."""
+        return False
+
+    def cumulant(
+        self, eta: np.ndarray, mean: bool = False, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """For a canonical link, the log-density relative to the saturated model (what
+        :meth:`loglik_d1` returns) is ``y eta - b(eta) + cumulant_offset(y)``: returns ``b(eta)``
+        and, with ``mean``, ``b'(eta) = mu`` (possibly the same array: read them, do not modify
+        them).
+
+        The quadrature uses it to sum the part linear in ``eta`` per group instead of per node.
+        ``eta`` is overwritten and ``mu`` written to ``out`` if given (both temporaries of the
+        caller, so that no large array is allocated). Only when :meth:`has_cumulant` is true.
+        """
+        raise NotImplementedError
+
+    def cumulant_offset(self, y: np.ndarray) -> np.ndarray:
+        """With :meth:`cumulant`: the term free of ``eta`` that turns ``y eta - b(eta)`` into the
+        log-density relative to the saturated model (per trial for a binomial proportion)."""
+        raise NotImplementedError
+
     def check_response(self, y: np.ndarray, column: str) -> None:
         """Raise :class:`~wemix_nb.errors.DataError` if ``y`` is not valid for this family."""
 
@@ -254,6 +277,25 @@ class Binomial(Family):
         dlogw = -2.0 * eta - np.exp(log_phi - log_p) + np.exp(log_phi - log_q)
         return {**out, "w": w, "dw": w * dlogw}
 
+    def has_cumulant(self) -> bool:
+        return self.link == "logit"
+
+    def cumulant(self, eta, mean=False, out=None):
+        # b = softplus(eta) = log1p(exp(eta)): exact while exp(eta) is finite; beyond, the slower
+        # max(eta, 0) + log1p(exp(-|eta|))
+        if eta.size and np.max(eta) > _ETA_MAX:
+            mu = expit(eta, out=out) if mean else None
+            return np.maximum(eta, 0.0) + np.log1p(np.exp(-np.abs(eta))), mu
+        ex = np.exp(eta, out=eta)
+        mu = None
+        if mean:
+            mu = np.add(ex, 1.0, out=out)
+            np.divide(ex, mu, out=mu)
+        return np.log1p(ex, out=ex), mu
+
+    def cumulant_offset(self, y):
+        return -_bernoulli_saturated(np.asarray(y, dtype=float))
+
     def check_response(self, y, column):
         from wemix_nb.errors import DataError
 
@@ -340,6 +382,17 @@ class Poisson(Family):
         mu = np.asarray(mu, dtype=float)
         with np.errstate(divide="ignore"):
             return np.maximum(2.0 * (xlogy(y, y / mu) - (y - mu)), 0.0)
+
+    def has_cumulant(self) -> bool:
+        return True
+
+    def cumulant(self, eta, mean=False, out=None):
+        mu = np.exp(np.minimum(eta, _ETA_MAX, out=eta), out=eta)
+        return mu, (mu if mean else None)
+
+    def cumulant_offset(self, y):
+        y = np.asarray(y, dtype=float)
+        return y - xlogy(y, y)
 
     def check_response(self, y, column):
         from wemix_nb.errors import DataError

@@ -12,7 +12,7 @@ import pandas as pd
 from formulaic import model_matrix
 
 from wemix_nb.errors import ArgumentError, DataError, FormulaError, RankDeficiencyError
-from wemix_nb.model.formula import ParsedFormula, RandomBar
+from wemix_nb.model.formula import INTERCEPT, ParsedFormula, RandomBar, variables_of
 
 #: the name under which an ``offset`` array joins the model's rows
 OFFSET_COLUMN = "(offset)"
@@ -79,11 +79,97 @@ class _InterceptOnly:
         return pd.DataFrame({"Intercept": np.ones(len(data))}, index=data.index)
 
 
-def _design_matrix(expression: str, data: pd.DataFrame, what: str):
+def real_values(matrix: pd.DataFrame, what: str) -> np.ndarray:
+    """The columns of a design (or a response) as a float array, refusing what is not a real
+    number: complex values (their imaginary part would be dropped), dates, durations, objects.
+
+    Raises
+    ------
+    DataError
+        Naming the first such column and its dtype.
+    """
+    for name, dtype in matrix.dtypes.items():
+        if pd.api.types.is_complex_dtype(dtype):
+            raise DataError(
+                f"{what} column {str(name)!r} holds complex numbers (dtype {dtype}); the model needs "
+                "real numbers (take the real part or the modulus explicitly if that is meant)."
+            )
+        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
+            raise DataError(
+                f"{what} column {str(name)!r} holds values that are not numbers (dtype {dtype}). "
+                "Convert it (e.g. a duration to days) or use it as a category with C(...)."
+            )
+    return matrix.to_numpy(dtype=float)
+
+
+def _not_numbers(data: pd.DataFrame, expression: str) -> list[str]:
+    """The columns of ``expression`` with dates, durations or periods (neither numbers nor text)."""
     try:
-        return model_matrix(expression, data, na_action="ignore")
+        names = variables_of(expression)
+    except FormulaError:
+        return []
+    return [
+        name
+        for name in names
+        if name in data.columns
+        and (
+            pd.api.types.is_datetime64_any_dtype(data[name].dtype)
+            or pd.api.types.is_timedelta64_dtype(data[name].dtype)
+            or isinstance(data[name].dtype, pd.PeriodDtype | pd.IntervalDtype)
+        )
+    ]
+
+
+class _QuotedInterceptColumn:
+    """formulaic's spec of a design that uses a data column named ``Intercept`` (written
+    `` `Intercept` `` in the formula).
+
+    formulaic names the intercept's column ``Intercept`` too, and the two columns would collapse
+    into one. The data column is therefore handed to formulaic under a placeholder name, and the
+    design's columns that come from it are named with the backticks, `` `Intercept` `` (as R names
+    a coefficient of a column whose name needs quoting).
+    """
+
+    PLACEHOLDER = "_wemix_intercept_column_"
+
+    def __init__(self, spec: Any) -> None:
+        self.spec = spec
+
+    @classmethod
+    def expression(cls, expression: str) -> str:
+        return expression.replace(f"`{INTERCEPT}`", cls.PLACEHOLDER)
+
+    @classmethod
+    def data(cls, data: pd.DataFrame) -> pd.DataFrame:
+        return data.rename(columns={INTERCEPT: cls.PLACEHOLDER})
+
+    @classmethod
+    def named(cls, matrix: pd.DataFrame) -> pd.DataFrame:
+        return matrix.rename(columns=lambda c: str(c).replace(cls.PLACEHOLDER, f"`{INTERCEPT}`"))
+
+    def get_model_matrix(self, data: pd.DataFrame, na_action: str = "ignore") -> pd.DataFrame:
+        return self.named(self.spec.get_model_matrix(self.data(data), na_action=na_action))
+
+
+def _design_matrix(expression: str, data: pd.DataFrame, what: str) -> tuple[pd.DataFrame, Any]:
+    """formulaic's design of ``expression`` on ``data``, and its spec (to rebuild it on new data)."""
+    quoted = f"`{INTERCEPT}`" in expression and INTERCEPT in data.columns
+    if quoted:
+        expression, data = _QuotedInterceptColumn.expression(expression), _QuotedInterceptColumn.data(data)
+    try:
+        matrix = model_matrix(expression, data, na_action="ignore")
     except Exception as exc:  # formulaic's errors have many types
+        dates = _not_numbers(data, expression)
+        if dates:
+            raise DataError(
+                f"Cannot build the {what}: column {dates[0]!r} holds {data[dates[0]].dtype} values, "
+                "which are neither numbers nor categories. Convert it (e.g. to the days since a "
+                "reference date) or use it as a category with C(...)."
+            ) from exc
         raise FormulaError(f"Cannot build the {what} from {expression!r}: {exc}") from exc
+    if quoted:
+        return _QuotedInterceptColumn.named(matrix), _QuotedInterceptColumn(matrix.model_spec)
+    return matrix, matrix.model_spec
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,7 +190,7 @@ def _binomial_response(y_raw: pd.Series, name: str) -> tuple[np.ndarray, tuple |
             )
         return (y_raw == categories[1]).to_numpy(dtype=float), tuple(categories)
     if pd.api.types.is_numeric_dtype(dtype):
-        values = y_raw.to_numpy(dtype=float)
+        values = real_values(y_raw.to_frame(name), "The response")[:, 0]
         bad = ~np.isin(values, (0.0, 1.0))
         if bad.any():
             examples = pd.unique(values[bad])[:5]
@@ -155,7 +241,7 @@ def response(
     if name in rows.columns:
         y_raw = rows[name]
     else:
-        y_raw = _design_matrix(f"{name} - 1", rows, "response").iloc[:, 0]
+        y_raw = _design_matrix(f"{name} - 1", rows, "response")[0].iloc[:, 0]
     levels = None
     if binomial:
         y, levels = _binomial_response(y_raw, name)
@@ -164,7 +250,7 @@ def response(
             f"The response {name!r} must be numeric for this family, but has dtype {y_raw.dtype}."
         )
     else:
-        y = y_raw.to_numpy(dtype=float)
+        y = real_values(y_raw.to_frame(name), "The response")[:, 0]
     check_finite(y[:, None], [name], "The response", rows.index)
     if check_constant and np.ptp(y) == 0:
         raise DataError(f"The response {name!r} is constant ({float(y[0])!r}); nothing to model.")
@@ -177,7 +263,7 @@ def _numeric_expression(rows: pd.DataFrame, expression: str, what: str) -> np.nd
     if expression in rows.columns:
         values = rows[expression]
     else:
-        values = _design_matrix(f"I({expression}) - 1", rows, what).iloc[:, 0]
+        values = _design_matrix(f"I({expression}) - 1", rows, what)[0].iloc[:, 0]
     if pd.api.types.is_bool_dtype(values.dtype) or not pd.api.types.is_numeric_dtype(values.dtype):
         raise DataError(f"The {what} {expression!r} must be numeric, but has dtype {values.dtype}.")
     out = values.to_numpy(dtype=float)
@@ -265,6 +351,29 @@ class OffsetValues:
         return f"<offset: {len(self)} values>"
 
 
+def offset_option(offset: Any) -> str | OffsetValues | None:
+    """``mix``'s ``offset`` argument validated for :class:`~wemix_nb.options.FitOptions`: a column
+    name, or the values wrapped in :class:`OffsetValues` (comparable, hashable).
+
+    Raises
+    ------
+    ArgumentError
+        A single number, or values that are not a 1-D sequence of numbers.
+    """
+    if offset is None or isinstance(offset, str | OffsetValues):
+        return offset
+    if isinstance(offset, int | float | bool | np.number):
+        raise ArgumentError(
+            f"offset must be a column name or one number per row of the data, got the scalar {offset!r}."
+        )
+    return OffsetValues(offset)
+
+
+def offset_input(option: str | OffsetValues | None) -> str | np.ndarray | pd.Series | None:
+    """The ``offset`` option as :func:`~wemix_nb.model.frame.build_model_frame` takes it."""
+    return option.values if isinstance(option, OffsetValues) else option
+
+
 def offset_argument(offset, data: pd.DataFrame) -> tuple[str | None, object]:
     """The ``offset`` argument as ``(column, values)``: a column name and no values, or
     :data:`OFFSET_COLUMN` and the values (an array of one value per row of ``data``, or a Series
@@ -311,24 +420,42 @@ def offset_values(rows: pd.DataFrame, parsed: ParsedFormula, column: str | None 
 # fixed effects
 
 
-def _check_rank(X: np.ndarray, names: list[str]) -> None:
-    import scipy.linalg
+#: a column that keeps less than this fraction of its length once the others are projected out is
+#: a linear combination of them (R's lm uses the same tolerance)
+RANK_TOL = 1e-7
 
-    if X.shape[1] == 0:
-        return
-    scale = np.sqrt((X**2).sum(axis=0))
-    scale[scale == 0] = 1.0
-    # a plain QR of the tall matrix, then the rank-revealing (pivoted) QR of its small R factor:
-    # the same rank and pivots as a pivoted QR of X, at the cost of one unpivoted factorisation
-    R0 = np.linalg.qr(X / scale, mode="r")
-    _, R, pivot = scipy.linalg.qr(R0, pivoting=True)
-    diag = np.abs(np.diag(R))
-    # columns scaled to unit length: a pivot below 1e-7 means the column keeps less than 1e-7 of its
-    # length once the others are projected out (R's lm uses the same tolerance)
-    tol = 1e-7
-    rank = int((diag > tol).sum())
-    if rank < X.shape[1]:
-        dropped = [names[j] for j in sorted(pivot[rank:])]
+
+def unit_columns(X: np.ndarray) -> np.ndarray:
+    """``X`` with each column on its own scale: divided by its largest absolute value first (its
+    square cannot overflow or underflow then, whether the column is in units of 1e-160 or 1e155),
+    then by its length. An all-zero column stays zero."""
+    largest = np.max(np.abs(X), axis=0, initial=0.0)
+    largest[largest == 0] = 1.0
+    X = X / largest
+    length = np.sqrt((X**2).sum(axis=0))
+    length[length == 0] = 1.0
+    return X / length
+
+
+def dependent_columns(X: np.ndarray) -> list[int]:
+    """Positions of the columns of ``X`` that are linear combinations of the columns before them
+    (empty when ``X`` has full column rank): of two collinear columns the later one is named.
+
+    The diagonal of the R factor of the columns scaled to unit length (:func:`unit_columns`) is the
+    length each column keeps once the columns before it are projected out.
+    """
+    n, p = X.shape
+    if p == 0:
+        return []
+    R = np.linalg.qr(unit_columns(X), mode="r")
+    kept = np.zeros(p, dtype=bool)
+    kept[: min(n, p)] = np.abs(np.diag(R)) > RANK_TOL
+    return [int(j) for j in np.flatnonzero(~kept)]
+
+
+def _check_rank(X: np.ndarray, names: list[str]) -> None:
+    dropped = [names[j] for j in dependent_columns(X)]
+    if dropped:
         raise RankDeficiencyError(
             f"The fixed-effect design is rank deficient: column(s) {', '.join(map(repr, dropped))} "
             "are linear combinations of the others (collinear or constant). Remove them from the "
@@ -358,15 +485,15 @@ def fixed_design(rows: pd.DataFrame, parsed: ParsedFormula, *, check_rank: bool 
     RankDeficiencyError
         If ``check_rank`` and its columns are linearly dependent.
     """
-    matrix = _design_matrix(parsed.fixed, rows, "fixed-effect design")
-    X = np.asarray(matrix, dtype=float)
+    matrix, spec = _design_matrix(parsed.fixed, rows, "fixed-effect design")
+    X = real_values(matrix, "The fixed-effect design")
     names = [str(c) for c in matrix.columns]
     if X.shape[1] == 0:
         raise FormulaError(f"The formula {parsed.formula!r} has no fixed effect; use at least '~ 1 + ...'.")
     check_finite(X, names, "The fixed-effect design", rows.index)
     if check_rank:  # mix_dask checks the rank of the whole design, not of each partition
         _check_rank(X, names)
-    return FixedDesign(X=X, names=names, spec=matrix.model_spec)
+    return FixedDesign(X=X, names=names, spec=spec)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,9 +528,8 @@ def _bar_matrix(rows: pd.DataFrame, bar: RandomBar) -> tuple[np.ndarray, list[st
         matrix = spec.get_model_matrix(rows)
     else:
         what = f"random-effect design of '({bar.expr} | {bar.group})'"
-        matrix = _design_matrix(bar.expr, rows, what)
-        spec = matrix.model_spec
-    values = np.asarray(matrix, dtype=float)
+        matrix, spec = _design_matrix(bar.expr, rows, what)
+    values = real_values(matrix, f"The random-effect design of {bar.group!r}")
     names = [str(c) for c in matrix.columns]
     check_finite(values, names, f"The random-effect design of {bar.group!r}", rows.index)
     if not names:

@@ -11,8 +11,16 @@ import re
 from dataclasses import dataclass
 
 from formulaic import Formula
+from formulaic.transforms import TRANSFORMS
 
 from wemix_nb.errors import FormulaError
+
+#: the name formulaic gives the intercept column (and so the intercept's coefficient)
+INTERCEPT = "Intercept"
+
+# a name (not an attribute such as np.log), not called, not a keyword argument
+_BARE_NAME = re.compile(r"(?<![\w.`])([A-Za-z_]\w*)(?![\w`])(?!\s*(?:[(.]|=(?!=)))")
+_QUOTED = re.compile(r"`[^`]*`|'[^']*'|\"[^\"]*\"")
 
 
 @dataclass(frozen=True)
@@ -210,6 +218,65 @@ def _cbind(response: str) -> tuple[str, str] | None:
             "e.g. cbind(passed, n - passed)."
         )
     return parts[0], parts[1]
+
+
+def bare_reserved_names(expression: str) -> list[str]:
+    """Names written without backticks that formulaic does not read as data columns.
+
+    formulaic resolves its own functions and modules (``scale``, ``center``, ``log``, ``C``,
+    ``I``, ``poly``, ``np``...) before the data's columns, and names the intercept column
+    ``Intercept``; a data column with one of these names must be written in backticks
+    (`` `scale` ``, `` `Intercept` ``). Calls (``scale(x)``) and attributes (``np.log``) are fine.
+
+    Returns
+    -------
+    list of str
+        The reserved names used bare, each once, in order of appearance.
+    """
+    plain = _QUOTED.sub(" ", expression)
+    names = [m.group(1) for m in _BARE_NAME.finditer(plain)]
+    return list(dict.fromkeys(n for n in names if n in TRANSFORMS or n == INTERCEPT))
+
+
+def check_reserved_names(expression: str, columns, *, response: bool = False) -> None:
+    """Refuse names of the formula language used for data columns (see :func:`bare_reserved_names`).
+
+    Parameters
+    ----------
+    expression
+        A formula or a part of it.
+    columns
+        The data's column names.
+    response
+        True if ``expression`` is the response, which may be a column named ``Intercept``.
+
+    Raises
+    ------
+    FormulaError
+        For a bare name that is also a data column (it must be written in backticks), or a
+        function of the formula language written as a term of its own (``y ~ log + x``).
+    """
+    terms = {term.strip() for part in expression.split("~") for term in _split_top_level(part, "+")}
+    for name in bare_reserved_names(expression):
+        if name == INTERCEPT and response:
+            continue
+        if name in columns and name == INTERCEPT:
+            raise FormulaError(
+                f"Column {name!r} has the name formulaic gives the intercept, so a bare {name} in "
+                f"the formula is ambiguous. Write the column in backticks, `{name}` (its "
+                f"coefficient is then named '`{name}`'); the intercept itself is included by "
+                "default ('0 + ...' removes it)."
+            )
+        if name in columns:
+            raise FormulaError(
+                f"Column {name!r} has the name of a function of the formula language, and a bare "
+                f"{name} in the formula means that function. Write the column in backticks, `{name}`."
+            )
+        if name in terms and name != INTERCEPT:
+            raise FormulaError(
+                f"{name!r} is a function of the formula language, not a column of the data; apply "
+                f"it to a column, e.g. {name}(x)."
+            )
 
 
 def variables_of(expression: str) -> list[str]:

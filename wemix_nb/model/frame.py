@@ -37,7 +37,9 @@ from wemix_nb.model.design import (
     trials_response,
     without_unused_categories,
 )
-from wemix_nb.model.formula import ParsedFormula, parse_formula, variables_of
+from wemix_nb.model.dtypes import check_exact_numbers, numpy_counterparts
+from wemix_nb.model.formula import ParsedFormula, check_reserved_names, parse_formula, variables_of
+from wemix_nb.model.identification import check_confounding, check_random_designs, check_top_level_groups
 from wemix_nb.model.levels import (
     LevelIndex,
     group_columns_of,
@@ -274,6 +276,10 @@ def _model_columns(
 def _check_columns(data: pd.DataFrame, columns: _Columns, unit_weights: bool) -> None:
     """The columns exist once each, the weights are numeric and match the levels, and
     ``center_group`` names grouping factors of the model."""
+    parsed = columns.parsed
+    check_reserved_names(parsed.response, data.columns, response=True)
+    for expression in [parsed.fixed, *(bar.expr for bar in parsed.bars)]:
+        check_reserved_names(expression, data.columns)
     used = columns.used
     duplicated = sorted({str(c) for c in data.columns[data.columns.duplicated()] if c in used})
     if duplicated:
@@ -338,6 +344,8 @@ def _usable_rows(data: pd.DataFrame, columns: _Columns, offset_values=None) -> _
     DataError
         If no row is left.
     """
+    if len(data) == 0:
+        raise DataError("The data have no rows.")
     rows = data[columns.used]
     if offset_values is not None:  # an offset array joins the rows (a missing value drops its row)
         rows = rows.assign(**{OFFSET_COLUMN: offset_values})
@@ -501,7 +509,9 @@ def build_model_frame(
     )
     _check_columns(data, columns, unit_weights=weights is None)
     kept = _usable_rows(data, columns, offset_array)
-    rows = kept.rows
+    # one reading of the columns: nullable / pyarrow / pd.NA-text dtypes as their NumPy counterparts
+    rows = numpy_counterparts(kept.rows)
+    check_exact_numbers(rows, dict.fromkeys([*columns.fixed, *columns.random]))
 
     levels = index_levels(rows, columns.factors, level_order)
     given = _given_weights(rows, columns.weights, levels)
@@ -527,7 +537,7 @@ def build_model_frame(
     fixed = fixed_design(work, parsed, check_rank=check_rank)
     random_levels, random_specs = _random_levels(work, parsed, levels, parents, unconditional, conditional)
 
-    return ModelFrame(
+    frame = ModelFrame(
         parsed=parsed,
         y=y,
         X=fixed.X,
@@ -549,6 +559,11 @@ def build_model_frame(
         trials=trials,
         offset_source=offset_column,
     )
+    if check_rank:  # a Dask partition may hold too few rows to tell
+        check_top_level_groups(frame)  # before the identification checks: the plainer message
+        check_random_designs(frame)
+        check_confounding(frame)
+    return frame
 
 
 def check_linear_identifiable(frame: ModelFrame) -> None:
@@ -569,27 +584,4 @@ def check_linear_identifiable(frame: ModelFrame) -> None:
             f"Every group of {lowest.name!r} (level 2) has a single row ({lowest.n_groups} groups, "
             f"{frame.n} rows), so its random-effect variance cannot be separated from the residual "
             "variance. Drop the term or group the rows at a coarser level."
-        )
-
-
-def check_top_level_groups(frame: ModelFrame) -> None:
-    """Refuse a model with a single top-level group, whatever the family and the depth.
-
-    Standard errors are robust (sandwich) ones, clustered on the top-level groups: with one
-    group the meat is the one group's score, which is zero at the optimum, and ``G / (G - 1)``
-    divides by zero, so the SEs would be 0 (p = 0) or undefined. The top level's variance is not
-    identified either: one group has one random effect, which the intercept absorbs.
-
-    Raises
-    ------
-    DataError
-        Naming the top grouping factor, its level and its one group.
-    """
-    top = frame.top
-    if top.n_groups < 2:
-        label = top.labels[0] if top.n_groups else None
-        raise DataError(
-            f"Robust standard errors need at least 2 top-level groups (ideally many); {top.name!r} "
-            f"(level {top.number}) has a single group ({str(label)!r}), whose random effect the "
-            f"intercept absorbs. Drop the '( ... | {top.name})' term, or fit data with more groups."
         )

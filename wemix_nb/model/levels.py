@@ -16,14 +16,52 @@ def group_columns_of(factor: str) -> list[str]:
     return [part.strip().strip("`") for part in factor.split(":")]
 
 
-def _label_strings(values: pd.Series) -> pd.Series:
-    """Group labels as text; whole numbers stored as floats print as integers (``3``, not ``3.0``)
-    so that labels do not depend on whether the column once held a missing value."""
-    if pd.api.types.is_float_dtype(values.dtype):
-        whole = values.dropna()
-        if len(whole) and np.all(np.mod(whole.to_numpy(dtype=float), 1) == 0):
-            return values.map(lambda v: v if pd.isna(v) else str(int(v)))
-    return values.astype(str)
+def _label_key(value) -> str:
+    """One label as text; a whole number reads the same whatever its type (``3``, ``3.0``)."""
+    if isinstance(value, bool | np.bool_):
+        return str(value)
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def label_keys(values: pd.Series) -> pd.Series:
+    """Group labels as comparable text: numbers by value, so ``3``, ``3.0``, ``"3"`` and a category
+    ``3`` are the same label; missing labels stay missing.
+
+    Labels of a fit and of new data are matched through these keys, and composite factors
+    (``a:b``) join them, so that labels do not depend on whether a column was stored as integers,
+    as floats (e.g. after once holding a missing value), as text or as a categorical.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        categories = label_keys(pd.Series(values.cat.categories)).to_numpy(dtype=object)
+        codes = values.cat.codes.to_numpy()
+        keys = np.where(codes >= 0, categories[np.maximum(codes, 0)], np.nan)
+    else:
+        present = values.notna().to_numpy()
+        keys = np.full(len(values), np.nan, dtype=object)
+        keys[present] = [_label_key(v) for v in values.to_numpy(dtype=object)[present]]
+    return pd.Series(keys, index=values.index, name=values.name, dtype=str)
+
+
+def match_labels(fitted: pd.Index, labels: pd.Series) -> np.ndarray:
+    """Position of each of ``labels`` among the ``fitted`` group labels (-1: not a fitted group).
+
+    Labels match by value (:func:`label_keys`): new data may hold the integers ``3`` where the fit
+    had the text ``"3"``, floats, or a categorical. Where the fit itself has two labels with the
+    same key (``3`` and ``"3"`` in one object column) only an exact match counts.
+    """
+    try:
+        exact = pd.Index(fitted).get_indexer(labels.to_numpy())
+    except TypeError:  # labels of types that do not compare
+        exact = np.full(len(labels), -1)
+    fitted_keys = label_keys(pd.Series(fitted))
+    unique = ~fitted_keys.duplicated(keep=False).to_numpy()
+    by_key = pd.Index(fitted_keys[unique]).get_indexer(label_keys(labels).to_numpy())
+    positions = np.append(np.flatnonzero(unique), -1)  # by_key == -1 picks the final -1
+    return np.where(exact >= 0, exact, positions[by_key])
 
 
 def group_labels(data: pd.DataFrame, factor: str) -> pd.Series:
@@ -44,9 +82,9 @@ def group_labels(data: pd.DataFrame, factor: str) -> pd.Series:
     columns = group_columns_of(factor)
     if len(columns) == 1:
         return data[columns[0]]
-    joined = _label_strings(data[columns[0]])
+    joined = label_keys(data[columns[0]])
     for column in columns[1:]:
-        joined = joined + ":" + _label_strings(data[column])
+        joined = joined + ":" + label_keys(data[column])
     return joined.rename(factor)
 
 
@@ -92,12 +130,22 @@ def order_levels(rows: pd.DataFrame, factors: Sequence[str]) -> list[str]:
     ordered = sorted(factors, key=lambda factor: -counts[factor])
     for lower, upper in zip(ordered, ordered[1:], strict=False):
         if counts[lower] == counts[upper]:
-            raise NestingError(
-                f"Grouping factors {lower!r} and {upper!r} both have {counts[lower]} groups, so they "
-                "cannot be strictly nested. wemix_nb fits nested models only; give lower-level "
-                "groups labels that are unique across upper-level groups (e.g. 'school:class')."
-            )
+            raise _same_count(rows, lower, upper, counts[lower])
     return ordered
+
+
+def _same_count(rows: pd.DataFrame, lower: str, upper: str, count: int) -> NestingError:
+    """The error for two grouping factors with as many groups: the same groups under two names,
+    or factors that are not nested."""
+    a, b = (LevelIndex(f, *factorize(group_labels(rows, f).rename(f))) for f in (lower, upper))
+    pairs = pd.MultiIndex.from_arrays([a.index, b.index]).nunique()
+    if pairs == count:
+        return NestingError(
+            f"Grouping factors {lower!r} and {upper!r} define the same {count} groups (under two "
+            "names): a second random term on the same groups is not identified. Remove one of them."
+        )
+    error = not_nested(a, b)
+    return NestingError(f"Grouping factors {lower!r} and {upper!r} both have {count} groups. {error}")
 
 
 def index_levels(
@@ -128,23 +176,63 @@ def index_levels(
     return levels
 
 
+def not_nested(lower: LevelIndex, upper: LevelIndex) -> NestingError:
+    """The error for two grouping factors whose groups are not nested, saying which case it is.
+
+    * Every combination of the two factors holds a single row (each subject measured once on each
+      day): the factors are crossed, and a composite factor would only label rows. Crossed random
+      effects are outside multilevel pseudo-likelihood.
+    * Otherwise the data cannot tell crossed factors from lower-level labels that restart within
+      the groups of the other factor (class 1, 2, 3 in every school): both are described, with
+      the composite factor that handles the second.
+    """
+    low, up = lower.factor, upper.factor
+    n_rows = len(lower.index)
+    cells = pd.MultiIndex.from_arrays([lower.index, upper.index]).unique()
+    spans = np.bincount(cells.get_level_values(0), minlength=lower.n_groups)
+    bad = np.flatnonzero(spans > 1)
+    inside = sorted({str(upper.labels[u]) for u in upper.index[lower.index == bad[0]]})
+    found = (
+        f"{len(bad)} of the {lower.n_groups} groups of {low!r} lie in more than one group of {up!r} "
+        f"(e.g. {str(lower.labels[bad[0]])!r} in {', '.join(map(repr, inside[:5]))}"
+        f"{', ...' if len(inside) > 5 else ''})"
+    )
+    crossed = (
+        "crossed random effects (groups of each factor meeting several groups of the other) are "
+        "outside multilevel pseudo-likelihood, which needs every group within one group of the "
+        "level above"
+    )
+    composite = (
+        f"make them unique with a composite factor: '(1 | {up}/{low})' if {low!r} lies within "
+        f"{up!r}, or '(1 | {low}/{up})' if {up!r} lies within {low!r}"
+    )
+    if len(cells) == n_rows:
+        return NestingError(
+            f"{low!r} and {up!r} are crossed, not nested: {found}, and each of the {n_rows} rows is "
+            f"its own combination of the two. Crossed random effects (groups of each factor meeting "
+            f"several groups of the other) are outside multilevel pseudo-likelihood, which needs "
+            f"every group within one group of the level above; include one of them as fixed effects "
+            f"(e.g. 'C({up})') instead of a random term."
+        )
+    if 2 * len(bad) < lower.n_groups:
+        return NestingError(
+            f"The grouping factors {low!r} and {up!r} are not nested: {found}. If the data are "
+            f"nested, the labels of those groups are probably wrong. If the labels of one factor "
+            f"restart within the groups of the other, {composite}."
+        )
+    return NestingError(
+        f"The grouping factors {low!r} and {up!r} are not nested: {found}. If the labels of one "
+        f"restart within the groups of the other (e.g. class 1, 2, 3 in every school), {composite}. "
+        f"If instead the factors are crossed by design, the model cannot be fitted here: {crossed}."
+    )
+
+
 def _parent_index(lower: LevelIndex, upper: LevelIndex) -> np.ndarray:
     """Each group of ``lower``'s group of ``upper``, checking that each lies in only one."""
     parent = np.full(lower.n_groups, -1, dtype=np.int64)
     parent[lower.index] = upper.index  # any row's upper group; then check that all rows agree
-    bad = parent[lower.index] != upper.index
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        group = str(lower.labels[lower.index[row]])
-        inside = sorted({str(upper.labels[u]) for u in upper.index[lower.index == lower.index[row]]})
-        low, up = lower.factor, upper.factor
-        raise NestingError(
-            f"Group {group!r} of {low!r} lies in more than one group of {up!r} "
-            f"({', '.join(inside[:5])}): the factors are not nested. If the labels of one factor "
-            f"restart within the groups of the other (e.g. class 1, 2, 3 in every school), make them "
-            f"unique with a composite factor: '(1 | {up}/{low})' if {low!r} lies within "
-            f"{up!r}, or '(1 | {low}/{up})' if {up!r} lies within {low!r}."
-        )
+    if np.any(parent[lower.index] != upper.index):
+        raise not_nested(lower, upper)
     return parent
 
 

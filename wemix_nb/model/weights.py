@@ -57,7 +57,9 @@ def check_scaling_method(method: str) -> str:
 
 
 def check_weight_dtypes(data: pd.DataFrame, columns: Sequence[str]) -> None:
-    """Refuse weight columns that are not numeric (text, booleans, ...).
+    """Refuse weight columns that are not real numbers (text, booleans, complex numbers, ...).
+
+    Nullable and pyarrow numbers are numbers.
 
     Raises
     ------
@@ -68,6 +70,10 @@ def check_weight_dtypes(data: pd.DataFrame, columns: Sequence[str]) -> None:
         dtype = data[column].dtype
         if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype):
             raise WeightError(f"Weight column {column!r} must be numeric, but has dtype {dtype}.")
+        if pd.api.types.is_complex_dtype(dtype):
+            raise WeightError(
+                f"Weight column {column!r} holds complex numbers (dtype {dtype}); weights must be real."
+            )
 
 
 def check_weight_values(values: np.ndarray, columns: Sequence[str], rows: pd.Index) -> None:

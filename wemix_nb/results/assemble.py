@@ -151,10 +151,13 @@ def linear_result(
     info: dict,
     options: FitOptions,
     row_weights: WeightTotals | None = None,
+    se_beta: np.ndarray | None = None,
 ) -> MixResult:
     """Assemble the result of a linear fit (:func:`~wemix_nb.estimation.linear.fit_linear`).
 
     ``row_weights``: the level-1 weight totals when the frame does not hold the rows (Dask fits).
+    ``se_beta``: the standard errors of beta when they are not the square roots of the diagonal of
+    ``sol.cov_beta`` (a variance beyond floating-point range).
     """
     st = problem.structure
     sigma2 = sol.sigma**2
@@ -182,6 +185,7 @@ def linear_result(
         variance=variance,
         modes=(sol.b, sd),
         details=LinearDetails(problem, sol),
+        se_beta=se_beta,
         row_weights=row_weights,
         family=None,
         sigma=sol.sigma,
@@ -228,9 +232,17 @@ def _glmm_variance(frame: ModelFrame, fit: GlmmFit) -> tuple[VarianceComponents,
 
 
 def glmm_result(
-    formula: str, frame: ModelFrame, family: Family, fit: GlmmFit, options: FitOptions
+    formula: str,
+    frame: ModelFrame,
+    family: Family,
+    fit: GlmmFit,
+    options: FitOptions,
+    row_weights: WeightTotals | None = None,
 ) -> MixResult:
-    """Assemble the result of a GLMM fit (:func:`~wemix_nb.estimation.glmm.fit_glmm`)."""
+    """Assemble the result of a GLMM fit (:func:`~wemix_nb.estimation.glmm.fit_glmm`).
+
+    ``row_weights``: the level-1 weight totals when the frame does not hold the rows (Dask fits).
+    """
     variance, vcov_full = _glmm_variance(frame, fit)
     re_total = float(variance.random_total)
     latent = _LATENT_RESIDUAL.get(family.link) if family.name == "binomial" else None
@@ -251,6 +263,7 @@ def glmm_result(
         variance=variance,
         modes=([m.b for m in fit.modes], [m.b_sd for m in fit.modes]),
         details=GlmmDetails(fit, vcov_full, float(fit.gradient_norm)),
+        row_weights=row_weights,
         family=family,
         sigma=1.0,
         lnl=float(fit.lnl),

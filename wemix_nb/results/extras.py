@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from wemix_nb.errors import ArgumentError
+from wemix_nb.options import check_result
 
 if TYPE_CHECKING:  # pragma: no cover
     from wemix_nb.results.result import MixResult
@@ -111,6 +112,7 @@ def degrees_of_freedom(result: MixResult, kind: str = "normal") -> pd.Series:
     pandas.Series
         Indexed by coefficient name. Use ``scipy.stats.t(df)`` (``inf`` gives the normal).
     """
+    check_result(result, "degrees_of_freedom")
     if kind not in DF_KINDS:
         raise ArgumentError(f"df must be one of {', '.join(map(repr, DF_KINDS))}; got {kind!r}.")
     index = result.coef.index

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from wemix_nb.errors import ArgumentError, CoefficientNotFoundError
+from wemix_nb.options import check_numbers, check_result
 
 if TYPE_CHECKING:  # pragma: no cover
     from wemix_nb.results.result import MixResult
@@ -183,8 +184,15 @@ def _from_string(spec: str, valid: list[str], what: str) -> tuple[np.ndarray, np
 
     # formulaic's tokenizer reads "= -30" as an operator "=-"; "= 0 - 30" means the same
     parsed_spec = re.sub(r"=\s*-", "= 0 -", spec)
+    # a name that holds backticks itself ('`Intercept`', the coefficient of a column named like the
+    # intercept) would lose them to formulaic's quoting: it is parsed under a plain placeholder
+    names = list(valid)
+    for k, name in enumerate(valid):
+        if "`" in name:
+            names[k] = f"_wemix_name_{k}_"
+            parsed_spec = parsed_spec.replace(name, names[k])
     try:
-        constraints = LinearConstraints.from_spec(parsed_spec, variable_names=valid)
+        constraints = LinearConstraints.from_spec(parsed_spec, variable_names=names)
     except KeyError as exc:
         name = exc.args[0] if exc.args else str(exc)
         raise CoefficientNotFoundError(
@@ -268,6 +276,7 @@ def wald_test(
        ``hypothesis`` is the null hypothesis and ``estimate`` the estimates.
     3. WeMix fails for GLMMs (theta is unnamed); here GLMMs use their joint sandwich.
     """
+    check_result(result, "wald_test")
     if type not in ("beta", "Lambda"):
         raise ArgumentError(f"type must be 'beta' or 'Lambda', got {type!r}.")
     est, V = _beta_parameters(result) if type == "beta" else _lambda_parameters(result)
@@ -282,11 +291,15 @@ def wald_test(
             "rows): remove the repeated or contradictory ones."
         )
     diff = R @ est.to_numpy(float) - r
-    RVR = R @ V.to_numpy(float) @ R.T
+    # only the parameters the restrictions involve (another's variance may be inf: see
+    # wemix_nb.results.conditioning)
+    used = np.flatnonzero(np.any(R != 0, axis=0))
+    RVR = R[:, used] @ V.to_numpy(float)[np.ix_(used, used)] @ R[:, used].T
     # a tested variance at its boundary (or an exactly known parameter) has no sampling variance:
     # the chi-square reference does not apply there, so the statistic is undefined
-    eig = np.linalg.eigvalsh(0.5 * (RVR + RVR.T))
-    if eig.min() <= 1e-12 * max(eig.max(), 0.0):
+    finite = bool(np.all(np.isfinite(RVR)))
+    eig = np.linalg.eigvalsh(0.5 * (RVR + RVR.T)) if finite else np.array([np.nan])
+    if not finite or eig.min() <= 1e-12 * max(eig.max(), 0.0):
         statistic = float("nan")
     else:
         statistic = float(diff @ np.linalg.solve(RVR, diff))
@@ -323,15 +336,19 @@ def _restrictions(
         hypothesis = list(hypothesis.values())
     if coefs is None:
         names = valid
+    elif isinstance(coefs, str):
+        names = _resolve([coefs], valid, what)
+    elif isinstance(coefs, Iterable) and not isinstance(coefs, Mapping):
+        names = _resolve(list(coefs), valid, what)
     else:
-        names = _resolve([coefs] if isinstance(coefs, str) else list(coefs), valid, what)
+        raise ArgumentError(f"coefs must be a name or a list of names, got {coefs!r}.")
     if not names:
         raise ArgumentError("coefs is empty: name at least one parameter to test.")
     if hypothesis is None:
         r = np.zeros(len(names))
     else:
-        r = np.atleast_1d(np.asarray(hypothesis, dtype=float))
-        if r.ndim != 1 or r.size != len(names):
+        r = check_numbers(hypothesis, "hypothesis")
+        if r.size != len(names):
             raise ArgumentError(
                 f"hypothesis has {r.size} value(s) but {len(names)} parameter(s) are tested "
                 f"({', '.join(map(repr, names))}); give one hypothesised value per parameter."

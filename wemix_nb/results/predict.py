@@ -10,17 +10,19 @@ linear predictor (an offset, say) has one place to go. New data are read by
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from wemix_nb.errors import ArgumentError, ColumnNotFoundError, NewLevelError
-from wemix_nb.model.design import OFFSET_COLUMN, offset_argument, offset_values
+from wemix_nb.model.design import OFFSET_COLUMN, offset_argument, offset_values, real_values
+from wemix_nb.model.dtypes import numpy_counterparts
 from wemix_nb.model.formula import variables_of
 from wemix_nb.model.frame import ModelFrame
-from wemix_nb.model.levels import group_columns_of, group_labels
+from wemix_nb.model.levels import group_columns_of, group_labels, match_labels
+from wemix_nb.options import check_flag
 
 if TYPE_CHECKING:  # pragma: no cover
     from wemix_nb.results.result import MixResult
@@ -46,6 +48,12 @@ def predict(
 
     if type not in ("link", "response"):
         raise ArgumentError(f"type must be 'link' or 'response', got {type!r}.")
+    for flag, name in (
+        (allow_new_levels, "allow_new_levels"),
+        (include_random, "include_random"),
+        (se, "se"),
+    ):
+        check_flag(flag, name)
     if se and include_random:
         raise ArgumentError(
             "se=True gives the uncertainty of the fixed part only, so it needs include_random=False "
@@ -57,6 +65,10 @@ def predict(
         raise ArgumentError("offset= goes with newdata: the fitting rows have the fit's offset.")
     if newdata is None and include_random:
         stored = result.fitted if result.linear_predictor is None else result.linear_predictor
+        if not isinstance(stored, pd.Series):  # a Dask fit: lazily, partition by partition
+            return stored.map_partitions(
+                _stored_on_scale, result.family, type, meta=pd.Series(dtype=float, name="predicted")
+            )
         return _on_scale(result, stored.to_numpy(), type, stored.index)
     frame = _frame_of(result)
     if newdata is None:  # the fitting rows, population level
@@ -66,13 +78,18 @@ def predict(
         eta, index = fixed_link(result, X, frame.offset), result.fitted.index
     else:
         columns = frame.covariate_columns if include_random else fixed_columns(frame)
+        if isinstance(offset, str):  # the offset of these rows, from a column of newdata
+            columns = [*columns, offset]
         data, incomplete = prepare_newdata(frame, newdata, columns)
-        X = fixed_design(frame, data)
-        eta = fixed_link(result, X, newdata_offset(frame, data, offset))
-        if include_random:
-            eta = eta + random_link(result, data, allow_new_levels)
-        eta[incomplete] = np.nan  # a missing covariate or group label: no prediction
-        X[incomplete] = np.nan
+        # a missing covariate or group label: no prediction
+        X = np.full((len(newdata), len(frame.fixed_names)), np.nan)
+        eta = np.full(len(newdata), np.nan)
+        offset_rows = newdata_offset(frame, data, _complete_rows(offset, newdata, incomplete))
+        if len(data):
+            X[~incomplete] = fixed_design(frame, data)
+            eta[~incomplete] = fixed_link(result, X[~incomplete], offset_rows)
+            if include_random:
+                eta[~incomplete] += random_link(result, data, allow_new_levels)
         index = newdata.index
     if not se:
         return _on_scale(result, eta, type, index)
@@ -88,6 +105,13 @@ def _frame_of(result: MixResult) -> ModelFrame:
 def _on_scale(result: MixResult, eta: np.ndarray, type: str, index: pd.Index) -> pd.Series:
     values = eta if type == "link" or result.family is None else result.family.linkinv(eta)
     return pd.Series(values, index=index, name="predicted")
+
+
+def _stored_on_scale(stored: pd.Series, family, type: str) -> pd.Series:
+    """One partition of a Dask fit's stored linear predictor (or fitted values) on ``type``'s scale."""
+    eta = stored.to_numpy(dtype=float)
+    values = eta if type == "link" or family is None else family.linkinv(eta)
+    return pd.Series(values, index=stored.index, name="predicted")
 
 
 def _with_standard_errors(
@@ -125,23 +149,47 @@ def fixed_columns(frame: ModelFrame) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _newdata_design(spec: Any, data: pd.DataFrame, what: str) -> pd.DataFrame:
+    """A design of the fit (formulaic's ``spec``) built on prepared new data."""
+    with warnings.catch_warnings():
+        # categories were checked by prepare_newdata: formulaic has nothing left to warn about
+        warnings.filterwarnings("ignore", message="Data has categories outside")
+        try:
+            return spec.get_model_matrix(data, na_action="ignore")
+        except Exception as exc:  # formulaic's errors have many types
+            raise ArgumentError(
+                f"newdata cannot build the fit's {what}; are its columns of the same kinds as in the "
+                f"fit (numbers, categories)? {exc}"
+            ) from exc
+
+
 def fixed_design(frame: ModelFrame, data: pd.DataFrame) -> np.ndarray:
     """``X`` of prepared new data (:func:`prepare_newdata`), the fitted columns in their order."""
-    with warnings.catch_warnings():
-        # categories were checked by prepare_newdata: what formulaic would warn about here is only
-        # a missing value, and those rows are set to NaN by the caller
-        warnings.filterwarnings("ignore", message="Data has categories outside")
-        X = frame.fixed_spec.get_model_matrix(data, na_action="ignore")
+    X = _newdata_design(frame.fixed_spec, data, "fixed-effect design")
     missing = [name for name in frame.fixed_names if name not in X.columns]
     if missing:
         raise ArgumentError(f"newdata does not produce the fitted columns {missing}.")
-    return X[frame.fixed_names].to_numpy(dtype=float)
+    return real_values(X[frame.fixed_names], "newdata's fixed-effect design")
 
 
 def fixed_link(result: MixResult, X: np.ndarray, offset: np.ndarray | None = None) -> np.ndarray:
     """The fixed part of the linear predictor, ``X beta`` plus the offset (if any)."""
     eta = X @ result.coef.to_numpy(dtype=float)
     return eta if offset is None else eta + offset
+
+
+def _complete_rows(offset, newdata: pd.DataFrame, incomplete: np.ndarray):
+    """A ``predict(offset=...)`` given as values, restricted to the complete rows of newdata."""
+    if offset is None or isinstance(offset, str):
+        return offset
+    if isinstance(offset, pd.Series):
+        offset = offset.reindex(newdata.index)
+    values = np.asarray(offset, dtype=float)
+    if values.ndim != 1 or len(values) != len(newdata):
+        raise ArgumentError(
+            f"offset must hold one value per row of newdata ({len(newdata)}); got shape {values.shape}."
+        )
+    return values[~incomplete]
 
 
 def newdata_offset(frame: ModelFrame, data: pd.DataFrame, offset=None) -> np.ndarray | None:
@@ -174,8 +222,8 @@ def random_link(result: MixResult, data: pd.DataFrame, allow_new_levels: bool) -
     for level in frame.levels:
         effects = result.ranef[level.name]
         labels = group_labels(data, level.name)
-        position = pd.Index(level.labels).get_indexer(labels.to_numpy())
-        unseen = (position < 0) & labels.notna().to_numpy()
+        position = match_labels(pd.Index(level.labels), labels)
+        unseen = position < 0
         if unseen.any() and not allow_new_levels:
             new = pd.unique(labels[unseen])[:5]
             raise NewLevelError(
@@ -183,16 +231,15 @@ def random_link(result: MixResult, data: pd.DataFrame, allow_new_levels: bool) -
                 f"{', '.join(map(repr, map(str, new)))}. Set allow_new_levels=True to predict them "
                 "with a random effect of 0, or include_random=False for population-level predictions."
             )
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Data has categories outside")
-            Z = np.hstack(
-                [
-                    np.asarray(spec.get_model_matrix(data, na_action="ignore"), dtype=float)
-                    for spec in frame.random_specs[level.name]
-                ]
-            )
+        what = f"random-effect design of {level.name!r}"
+        Z = np.hstack(
+            [
+                real_values(_newdata_design(spec, data, what), f"newdata's {what}")
+                for spec in frame.random_specs[level.name]
+            ]
+        )
         b = np.zeros((len(data), level.q))
-        seen = position >= 0
+        seen = ~unseen
         b[seen] = effects.to_numpy()[position[seen]]
         eta = eta + np.einsum("nq,nq->n", Z, b)
     return eta
@@ -202,8 +249,12 @@ def random_link(result: MixResult, data: pd.DataFrame, allow_new_levels: bool) -
 # reading new data
 
 
-def _check_newdata(frame: ModelFrame, newdata, columns: list[str]) -> np.ndarray:
-    """Refuse newdata the model cannot read; return the rows with a missing value (predicted NaN)."""
+def _check_newdata(frame: ModelFrame, newdata, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Refuse newdata the model cannot read.
+
+    Returns the complete rows' ``columns``, read as in the fit (NumPy counterparts of nullable and
+    pyarrow dtypes), and the mask of the rows with a missing value (predicted NaN).
+    """
     if not isinstance(newdata, pd.DataFrame):
         raise ArgumentError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}.")
     missing = [col for col in columns if col not in newdata.columns]
@@ -211,11 +262,13 @@ def _check_newdata(frame: ModelFrame, newdata, columns: list[str]) -> np.ndarray
         raise ColumnNotFoundError(
             f"newdata lacks the column(s) {', '.join(map(repr, missing))} that the model uses."
         )
+    incomplete = newdata[columns].isna().any(axis=1).to_numpy()
+    data = numpy_counterparts(newdata.loc[~incomplete, columns])
     for col, seen in frame.categories.items():
         if col not in columns:
             continue
-        values = newdata[col]
-        unseen = values.notna() & ~values.isin(list(seen))
+        values = data[col]
+        unseen = ~values.isin(list(seen))
         if unseen.any():
             new = pd.unique(values[unseen])[:5]
             raise ArgumentError(
@@ -223,16 +276,19 @@ def _check_newdata(frame: ModelFrame, newdata, columns: list[str]) -> np.ndarray
                 f"{', '.join(repr(str(v)) for v in new)} (fitted categories: "
                 f"{', '.join(repr(str(v)) for v in seen[:10])})."
             )
-    return newdata[columns].isna().any(axis=1).to_numpy()
+    return data, incomplete
 
 
 def prepare_newdata(
     frame: ModelFrame, newdata: pd.DataFrame, columns: list[str]
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """New data checked (``columns`` present, categories seen in the fit) and centred as in the fit
-    (groups unseen in the fit: their own mean); also the mask of rows with a missing value."""
-    incomplete = _check_newdata(frame, newdata, columns)
-    data = newdata.copy()
+    """New data checked (``columns`` present, categories seen in the fit), read as in the fit and
+    centred as in the fit (groups unseen in the fit: their own mean).
+
+    Returns the prepared complete rows (those without a missing value in ``columns``) and the mask
+    of the rows with a missing value.
+    """
+    data, incomplete = _check_newdata(frame, newdata, columns)
     if frame.parsed.response not in data.columns:
         data[frame.parsed.response] = 0.0
     for factor, means in frame.centering.group.items():

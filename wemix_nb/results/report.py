@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import stats
 
 from wemix_nb.errors import ArgumentError
+from wemix_nb.options import check_flag, check_positive_int
 from wemix_nb.results.notes import se_method, summary_notes, survey_arguments
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -309,6 +310,7 @@ def summary(result: MixResult, digits: int = 4) -> MixSummary:
     -------
     MixSummary
     """
+    check_positive_int(digits, "digits")
     return MixSummary(
         call=call_text(result),
         variance=variance_table(result),
@@ -457,6 +459,7 @@ def variance_components(result: MixResult) -> pd.DataFrame:
 def random_effects(result: MixResult, with_sd: bool = True) -> dict[str, pd.DataFrame]:
     """Per grouping factor, a DataFrame indexed by group: the modes ``<term>`` and (``with_sd``)
     their conditional SDs ``<term>_sd``."""
+    check_flag(with_sd, "with_sd")
     out = {}
     for factor, modes in result.ranef.items():
         table = modes.copy()

@@ -21,34 +21,54 @@ RESIDUAL_TYPES = ("response", "pearson", "deviance", "working")
 
 
 def residuals(result: MixResult, type: str = "response") -> pd.Series:
-    """Residuals of the fitting rows; see :meth:`MixResult.residuals <wemix_nb.MixResult.residuals>`."""
+    """Residuals of the fitting rows; see :meth:`MixResult.residuals <wemix_nb.MixResult.residuals>`.
+
+    For a Dask fit (:func:`~wemix_nb.mix_dask`, whose ``resid`` and ``fitted`` are Dask Series) a
+    Dask Series, computed partition by partition.
+    """
     if type not in RESIDUAL_TYPES:
         raise ArgumentError(f"type must be one of {', '.join(map(repr, RESIDUAL_TYPES))}; got {type!r}.")
-    response = result.resid.to_numpy(dtype=float)  # y - mu, exactly as stored
-    if result.family is None:
-        values = response / result.sigma if type == "pearson" else response
-        return pd.Series(values, index=result.resid.index, name=f"{type}_resid")
-    family = result.family
-    mu = result.fitted.to_numpy(dtype=float)
+    name = f"{type}_resid"
+    if not isinstance(result.resid, pd.Series):  # a Dask fit: the rows stay in the partitions
+        return result.resid.map_partitions(
+            _residual_series,
+            result.fitted,
+            result.linear_predictor,
+            result.family,
+            result.sigma,
+            type,
+            meta=pd.Series(dtype=float, name=name),
+            align_dataframes=False,
+        )
+    values = _residual_series(
+        result.resid, result.fitted, result.linear_predictor, result.family, result.sigma, type
+    )
+    trials = None if result.frame is None else result.frame.trials
+    if trials is not None and len(trials) == len(values) and type in ("pearson", "deviance"):
+        # a proportion of n trials: the trials are R's prior (precision) weights
+        values = values * np.sqrt(trials)
+    return values
+
+
+def _residual_series(
+    resid: pd.Series, fitted: pd.Series, linear_predictor, family, sigma, type: str
+) -> pd.Series:
+    """The residuals of rows with response residuals ``resid`` (``y - mu``, exactly as stored),
+    fitted values ``fitted`` and, for GLMMs, the linear predictor (else the link of ``mu``)."""
+    response = resid.to_numpy(dtype=float)
+    name = f"{type}_resid"
+    if family is None:
+        values = response / sigma if type == "pearson" else response
+        return pd.Series(values, index=resid.index, name=name)
+    mu = fitted.to_numpy(dtype=float)
     if type == "response":
         values = response
     elif type == "pearson":
         values = response / np.sqrt(family.variance(mu))
     elif type == "working":
-        eta = _linear_predictor(result, mu)
+        eta = family.linkfun(mu) if linear_predictor is None else linear_predictor.to_numpy(dtype=float)
         values = response / family.mu_eta(eta)
     else:
         y = mu + response
         values = np.sign(response) * np.sqrt(family.unit_deviance(y, mu))
-    trials = None if result.frame is None else result.frame.trials
-    if trials is not None and type in ("pearson", "deviance"):
-        # a proportion of n trials: the trials are R's prior (precision) weights
-        values = values * np.sqrt(trials)
-    return pd.Series(values, index=result.resid.index, name=f"{type}_resid")
-
-
-def _linear_predictor(result: MixResult, mu: np.ndarray) -> np.ndarray:
-    """``eta`` at the modes: the stored one, else the link of ``mu``."""
-    if result.linear_predictor is not None:
-        return result.linear_predictor.to_numpy(dtype=float)
-    return result.family.linkfun(mu)
+    return pd.Series(values, index=resid.index, name=name)

@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
+from wemix_nb.errors import ArgumentError
 from wemix_nb.model.frame import ModelFrame
 from wemix_nb.model.variance import VARDF_COLUMNS, VarianceComponents
 from wemix_nb.options import FitOptions
@@ -36,10 +38,14 @@ class LinearDetails:
     Attributes
     ----------
     problem
-        The :class:`~wemix_nb.estimation.linear.LinearProblem`: the model's cross-products, its
-        covariance structure and likelihood (e.g. to profile the likelihood in theta).
+        The :class:`~wemix_nb.estimation.linear.LinearProblem` of the model: its cross-products,
+        covariance structure and likelihood (e.g. to profile the likelihood in theta). When the
+        estimator was given columns or weights rescaled by :mod:`wemix_nb.results.conditioning`,
+        this is the model's own problem, unless its cross-products are beyond floating-point
+        range (then the rescaled one, ``problem.frame``).
     solution
-        The raw :class:`~wemix_nb.estimation.linear.LinearSolution` at the estimate.
+        The :class:`~wemix_nb.estimation.linear.LinearSolution` at the estimate, in the model's
+        own units.
     """
 
     problem: LinearProblem
@@ -336,6 +342,8 @@ class MixResult:
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """statsmodels-style alias: ``confint(conf_level=1 - alpha)``."""
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float | np.number) or not 0 < alpha < 1:
+            raise ArgumentError(f"alpha must be a number strictly between 0 and 1, got {alpha!r}.")
         return self.confint(1 - alpha)
 
     def variance_components(self) -> pd.DataFrame:

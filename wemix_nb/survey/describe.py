@@ -15,6 +15,7 @@ import pandas as pd
 from wemix_nb.errors import ArgumentError, ColumnNotFoundError
 from wemix_nb.model import weights as weight_rules
 from wemix_nb.model.levels import factorize, group_columns_of, group_labels
+from wemix_nb.options import check_column_names
 
 COLUMNS = ["level", "unit", "weight", "n", "sum", "mean", "min", "max", "cv", "deff", "n_eff"]
 
@@ -118,12 +119,16 @@ def describe_weights(
         For a weight column that is not numeric, has negative or infinite values, or (above level
         1) varies within a group (the rules of :mod:`wemix_nb.model.weights`).
     """
-    if isinstance(weights, str):
-        weights = [weights]
-    if isinstance(groups, str):
+    if not isinstance(data, pd.DataFrame):
+        raise ArgumentError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
+    example = "['w_student', 'w_school'] (level 1 first)"
+    weights = [weights] if isinstance(weights, str) else list(check_column_names(weights, "weights", example))
+    if groups is None:
+        groups = []
+    elif isinstance(groups, str):
         groups = [groups]
-    weights = list(weights)
-    groups = list(groups or [])
+    else:
+        groups = list(check_column_names(groups, "groups", "['school'] (level 2 first)"))
     if not weights:
         raise ArgumentError("weights must name at least the level-1 (row) weight column.")
     if len(groups) != len(weights) - 1:

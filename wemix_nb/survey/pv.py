@@ -24,8 +24,9 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,7 @@ import pandas as pd
 from wemix_nb.distributed.parallel import map_fits
 from wemix_nb.errors import ArgumentError, DroppedRowsWarning, FormulaError
 from wemix_nb.model.variance import RESIDUAL, VarianceComponents
-from wemix_nb.options import FitOptions
+from wemix_nb.options import FitOptions, check_column_names
 from wemix_nb.pipeline import fit_single
 from wemix_nb.results.assemble import variance_views
 from wemix_nb.results.result import MixResult
@@ -76,9 +77,7 @@ def pv_formulas(formula: str, pv: Sequence[str] | None = None) -> tuple[list[str
     lhs, rhs = formula.split("~", 1)
     lhs = lhs.strip()
     if pv is not None:
-        if isinstance(pv, str):
-            raise ArgumentError("pv must be a list of column names, e.g. ['pv1math', ..., 'pv5math'].")
-        names = [str(name) for name in pv]
+        names = list(check_column_names(pv, "pv", "['pv1math', ..., 'pv5math']"))
         if _RANGE.search(lhs) and expand_pv(lhs) != names:
             raise ArgumentError(
                 f"The response {lhs!r} expands to {expand_pv(lhs)}, which differs from pv={names}."
@@ -296,6 +295,8 @@ def combine_pv(
     >>> combined = wemix_nb.combine_pv(fits)
     >>> combined.rubin[["estimate", "SE", "fmi"]]
     """
+    if isinstance(fits, str | Mapping) or not isinstance(fits, Iterable):
+        raise ArgumentError(f"fits must be a list of fits (MixResult), got {type(fits).__name__}.")
     fits = list(fits)
     M = len(fits)
     if M < 2:
@@ -477,6 +478,17 @@ def _options_of(fit: MixResult) -> FitOptions:
     return options if isinstance(options, FitOptions) else FitOptions()
 
 
+def worker_processes(n_jobs: Any, client: Any) -> int | None:
+    """Local worker processes for ``n_jobs`` (``-1`` or any negative: one per CPU)."""
+    if n_jobs is None:
+        return 1 if client is None else None
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer) or n_jobs == 0:
+        raise ArgumentError(
+            f"n_jobs must be a positive integer, or -1 for one process per CPU; got {n_jobs!r}."
+        )
+    return None if n_jobs < 0 else int(n_jobs)
+
+
 def fit_plausible_values(
     formula: str,
     data: pd.DataFrame,
@@ -511,12 +523,7 @@ def fit_plausible_values(
     data = complete_pv_rows(data, names)
     single = options.with_changes(pv=None, progress=False)  # no nested bars inside the fits
     tasks = [(data, f, single) for f in formulas]
-    if client is None and n_jobs is None:
-        processes = 1
-    elif n_jobs is not None and int(n_jobs) < 0:
-        processes = None  # one per CPU
-    else:
-        processes = n_jobs
+    processes = worker_processes(n_jobs, client)
     fits = map_fits(
         _fit_one,
         tasks,

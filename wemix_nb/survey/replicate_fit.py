@@ -44,7 +44,7 @@ from wemix_nb.model.formula import parse_formula
 from wemix_nb.options import FitOptions
 from wemix_nb.pipeline import fit_frame, fit_single, rows_of_fit
 from wemix_nb.results.result import MixResult
-from wemix_nb.survey.pv import PVResult, combine_pv, complete_pv_rows, pv_formulas
+from wemix_nb.survey.pv import PVResult, combine_pv, complete_pv_rows, pv_formulas, worker_processes
 from wemix_nb.survey.replicate_frames import Recentred, ReplicateFrames, recentred, replicate_frames
 from wemix_nb.survey.replicate_result import ReplicateResult, refit_statistics, replicate_result
 
@@ -205,14 +205,6 @@ def _job(
     return _GlmmJob(frames, options, start, rebuild)
 
 
-def _processes(n_jobs: int | None, client) -> int | None:
-    if client is None and n_jobs is None:
-        return 1
-    if n_jobs is not None and int(n_jobs) < 0:
-        return None  # one per CPU
-    return n_jobs
-
-
 def _chunks(R: int, linear: bool) -> list[range]:
     """Replicates per task: one per GLMM fit (a fraction of a second each); ten per task for linear
     fits (milliseconds each), enough to balance workers and move a progress bar. The chunks do not
@@ -253,7 +245,7 @@ def fit_with_replicates(
         data = complete_pv_rows(data, names)
     else:
         names, formulas = None, [formula]
-    processes = _processes(n_jobs, client)
+    processes = worker_processes(n_jobs, client)
     single = options.with_changes(replicates=None, pv=None, progress=False)
     fulls = _full_fits(data, formulas, names, single, processes, client)
     frames = replicate_frames(data, fulls[0].frame, options)

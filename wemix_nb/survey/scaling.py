@@ -17,12 +17,13 @@ import pandas as pd
 from wemix_nb.errors import ArgumentError, ColumnNotFoundError, WeightError
 from wemix_nb.model import weights as weight_rules
 from wemix_nb.model.levels import LevelIndex, group_columns_of, index_levels, parent_indices, unit_parents
+from wemix_nb.options import check_column_names, check_flag
 
 
 def _check_arguments(data: pd.DataFrame, weights: Sequence[str], groups: list[str]) -> list[str]:
-    if isinstance(weights, str):
-        raise ArgumentError("weights must be a list of column names, level 1 first.")
-    weights = list(weights)
+    if not isinstance(data, pd.DataFrame):
+        raise ArgumentError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
+    weights = list(check_column_names(weights, "weights", "['w_student', 'w_school'] (level 1 first)"))
     if len(weights) != len(groups) + 1:
         raise WeightError(
             f"{len(groups)} grouping factor(s) need {len(groups) + 1} weight columns (level 1 first); "
@@ -118,7 +119,8 @@ def scale_weights(
     >>> data[["w_fstuwt", "w_fschwt"]] = scaled
     """
     weight_rules.check_scaling_method(method)
-    groups = [groups] if isinstance(groups, str) else list(groups)
+    check_flag(cweights, "cweights")
+    groups = [groups] if isinstance(groups, str) else list(check_column_names(groups, "groups", "'school'"))
     weights = _check_arguments(data, weights, groups)
     out = data[weights].astype(float)
     W = out.to_numpy()

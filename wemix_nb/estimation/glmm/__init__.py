@@ -21,7 +21,8 @@ Modules
 ``protocol``
     :class:`QuadratureModel`, what the optimiser needs from a likelihood; the modes' result type.
 ``two_level``, ``three_level``
-    The two likelihoods (modes, quadrature; the exact gradient for 2 levels).
+    The two likelihoods (modes, quadrature, exact gradients); the 3-level nested quadrature pass
+    and its gradient are in ``three_level_quadrature`` and ``three_level_gradient``.
 ``optimize``
     Objective wrapper, quasi-Newton phases, Newton polish.
 ``sandwich``

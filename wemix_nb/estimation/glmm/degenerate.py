@@ -74,6 +74,8 @@ def variance_runaway(frame: ModelFrame, family: Family, covariances: list[np.nda
     """
     limit = RUNAWAY_SD.get(family.link, 10.0)
     for level, sigma in zip(frame.levels, covariances, strict=True):
+        if not len(level.Z):  # a frame without its rows (Dask): nothing to measure here
+            continue
         sd = float(np.sqrt(np.mean(np.einsum("na,ab,nb->n", level.Z, sigma, level.Z))))
         if sd > limit:
             constant = _constant_groups(frame, family)

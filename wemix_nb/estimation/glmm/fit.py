@@ -9,6 +9,7 @@ re-adapted at every evaluation, which keeps the objective smooth.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,7 +30,8 @@ from wemix_nb.estimation.glmm.sandwich import _robust_covariance, _top_group_sco
 from wemix_nb.estimation.glmm.three_level import _ThreeLevel
 from wemix_nb.estimation.glmm.two_level import _TwoLevel
 from wemix_nb.model.covariance import CovarianceStructure
-from wemix_nb.model.frame import ModelFrame, check_top_level_groups
+from wemix_nb.model.frame import ModelFrame
+from wemix_nb.model.identification import check_top_level_groups
 
 
 @dataclass
@@ -137,6 +139,7 @@ def fit_glmm(
     verbose: bool = False,
     laplace_rounding: bool = False,
     progress: bool | None = None,
+    model_factory: Callable[[int, bool], QuadratureModel] | None = None,
 ) -> GlmmFit:
     """Fit a weighted GLMM by adaptive Gauss-Hermite quadrature.
 
@@ -165,6 +168,11 @@ def fit_glmm(
     progress
         Progress bar over the optimiser's iterations, shown only if the fit takes more than about
         two seconds (``None``: only in an interactive session; ``False``: never).
+    model_factory
+        ``(nquad, laplace_rounding) -> QuadratureModel``: the likelihood when the rows are not in
+        ``frame`` (:func:`~wemix_nb.mix_dask` sums it over partitions on Dask workers); ``frame``
+        then describes the model (levels, names) without rows. Its ``eta_rows`` returns ``None``
+        and ``eta``, ``mu`` of the fit are empty.
 
     Returns
     -------
@@ -185,14 +193,15 @@ def fit_glmm(
     nquad = _check_inputs(frame, family, nquad)
     structure = CovarianceStructure(frame.levels)
     p = frame.X.shape[1]
-    model = _make_model(frame, family, nquad, laplace_rounding)
+    make = model_factory or (lambda nq, rounding: _make_model(frame, family, nq, rounding))
+    model = make(nquad, laplace_rounding)
     weight_unit = float(np.mean(frame.top.weight))  # lnl scales with the top-level weights
     tol = _gradient_tolerance(model, weight_unit)
     x = _start_values(frame, family, structure, start)
 
     # Laplace pre-fit, quadrature phase, Newton polish
     bar = iteration_bar(2 * max_iteration, progress=progress)  # shown only if the fit is slow
-    prefit = _laplace_prefit(frame, family, model, x, max_iteration, verbose, (tol, 2e-4 * weight_unit), bar)
+    prefit = _laplace_prefit(make, p, model, x, max_iteration, verbose, (tol, 2e-4 * weight_unit), bar)
     obj = _Objective(model, p)
     aghq = _quasi_newton(obj, prefit.x, prefit.Hneg, max_iteration, verbose, f"AGHQ({nquad})", tol, bar)
     bar.close()
@@ -207,7 +216,7 @@ def fit_glmm(
     gnorm = float(np.max(np.abs(gradient)))
 
     # robust covariance, fitted values and modes
-    score_obj = _score_objective(frame, family, nquad, model, obj)
+    score_obj = _score_objective(make, nquad, model, obj)
     scores, lnl_by_group = _top_group_scores(obj, score_obj, x, ev)
     lnl_by_group = lnl_by_group + score_obj.model.constant_by_group
     # converged only if the polished point is stationary by a fresh Hessian
@@ -368,8 +377,8 @@ class _Prefit:
 
 
 def _laplace_prefit(
-    frame: ModelFrame,
-    family: Family,
+    make: Callable[[int, bool], QuadratureModel],
+    p: int,
     model: QuadratureModel,
     x: np.ndarray,
     max_iteration: int,
@@ -385,10 +394,8 @@ def _laplace_prefit(
     """
     if not (model.nquad > 1 or model.rounding):
         return _Prefit(x, None, 0, 0)
-    pre = _make_model(frame, family, 1, False)
-    res = _quasi_newton(
-        _Objective(pre, frame.X.shape[1]), x, None, max_iteration, verbose, "Laplace", max(tols), bar
-    )
+    pre = make(1, False)
+    res = _quasi_newton(_Objective(pre, p), x, None, max_iteration, verbose, "Laplace", max(tols), bar)
     model.restore_modes(pre.save_modes())
     return _Prefit(res.x, res.Hneg, res.iterations, pre.n_evaluations)
 
@@ -438,31 +445,38 @@ def _convergence_message(
 
 
 def _score_objective(
-    frame: ModelFrame, family: Family, nquad: int, model: QuadratureModel, obj: _Objective
+    make: Callable[[int, bool], QuadratureModel], nquad: int, model: QuadratureModel, obj: _Objective
 ) -> _Objective:
     """The objective whose per-group gradients are the scores: ``obj``, or with WeMix's rounded
     Laplace weights the same model with exact weights (WeMix also takes the scores with exact
     weights), warm-started at the modes of ``model``."""
     if not model.rounding:
         return obj
-    exact = _make_model(frame, family, nquad, False)
+    exact = make(nquad, False)
     exact.restore_modes(model.save_modes())
     return _Objective(exact, obj.p)
 
 
 def _fitted_values(model: QuadratureModel, family: Family, ev: dict) -> tuple[np.ndarray, np.ndarray]:
-    """``eta`` and ``mu`` at the modes (frame row order); warns about fitted probabilities of
-    numerically 0 or 1 (separation)."""
+    """``eta`` and ``mu`` at the modes (frame row order; empty when the model keeps its rows
+    elsewhere); warns about fitted probabilities of numerically 0 or 1 (separation)."""
     eta = model.eta_rows(ev)
+    if eta is None:
+        return np.empty(0), np.empty(0)
     mu = family.linkinv(eta)
     if family.name == "binomial":
-        extreme = int(np.sum((mu < 1e-8) | (mu > 1 - 1e-8)))
-        if extreme:
-            warnings.warn(
-                f"Fitted probabilities are numerically 0 or 1 for {extreme} row(s): the predictors "
-                "(or the groups) may separate the outcome, so some estimates diverge and their "
-                "standard errors are unreliable.",
-                NumericalWarning,
-                stacklevel=3,
-            )
+        warn_extreme_fitted(int(np.sum((mu < 1e-8) | (mu > 1 - 1e-8))), stacklevel=4)
     return eta, mu
+
+
+def warn_extreme_fitted(extreme: int, stacklevel: int) -> None:
+    """The :class:`NumericalWarning` about ``extreme`` binomial rows fitted at probabilities of
+    numerically 0 or 1 (separation), if there are any."""
+    if extreme:
+        warnings.warn(
+            f"Fitted probabilities are numerically 0 or 1 for {extreme} row(s): the predictors "
+            "(or the groups) may separate the outcome, so some estimates diverge and their "
+            "standard errors are unreliable.",
+            NumericalWarning,
+            stacklevel=stacklevel,
+        )

@@ -3,8 +3,8 @@
 Each phase (a Laplace pre-fit, then the AGHQ objective) is maximised by a quasi-Newton
 (BFGS-updated Newton) iteration with backtracking, started from a finite-difference Hessian of the
 gradient; a final Newton polish with a fresh finite-difference Hessian gives a tight optimum and
-the Hessian needed for the standard errors. Gradients are the model's analytic ones (2 levels) or
-central finite differences of the likelihood (3 levels).
+the Hessian needed for the standard errors. Gradients are the model's analytic ones (2 and 3
+levels), or central finite differences of the likelihood for a model without them.
 
 Stopping rule
     The Newton decrement ``g' H^{-1} g`` (twice the expected gain in log-likelihood) must fall
@@ -77,8 +77,8 @@ def _make_pd(H: np.ndarray, floor: float = 1e-8) -> np.ndarray:
 
 
 def _gradient_tolerance(model: QuadratureModel, weight_unit: float = 1.0) -> float:
-    """Newton-decrement tolerance in lnl units: finite-difference gradients (3 levels) are
-    noisier. ``weight_unit`` (the mean top-level weight) makes it invariant to rescaling the
+    """Newton-decrement tolerance in lnl units: finite-difference gradients are noisier than
+    analytic ones. ``weight_unit`` (the mean top-level weight) makes it invariant to rescaling the
     weights."""
     return (1e-12 if model.analytic_gradient else 1e-8) * weight_unit
 

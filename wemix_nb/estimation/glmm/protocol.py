@@ -95,8 +95,9 @@ class QuadratureModel(Protocol):
         evaluation ``ev`` at ``theta``."""
         ...
 
-    def eta_rows(self, ev: dict) -> np.ndarray:
-        """The linear predictor at the modes of ``ev``, in the model frame's row order."""
+    def eta_rows(self, ev: dict) -> np.ndarray | None:
+        """The linear predictor at the modes of ``ev``, in the model frame's row order (``None``
+        for a model whose rows are elsewhere, such as Dask partitions)."""
         ...
 
     def save_modes(self) -> object:

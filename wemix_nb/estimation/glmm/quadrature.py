@@ -10,13 +10,15 @@ nodes is stabilised by the per-group maximum.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import numpy as np
 
-_CHUNK = 1 << 15  # elements per (rows x nodes) block: small temporaries are reused by the
-# allocator and stay in cache; blocks of several MB cost page faults on every allocation
+_CHUNK = 1 << 14  # elements per (rows x nodes) block: temporaries of 128 KB stay below glibc's
+# mmap threshold, so the allocator reuses them (larger ones cost page faults on every allocation,
+# always so in Dask workers, whose MALLOC_TRIM_THRESHOLD_ fixes the threshold at 128 KB)
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -79,6 +81,16 @@ def _chunks(
         out.append((g0, min(g1, G), int(starts[g0]), int(ends[min(g1, G) - 1])))
         g0 = min(g1, G)
     return out
+
+
+def quadrature_threads() -> int:
+    """Threads for the pass over the nodes: ``OMP_NUM_THREADS`` if set (Dask workers and
+    ``fit_many``'s worker processes set it to 1), else the CPUs this process may use, at most 4."""
+    setting = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if setting.isdigit() and int(setting) >= 1:
+        return int(setting)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cpus))
 
 
 def _logsumexp_rows(a: np.ndarray) -> np.ndarray:

@@ -7,7 +7,8 @@ import numpy as np
 from wemix_nb.errors import ArgumentError, DataError, RankDeficiencyError
 from wemix_nb.estimation.linear.problem import LinearProblem
 from wemix_nb.estimation.linear.solution import LinearSolution
-from wemix_nb.model.frame import ModelFrame, check_top_level_groups
+from wemix_nb.model.frame import ModelFrame
+from wemix_nb.model.identification import check_top_level_groups
 
 
 def fit_linear(
