@@ -35,14 +35,13 @@ def label_keys(values: pd.Series) -> pd.Series:
     (``a:b``) join them, so that labels do not depend on whether a column was stored as integers,
     as floats (e.g. after once holding a missing value), as text or as a categorical.
     """
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        categories = label_keys(pd.Series(values.cat.categories)).to_numpy(dtype=object)
-        codes = values.cat.codes.to_numpy()
-        keys = np.where(codes >= 0, categories[np.maximum(codes, 0)], np.nan)
-    else:
-        present = values.notna().to_numpy()
-        keys = np.full(len(values), np.nan, dtype=object)
-        keys[present] = [_label_key(v) for v in values.to_numpy(dtype=object)[present]]
+    # one key per distinct label, not per row: a grouping column has few distinct values
+    codes, uniques = pd.factorize(values)
+    keys = np.full(len(values), np.nan, dtype=object)
+    if len(uniques):
+        unique_keys = np.array([_label_key(v) for v in uniques], dtype=object)
+        present = codes >= 0
+        keys[present] = unique_keys[codes[present]]
     return pd.Series(keys, index=values.index, name=values.name, dtype=str)
 
 
