@@ -40,6 +40,12 @@ def _fit_small():
     return wemix_nb.mix(F, sleep(), W)
 
 
+def _by_subject() -> np.ndarray:
+    """A 0/1 outcome constant within each subject (alternating between subjects)."""
+    codes = sleep().Subject.astype(str).rank(method="dense").to_numpy().astype(int)
+    return (codes % 2).astype(float)
+
+
 # id -> (call, exception type, substrings the message must contain)
 ERRORS = {
     "formula-column-missing": (
@@ -386,6 +392,46 @@ ERRORS = {
         E.ArgumentError,
         ["Fit 2", "fixed effects", "only fit 1 has ['Days']"],
     ),
+    "one-top-level-group": (
+        lambda: wemix_nb.mix(F, sleep()[sleep().Subject.astype(str) == "308"], W),
+        E.DataError,
+        ["at least 2 top-level groups", "'Subject'", "level 2", "'308'"],
+    ),
+    "cbind-not-binomial": (
+        lambda: wemix_nb.mix("cbind(Days, Days) ~ Days + (1|Subject)", sleep(), W),
+        E.FormulaError,
+        ["'cbind(Days, Days)'", "family='binomial'"],
+    ),
+    "cbind-bad-counts": (
+        lambda: wemix_nb.mix(
+            "cbind(k, 3 - k) ~ Days + (1|Subject)",
+            sleep().assign(k=np.where(np.arange(180) == 6, 1.5, 1.0)),
+            W,
+            family="binomial",
+        ),
+        E.DataError,
+        ["'cbind(k, 3 - k)'", "'k'", "whole numbers", "1.5", "row 6"],
+    ),
+    "offset-non-finite": (
+        lambda: wemix_nb.mix("Reaction ~ Days + offset(np.log(Days)) + (1|Subject)", sleep(), W),
+        E.DataError,
+        ["offset", "non-finite", "'np.log(Days)'", "18 row(s)"],
+    ),
+    "offset-values-length": (
+        lambda: wemix_nb.mix(F, sleep(), W, offset=np.zeros(3)),
+        E.ArgumentError,
+        ["offset", "one value per row", "180"],
+    ),
+    "predict-offset-needed": (
+        lambda: wemix_nb.mix(F, sleep(), W, offset=np.zeros(180)).predict(sleep()),
+        E.ArgumentError,
+        ["offset given as values", "predict(newdata, offset=...)"],
+    ),
+    "binomial-groups-separated": (
+        lambda: wemix_nb.mix("b ~ Days + (1|Subject)", sleep().assign(b=_by_subject()), W, family="binomial"),
+        E.DataError,
+        ["'Subject'", "constant outcome", "no finite estimate"],
+    ),
 }
 
 # id -> (data modifier, expected warning substrings, rows left); the fit goes ahead
@@ -431,6 +477,20 @@ DIAGNOSED = {
     ),
 }
 
+
+# id -> (call, warning type, substrings); the fit returns, marked not converged
+NOT_CONVERGED = {
+    "variance-runaway": (  # 17 of the 18 subjects have a constant outcome
+        lambda: wemix_nb.mix(
+            "b ~ Days + (1|Subject)",
+            sleep().assign(b=np.where(np.arange(180) < 4, 1.0 - _by_subject(), _by_subject())),
+            W,
+            family="binomial",
+        ),
+        E.ConvergenceWarning,
+        ["'Subject'", "running away", "constant outcome"],
+    ),
+}
 
 # id -> (call, warning type, substrings of its message); the fit goes ahead
 WARNED = {
@@ -495,6 +555,17 @@ def test_warned(case):
     assert np.all(np.isfinite(fit.coef)) and np.all(np.isfinite(fit.SE))
 
 
+@pytest.mark.parametrize("case", list(NOT_CONVERGED))
+def test_not_converged(case):
+    call, kind, parts = NOT_CONVERGED[case]
+    with pytest.warns(kind) as record:
+        fit = call()
+    message = " ".join(str(w.message) for w in record if issubclass(w.category, kind))
+    for part in parts:
+        assert part in message, f"{case}: {part!r} not in {message!r}"
+    assert not fit.converged
+
+
 @pytest.mark.parametrize("case", list(FINE))
 def test_fine(case):
     data = FINE[case]()
@@ -517,4 +588,6 @@ def test_every_documented_row_is_tested():
     text = DOC.read_text()
     documented = re.findall(r"^\|\s*`([a-z0-9-]+)`\s*\|", text, flags=re.M)
     assert len(documented) == len(set(documented))
-    assert set(documented) == set(ERRORS) | set(DROPPED) | set(WARNED) | set(DIAGNOSED) | set(FINE)
+    assert set(documented) == (
+        set(ERRORS) | set(DROPPED) | set(WARNED) | set(NOT_CONVERGED) | set(DIAGNOSED) | set(FINE)
+    )

@@ -59,6 +59,7 @@ def mix(
     fpc: str | None = None,
     nest: bool = False,
     lonely_psu: str = "fail",
+    offset: Any = None,
 ) -> MixResult:
     """Fit a mixed model with survey weights at every level (multilevel pseudo-ML).
 
@@ -152,6 +153,13 @@ def mix(
     lonely_psu
         A stratum with a single PSU: ``"fail"`` (an error) or ``"adjust"`` (its total is centred on
         the grand mean, R survey's ``lonely.psu = "adjust"``).
+    offset
+        A known term added to the linear predictor with coefficient 1, besides the formula's
+        ``offset(...)`` terms (they add up): a column name, or one value per row of ``data`` (an
+        array, or a Series aligned with ``data`` by index). Poisson rates: ``offset(log(exposure))``
+        in the formula, or ``offset=np.log(data["exposure"])``. For a linear model the fit
+        regresses ``y - offset``. ``predict`` on new data reads the same columns from ``newdata``
+        (an array offset must be passed again: ``predict(newdata, offset=...)``).
 
     Returns
     -------
@@ -200,6 +208,7 @@ def mix(
         fpc=fpc,
         nest=nest,
         lonely_psu=lonely_psu,
+        offset=offset,
     )
     result = _fit(formula, data, options, n_jobs=n_jobs, client=client)
     warn_diagnostics(result)  # few top-level groups, boundary fit: said at fit time too
@@ -220,6 +229,7 @@ def likelihood(
     scale_weights: str = "none",
     laplace_rounding: bool = False,
     profiled: bool = False,
+    offset: Any = None,
 ) -> LogLikelihood:
     """The weighted log pseudo-likelihood of a model as a function of its parameters, without
     fitting (WeMix's ``mix(..., run = FALSE)``): for teaching, profiling, or another optimiser.
@@ -231,7 +241,7 @@ def likelihood(
     ----------
     formula, data, weights
         As in :func:`mix`.
-    family, link, cweights, center_group, center_grand, nquad, scale_weights, laplace_rounding
+    family, link, cweights, center_group, center_grand, nquad, scale_weights, laplace_rounding, offset
         As in :func:`mix`.
     profiled
         Linear models only: the profiled likelihood, a function of ``theta`` alone (beta and sigma
@@ -271,6 +281,7 @@ def likelihood(
         nquad=nquad,
         scale_weights=scale_weights,
         laplace_rounding=laplace_rounding,
+        offset=offset,
     )
     if not isinstance(profiled, bool):
         raise ArgumentError(f"profiled must be True or False, got {profiled!r}.")

@@ -18,6 +18,7 @@ import numpy as np
 
 from wemix_nb.errors import ArgumentError
 from wemix_nb.estimation.families import Family, get_family
+from wemix_nb.model.design import offset_option
 from wemix_nb.model.sampling import LONELY_PSU
 from wemix_nb.model.weights import check_scaling_method
 
@@ -156,6 +157,8 @@ class FitOptions(Mapping):
         Replicate-weight options (:class:`ReplicateSpec`), or ``None``.
     design
         Sampling-design options of the sandwich (:class:`DesignSpec`), or ``None``.
+    offset
+        The ``offset`` of :func:`~wemix_nb.mix`: a column name, ``OffsetValues`` or ``None``.
     """
 
     weights: tuple[str, ...] | None = None
@@ -174,6 +177,7 @@ class FitOptions(Mapping):
     pv: tuple[str, ...] | None = None
     replicates: ReplicateSpec | None = None
     design: DesignSpec | None = None
+    offset: Any = None  # a column name, or model.design.OffsetValues
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -207,6 +211,7 @@ class FitOptions(Mapping):
         fpc: str | None = None,
         nest: bool = False,
         lonely_psu: str = "fail",
+        offset: Any = None,
     ) -> FitOptions:
         """Validate :func:`~wemix_nb.mix`'s keyword arguments (raising
         :class:`~wemix_nb.errors.ArgumentError` or :class:`~wemix_nb.errors.FamilyError` with
@@ -230,6 +235,7 @@ class FitOptions(Mapping):
                 replicate_weights, replicate_method, fay_k, mse, replicate_scale, pv_sampling
             ),
             design=_design(strata, psu, fpc, nest, lonely_psu),
+            offset=offset_option(offset),
         )
 
     def with_changes(self, **changes: Any) -> FitOptions:
@@ -291,7 +297,7 @@ class FitOptions(Mapping):
                 out["nest"] = True
             if d.lonely_psu != "fail":
                 out["lonely_psu"] = d.lonely_psu
-        return out
+        return out if self.offset is None else {**out, "offset": str(self.offset)}
 
     def __getitem__(self, key: str) -> Any:
         return self._given()[key]

@@ -17,6 +17,7 @@ from wemix_nb.estimation.glmm import fit_glmm
 from wemix_nb.estimation.likelihood import LogLikelihood, log_likelihood
 from wemix_nb.estimation.linear import fit_linear
 from wemix_nb.model.covariance import CovarianceStructure
+from wemix_nb.model.design import offset_input
 from wemix_nb.model.frame import ModelFrame, build_model_frame, check_linear_identifiable
 from wemix_nb.model.identification import check_fixed_interpolation, check_residual_variance
 from wemix_nb.model.sampling import sampling_design
@@ -99,6 +100,7 @@ def model_frame(formula: str, data: pd.DataFrame, options: FitOptions) -> ModelF
         center_grand=options.center_grand,
         scale_weights=options.scale_weights,
         binomial_response=options.binomial_response,
+        offset=offset_input(options.offset),
     )
     if options.design is None:
         return frame

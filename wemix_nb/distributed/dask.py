@@ -41,6 +41,7 @@ from wemix_nb.distributed.dask_rows import with_row_series
 from wemix_nb.errors import ArgumentError, ColumnNotFoundError, DataError, RankDeficiencyError
 from wemix_nb.estimation.linear import CrossProducts, LinearProblem, cross_products
 from wemix_nb.model.formula import parse_formula
+from wemix_nb.model.identification import check_top_level_groups
 from wemix_nb.model.levels import group_columns_of
 from wemix_nb.options import FitOptions
 from wemix_nb.results.assemble import linear_result
@@ -52,7 +53,7 @@ def _partition_statistics(pdf, spec: FrameSpec) -> dict | None:
     if frame is None:
         return None
     statistics = cross_products(frame)
-    X, y, w1 = frame.X, frame.y, frame.weight1
+    X, y, w1 = frame.X, frame.y_less_offset, frame.weight1
     XtW = (X * w1[:, None]).T
     return {
         **partition_summary(frame, caught),
@@ -242,6 +243,7 @@ def _fit_linear_dask(ddf, spec: FrameSpec, options: FitOptions, compute_kwargs: 
     check_nonconstant_response(parts)
     stats = _combine(parts)
     frame = whole_frame(parts, stats["levels"], dropped)
+    check_top_level_groups(frame)
     if np.all(frame.levels[0].n_rows == 1):
         raise DataError(
             f"Every group of {frame.levels[0].name!r} (level 2) has a single row, so its random-effect "

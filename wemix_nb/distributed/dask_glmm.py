@@ -70,7 +70,7 @@ class GlmmPartition:
         self.frame = frame
         self.family = family
         self.summary = None
-        if frame is not None:
+        if frame is not None and frame.trials is None:  # proportions were checked in the frame
             family.check_response(frame.y, frame.parsed.response)
             self.summary = partition_summary(frame, caught)
         self.models: dict[tuple[int, bool], _TwoLevel] = {}
@@ -87,19 +87,25 @@ class GlmmPartition:
         """``X'WX`` and ``X'Wz`` of one IRLS step of the weighted GLM at ``beta`` (``None``: the
         first step, from the response; ``ybar``: the weighted mean response of the whole data)."""
         frame, family = self.frame, self.family
-        X, y, w = frame.X, frame.y, frame.weight1
+        X, y = frame.X, frame.y
+        w = frame.weight1 if frame.trials is None else frame.weight1 * frame.trials
+        offset = 0.0 if frame.offset is None else frame.offset
         if beta is None:
             mu = 0.5 * (y + ybar) if family.name == "binomial" else y + 0.1 * max(ybar, 0.1)
             eta = family.linkfun(mu)
         else:
-            eta = X @ beta
+            eta = offset + X @ beta
         me = family.mu_eta(eta)
         mu = family.linkinv(eta)
         var = np.maximum(family.variance(mu), 1e-300)
         wk = w * me**2 / var
-        zk = eta + (y - mu) / np.maximum(me, 1e-300)
+        zk = eta - offset + (y - mu) / np.maximum(me, 1e-300)
         XtW = (X * wk[:, None]).T
         return XtW @ X, XtW @ zk
+
+    def constants(self, key) -> np.ndarray:
+        """The groups' constant log-likelihood terms, left out of :meth:`evaluate`."""
+        return self.model(key).constant_by_group
 
     def evaluate(self, key, eval_id: int, beta: np.ndarray, theta: np.ndarray, grad: bool) -> dict:
         """The partition's log-likelihood (and gradient); the per-group arrays are kept."""
@@ -230,6 +236,7 @@ class PartitionedModel:
         self.k = structure.size
         self.n_evaluations = 0
         self.last_evaluation: tuple[int, np.ndarray, np.ndarray] | None = None
+        self.constant_by_group = np.concatenate(partitions.call("constants", self.key))[order]
 
     def evaluate(self, beta: np.ndarray, theta: np.ndarray, grad: bool = False) -> dict:
         self.n_evaluations += 1

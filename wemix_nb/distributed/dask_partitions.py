@@ -103,6 +103,8 @@ def skeleton(frame: ModelFrame) -> ModelFrame:
         weight1=np.empty(0),
         cond_weight1=np.empty(0),
         row_index=pd.RangeIndex(0),
+        offset=None if frame.offset is None else np.empty(0),
+        trials=None if frame.trials is None else np.empty(0),
     )
 
 

@@ -7,12 +7,24 @@ Fisher weight ``mu'(eta)^2 / V(mu)`` with its derivative; :meth:`Family.eta_deri
 them in one pass, computed in numerically stable forms (softplus for the logit, ``log_ndtr`` and
 the inverse Mills ratio for the probit) so that extreme linear predictors do not produce
 ``log(0)``.
+
+The estimator's objective leaves out the part of the log-density that does not depend on the
+parameters: :meth:`Family.loglik_d1` and :meth:`Family.eta_derivatives` return the log-density
+*relative to the saturated model* (``mu = y``), ``log f(y | eta) - log f(y | mu = y)``, which is
+close to 0 near a good fit whatever the size of ``y``; :meth:`Family.log_constant` is the part
+left out, added back once to the reported log-likelihood. Without this split a Poisson model of
+counts near 1e11 sums terms of 1e12 that cancel to O(1), and the rounding noise of the sum (1e-4)
+swamps the differences the optimiser must see.
+
+A binomial response with trials (``cbind(successes, failures)``) is carried as the proportion
+``y = successes / trials`` per trial: the log-density of a row is ``trials`` times the per-trial
+one plus the log binomial coefficient (in :meth:`Binomial.log_constant`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit, gammaln, log_ndtr, ndtr, xlogy
+from scipy.special import expit, gammaln, log_ndtr, ndtr, xlog1py, xlogy
 
 from wemix_nb.errors import FamilyError
 
@@ -68,8 +80,8 @@ class Family:
         raise NotImplementedError
 
     def loglik_eta(self, y: np.ndarray, eta: np.ndarray) -> np.ndarray:
-        """``log f(y | mu(eta))`` evaluated stably from the linear predictor."""
-        return self.log_density(y, self.linkinv(eta))
+        """``log f(y | mu(eta))`` (the full log-density) evaluated stably from the linear predictor."""
+        return self.loglik_d1(y, eta)[0] + self.log_constant(y)
 
     def unit_deviance(self, y: np.ndarray, mu: np.ndarray) -> np.ndarray:
         """``d(y, mu) = 2 [log f(y | y) - log f(y | mu)]``, one row's deviance (>= 0): the
@@ -80,15 +92,26 @@ class Family:
         return np.maximum(deviance, 0.0)  # 0 up to rounding where mu equals y
 
     # -- what the estimator needs ---------------------------------------------------------------
+    def log_constant(self, y: np.ndarray, trials: np.ndarray | None = None) -> np.ndarray:
+        """The log-density of the saturated model, ``log f(y | mu = y)``: the part of the
+        log-density that :meth:`loglik_d1` leaves out (it does not depend on the parameters).
+
+        With ``trials`` (binomial responses with trials), the whole row's constant: ``trials``
+        times the per-trial one plus the log binomial coefficient.
+        """
+        return np.zeros(np.shape(y))
+
     def loglik_d1(self, y: np.ndarray, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(log f, d log f / d eta)`` at ``eta`` (``y`` broadcasts against ``eta``)."""
+        """``(log f - log_constant, d log f / d eta)`` at ``eta`` (``y`` broadcasts against
+        ``eta``): the log-density relative to the saturated model, and its derivative."""
         raise NotImplementedError
 
     def eta_derivatives(self, y: np.ndarray, eta: np.ndarray) -> dict[str, np.ndarray]:
         """Per-row derivatives with respect to the linear predictor.
 
-        Returns a dict with ``ll`` (log-density), ``d1``, ``d2`` (first and second derivatives of
-        the log-density), ``w`` (Fisher weight ``mu'^2 / V``) and ``dw`` (its derivative in eta).
+        Returns a dict with ``ll`` (log-density relative to the saturated model, as in
+        :meth:`loglik_d1`), ``d1``, ``d2`` (first and second derivatives of the log-density),
+        ``w`` (Fisher weight ``mu'^2 / V``) and ``dw`` (its derivative in eta).
         """
         raise NotImplementedError
 
@@ -99,9 +122,10 @@ class Family:
     def cumulant(
         self, eta: np.ndarray, mean: bool = False, out: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """For a canonical link, ``log f(y | eta) = y eta - b(eta) + log_constant(y)``: returns
-        ``b(eta)`` and, with ``mean``, ``b'(eta) = mu`` (possibly the same array: read them,
-        do not modify them).
+        """For a canonical link, the log-density relative to the saturated model (what
+        :meth:`loglik_d1` returns) is ``y eta - b(eta) + cumulant_offset(y)``: returns ``b(eta)``
+        and, with ``mean``, ``b'(eta) = mu`` (possibly the same array: read them, do not modify
+        them).
 
         The quadrature uses it to sum the part linear in ``eta`` per group instead of per node.
         ``eta`` is overwritten and ``mu`` written to ``out`` if given (both temporaries of the
@@ -109,12 +133,28 @@ class Family:
         """
         raise NotImplementedError
 
+    def cumulant_offset(self, y: np.ndarray) -> np.ndarray:
+        """With :meth:`cumulant`: the term free of ``eta`` that turns ``y eta - b(eta)`` into the
+        log-density relative to the saturated model (per trial for a binomial proportion)."""
+        raise NotImplementedError
+
     def check_response(self, y: np.ndarray, column: str) -> None:
         """Raise :class:`~wemix_nb.errors.DataError` if ``y`` is not valid for this family."""
 
 
+def _is_binary(y: np.ndarray) -> bool:
+    """True if every value is 0 or 1 (``y`` is a per-row array, so this costs O(rows))."""
+    return bool(np.all((y == 0.0) | (y == 1.0)))
+
+
+def _bernoulli_saturated(y: np.ndarray) -> np.ndarray:
+    """``y log y + (1 - y) log(1 - y)``: the per-trial log-density at ``mu = y`` (0 for 0/1)."""
+    return xlogy(y, y) + xlog1py(1.0 - y, -y)
+
+
 class Binomial(Family):
-    """Bernoulli responses (0/1) with a logit or probit link.
+    """Binomial responses with a logit or probit link: 0/1 outcomes, or proportions of successes
+    per trial (``cbind(successes, failures)``, the trials multiplying each row's log-density).
 
     Parameters
     ----------
@@ -154,49 +194,88 @@ class Binomial(Family):
         return mu * (1.0 - mu)
 
     def log_density(self, y, mu):
+        """Per-trial ``y log mu + (1 - y) log(1 - mu)`` (for 0/1 outcomes the Bernoulli density)."""
         y = np.asarray(y, dtype=float)
         mu = np.asarray(mu, dtype=float)
-        with np.errstate(divide="ignore"):
-            return np.where(y > 0.5, np.log(mu), np.log1p(-mu))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return xlogy(y, mu) + xlog1py(1.0 - y, -mu)
 
-    def loglik_eta(self, y, eta):
-        return self.loglik_d1(y, eta)[0]
+    def log_constant(self, y, trials=None):
+        y = np.asarray(y, dtype=float)
+        per_trial = _bernoulli_saturated(y)
+        if trials is None:
+            return per_trial
+        n = np.asarray(trials, dtype=float)
+        k = n * y
+        return n * per_trial + gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
 
     def loglik_d1(self, y, eta):
         eta = np.asarray(eta, dtype=float)
+        binary = _is_binary(y)
         if self.link == "logit":
-            # log f = y eta - softplus(eta); d/deta = y - expit(eta); one exp and one log1p
-            e = np.exp(-np.abs(eta))
-            one_e = 1.0 + e
-            ll = y * eta - (np.maximum(eta, 0.0) + np.log1p(e))
-            mu = np.where(eta >= 0.0, 1.0, e) / one_e
-            return ll, y - mu
-        s = 2.0 * np.asarray(y, dtype=float) - 1.0  # +1 for successes, -1 for failures
-        x = s * eta
-        ll = log_ndtr(x)
-        mills = np.exp(-0.5 * x * x - _LOG_SQRT_2PI - ll)  # phi(x) / Phi(x), stable in the tails
-        return ll, s * mills
+            ll, d1, _, _ = self._logit_parts(y, eta, binary)
+            return ll, d1
+        if binary:
+            s = 2.0 * np.asarray(y, dtype=float) - 1.0  # +1 for successes, -1 for failures
+            x = s * eta
+            ll = log_ndtr(x)
+            mills = np.exp(-0.5 * x * x - _LOG_SQRT_2PI - ll)  # phi(x) / Phi(x), stable in the tails
+            return ll, s * mills
+        parts = self._probit_parts(y, eta)
+        return parts["ll"], parts["d1"]
+
+    @staticmethod
+    def _logit_parts(y, eta, binary: bool):
+        """``(ll, d1, mu, 1 - mu)`` of the logit link, with one exp and one log1p.
+
+        ``log f = y eta - softplus(eta)`` is computed as ``-(y relu(-eta) + (1 - y) relu(eta)) -
+        log1p(exp(-|eta|))`` and ``y - mu`` as ``y (1 - mu) - (1 - y) mu``: no cancellation in
+        the tails, where the direct forms lose all digits of a log-density of -1e-8 (which a
+        level-1 weight of 1e8 turns into an O(1) term whose noise stalls the modes).
+        """
+        e = np.exp(-np.abs(eta))
+        one_e = 1.0 + e
+        mu = np.where(eta >= 0.0, 1.0, e) / one_e
+        mu_c = np.where(eta >= 0.0, e, 1.0) / one_e  # 1 - mu
+        ll = -(y * np.maximum(-eta, 0.0) + (1.0 - y) * np.maximum(eta, 0.0)) - np.log1p(e)
+        if not binary:
+            ll = ll - _bernoulli_saturated(y)
+        return ll, y * mu_c - (1.0 - y) * mu, mu, mu_c
+
+    @staticmethod
+    def _probit_parts(y, eta) -> dict[str, np.ndarray]:
+        """Probit log-density relative to the saturated model and its first two derivatives,
+        for proportions ``y`` (both tails, each in its stable form)."""
+        log_phi = -0.5 * eta * eta - _LOG_SQRT_2PI
+        log_p, log_q = log_ndtr(eta), log_ndtr(-eta)
+        mp, mq = np.exp(log_phi - log_p), np.exp(log_phi - log_q)  # phi/Phi(eta), phi/Phi(-eta)
+        return {
+            "ll": y * log_p + (1.0 - y) * log_q - _bernoulli_saturated(y),
+            "d1": y * mp - (1.0 - y) * mq,
+            "d2": -y * mp * (eta + mp) - (1.0 - y) * mq * (mq - eta),
+        }
 
     def eta_derivatives(self, y, eta):
         eta = np.asarray(eta, dtype=float)
         if self.link == "logit":
-            ll, d1 = self.loglik_d1(y, eta)
-            mu = y - d1
-            w = mu * (1.0 - mu)
-            return {"ll": ll, "d1": d1, "d2": -w, "w": w, "dw": w * (1.0 - 2.0 * mu)}
-        s = 2.0 * np.asarray(y, dtype=float) - 1.0
-        x = s * eta
-        ll = log_ndtr(x)
-        mills = np.exp(-0.5 * x * x - _LOG_SQRT_2PI - ll)
-        d1 = s * mills
-        d2 = -mills * (x + mills)
+            ll, d1, mu, mu_c = self._logit_parts(y, eta, _is_binary(y))
+            w = mu * mu_c
+            return {"ll": ll, "d1": d1, "d2": -w, "w": w, "dw": w * (mu_c - mu)}
+        if _is_binary(y):
+            s = 2.0 * np.asarray(y, dtype=float) - 1.0
+            x = s * eta
+            ll = log_ndtr(x)
+            mills = np.exp(-0.5 * x * x - _LOG_SQRT_2PI - ll)
+            out = {"ll": ll, "d1": s * mills, "d2": -mills * (x + mills)}
+        else:
+            out = self._probit_parts(y, eta)
         # Fisher weight phi^2 / (Phi (1 - Phi)), in logs so the tails do not underflow to 0/0
         log_phi = -0.5 * eta * eta - _LOG_SQRT_2PI
         log_p, log_q = log_ndtr(eta), log_ndtr(-eta)
         w = np.exp(2.0 * log_phi - log_p - log_q)
         # d log w / d eta = -2 eta - phi/Phi + phi/(1 - Phi)
         dlogw = -2.0 * eta - np.exp(log_phi - log_p) + np.exp(log_phi - log_q)
-        return {"ll": ll, "d1": d1, "d2": d2, "w": w, "dw": w * dlogw}
+        return {**out, "w": w, "dw": w * dlogw}
 
     def has_cumulant(self) -> bool:
         return self.link == "logit"
@@ -213,6 +292,9 @@ class Binomial(Family):
             mu = np.add(ex, 1.0, out=out)
             np.divide(ex, mu, out=mu)
         return np.log1p(ex, out=ex), mu
+
+    def cumulant_offset(self, y):
+        return -_bernoulli_saturated(np.asarray(y, dtype=float))
 
     def check_response(self, y, column):
         from wemix_nb.errors import DataError
@@ -234,6 +316,12 @@ class Poisson(Family):
     ----------
     link
         Only ``"log"`` is supported.
+
+    Notes
+    -----
+    The log-density relative to the saturated model is computed as
+    ``-y (expm1(r) - r)`` with ``r = eta - log y`` (``-exp(eta)`` for ``y = 0``): accurate to a
+    few ulps of the result, however large the counts.
     """
 
     name = "poisson"
@@ -262,19 +350,30 @@ class Poisson(Family):
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(y > 0, y * np.log(mu), 0.0) - mu - gammaln(y + 1.0)
 
-    def loglik_eta(self, y, eta):
-        return self.loglik_d1(y, eta)[0]
+    def log_constant(self, y, trials=None):
+        """``y log y - y - log(y!)``, the log-density at ``mu = y`` (``trials`` does not apply)."""
+        y = np.asarray(y, dtype=float)
+        return xlogy(y, y) - y - gammaln(y + 1.0)
+
+    @staticmethod
+    def _relative(y, eta):
+        """``(ll, d1, mu)``: log-density relative to the saturated model, its derivative, mean."""
+        eta = np.minimum(np.asarray(eta, dtype=float), _ETA_MAX)
+        y = np.asarray(y, dtype=float)
+        positive = y > 0
+        s = np.where(positive, y, 1.0)  # y = 0 rows: r = eta, and the terms below give -exp(eta)
+        r = eta - np.log(s)
+        em = np.expm1(r)  # mu / s - 1, accurate near the saturated fit
+        ll = y * r - s * em - (~positive)
+        return ll, (y - s) - s * em, s + s * em
 
     def loglik_d1(self, y, eta):
-        eta = np.minimum(np.asarray(eta, dtype=float), _ETA_MAX)
-        mu = np.exp(eta)
-        # the constant -log(y!) is added by the caller once per row (it does not depend on eta)
-        return y * eta - mu, y - mu
+        ll, d1, _ = self._relative(y, eta)
+        return ll, d1
 
     def eta_derivatives(self, y, eta):
-        eta = np.minimum(np.asarray(eta, dtype=float), _ETA_MAX)
-        mu = np.exp(eta)
-        return {"ll": y * eta - mu - gammaln(y + 1.0), "d1": y - mu, "d2": -mu, "w": mu, "dw": mu}
+        ll, d1, mu = self._relative(y, eta)
+        return {"ll": ll, "d1": d1, "d2": -mu, "w": mu, "dw": mu}
 
     def unit_deviance(self, y, mu):
         # R's form 2 [y log(y / mu) - (y - mu)]: the log(y!) terms of the log-densities cancel
@@ -291,9 +390,9 @@ class Poisson(Family):
         mu = np.exp(np.minimum(eta, _ETA_MAX, out=eta), out=eta)
         return mu, (mu if mean else None)
 
-    def log_constant(self, y: np.ndarray) -> np.ndarray:
-        """``-log(y!)``, the part of the log-density that does not depend on eta."""
-        return -gammaln(np.asarray(y, dtype=float) + 1.0)
+    def cumulant_offset(self, y):
+        y = np.asarray(y, dtype=float)
+        return y - xlogy(y, y)
 
     def check_response(self, y, column):
         from wemix_nb.errors import DataError

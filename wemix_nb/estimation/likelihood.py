@@ -239,7 +239,7 @@ def _linear(frame: ModelFrame, profiled: bool) -> LogLikelihood:
         return problem.group_lnl(problem.evaluate(theta), ext, sigma**2)[0]
 
     # start: the weighted least-squares fit the problem centres on, and its residual SD
-    residual = frame.y - frame.X @ problem.beta0
+    residual = frame.y_less_offset - frame.X @ problem.beta0
     sigma0 = float(np.sqrt(np.sum(frame.weight1 * residual**2) / frame.weight1.sum()))
     start = np.r_[problem.beta0, structure.start(), sigma0]
     names = [*frame.fixed_names, *theta_names, SIGMA]
@@ -252,11 +252,14 @@ def _glmm(frame: ModelFrame, family: Family, nquad: int, laplace_rounding: bool)
     names = [*frame.fixed_names, *CovarianceStructure(frame.levels).names]
     kind = f"{_family_text(family)}, nquad {model.nquad}"
 
+    # the model leaves out the terms free of parameters (see QuadratureModel.constant_by_group)
+    constant = model.constant_by_group
+
     def value(x: np.ndarray) -> float:
-        return model.evaluate(x[:p], x[p:])["value"]
+        return model.evaluate(x[:p], x[p:])["value"] + float(np.sum(constant))
 
     def groups(x: np.ndarray) -> np.ndarray:
-        return model.evaluate(x[:p], x[p:])["by_group"]
+        return model.evaluate(x[:p], x[p:])["by_group"] + constant
 
     return LogLikelihood(names, start, kind, value, groups, family)
 

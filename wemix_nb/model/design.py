@@ -11,8 +11,11 @@ import numpy as np
 import pandas as pd
 from formulaic import model_matrix
 
-from wemix_nb.errors import DataError, FormulaError, RankDeficiencyError
+from wemix_nb.errors import ArgumentError, DataError, FormulaError, RankDeficiencyError
 from wemix_nb.model.formula import INTERCEPT, ParsedFormula, RandomBar, variables_of
+
+#: the name under which an ``offset`` array joins the model's rows
+OFFSET_COLUMN = "(offset)"
 
 
 def check_finite(values: np.ndarray, names: list[str], what: str, rows: pd.Index) -> None:
@@ -252,6 +255,165 @@ def response(
     if check_constant and np.ptp(y) == 0:
         raise DataError(f"The response {name!r} is constant ({float(y[0])!r}); nothing to model.")
     return y, levels
+
+
+def _numeric_expression(rows: pd.DataFrame, expression: str, what: str) -> np.ndarray:
+    """A numeric vector from a column name or an expression formulaic evaluates (``log(e)``,
+    ``n - k``), checked finite."""
+    if expression in rows.columns:
+        values = rows[expression]
+    else:
+        values = _design_matrix(f"I({expression}) - 1", rows, what)[0].iloc[:, 0]
+    if pd.api.types.is_bool_dtype(values.dtype) or not pd.api.types.is_numeric_dtype(values.dtype):
+        raise DataError(f"The {what} {expression!r} must be numeric, but has dtype {values.dtype}.")
+    out = values.to_numpy(dtype=float)
+    check_finite(out[:, None], [expression], f"The {what}", rows.index)
+    return out
+
+
+def trials_response(
+    rows: pd.DataFrame, parsed: ParsedFormula, *, check_constant: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(proportion of successes, trials)`` of a ``cbind(successes, failures)`` response.
+
+    Rows with no trial (0 successes and 0 failures) get proportion 0 and contribute nothing, as
+    in R's binomial family.
+
+    Raises
+    ------
+    DataError
+        Successes or failures that are not non-negative whole numbers (naming the expression and
+        the first row), or no success (or no failure) in any row.
+    """
+    counts = []
+    for part in parsed.trials:
+        values = _numeric_expression(rows, part, "count")
+        bad = (values < 0) | (values != np.round(values))
+        if bad.any():
+            first = np.flatnonzero(bad)[0]
+            raise DataError(
+                f"In {parsed.response!r}, {part!r} must hold counts (non-negative whole numbers); "
+                f"found {float(values[first])!r} at row {rows.index[first]!r} ({int(bad.sum())} row(s))."
+            )
+        counts.append(values)
+    successes, failures = counts
+    trials = successes + failures
+    if check_constant and (successes.sum() == 0 or failures.sum() == 0):
+        which = "success" if successes.sum() == 0 else "failure"
+        raise DataError(f"The response {parsed.response!r} has no {which} in any row; nothing to model.")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y = np.where(trials > 0, successes / trials, 0.0)
+    return y, trials
+
+
+class OffsetValues:
+    """An ``offset`` given as values, one per row of the data (kept as given: an array, or a
+    Series that the model frame aligns with the data by index); compared by value.
+
+    Parameters
+    ----------
+    values
+        A 1-D array-like of numbers, or a pandas Series.
+    """
+
+    def __init__(self, values: Any):
+        if isinstance(values, pd.Series):
+            if not pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+                raise ArgumentError(f"offset must be numeric, got a Series of dtype {values.dtype}.")
+            self.values: np.ndarray | pd.Series = values.astype(float).copy()
+        else:
+            try:
+                array = np.array(values, dtype=float)
+            except (TypeError, ValueError):
+                raise ArgumentError(
+                    f"offset must be a column name or one number per row of the data, got {values!r}."
+                ) from None
+            if array.ndim != 1:
+                raise ArgumentError(f"offset must be one-dimensional, got shape {array.shape}.")
+            array.flags.writeable = False
+            self.values = array
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, OffsetValues) or len(other) != len(self):
+            return False
+        same_kind = isinstance(self.values, pd.Series) == isinstance(other.values, pd.Series)
+        return same_kind and bool(
+            np.array_equal(np.asarray(self.values), np.asarray(other.values), equal_nan=True)
+        )
+
+    def __hash__(self) -> int:
+        return hash((len(self), np.asarray(self.values).tobytes()))
+
+    def __repr__(self) -> str:
+        return f"<offset: {len(self)} values>"
+
+
+def offset_option(offset: Any) -> str | OffsetValues | None:
+    """``mix``'s ``offset`` argument validated for :class:`~wemix_nb.options.FitOptions`: a column
+    name, or the values wrapped in :class:`OffsetValues` (comparable, hashable).
+
+    Raises
+    ------
+    ArgumentError
+        A single number, or values that are not a 1-D sequence of numbers.
+    """
+    if offset is None or isinstance(offset, str | OffsetValues):
+        return offset
+    if isinstance(offset, int | float | bool | np.number):
+        raise ArgumentError(
+            f"offset must be a column name or one number per row of the data, got the scalar {offset!r}."
+        )
+    return OffsetValues(offset)
+
+
+def offset_input(option: str | OffsetValues | None) -> str | np.ndarray | pd.Series | None:
+    """The ``offset`` option as :func:`~wemix_nb.model.frame.build_model_frame` takes it."""
+    return option.values if isinstance(option, OffsetValues) else option
+
+
+def offset_argument(offset, data: pd.DataFrame) -> tuple[str | None, object]:
+    """The ``offset`` argument as ``(column, values)``: a column name and no values, or
+    :data:`OFFSET_COLUMN` and the values (an array of one value per row of ``data``, or a Series
+    aligned with it by index).
+
+    Raises
+    ------
+    ArgumentError
+        Anything else, or an array of the wrong length.
+    """
+    if offset is None or isinstance(offset, str):
+        return offset, None
+    if isinstance(offset, pd.Series):
+        return OFFSET_COLUMN, offset
+    try:
+        values = np.asarray(offset, dtype=float)
+    except (TypeError, ValueError):
+        raise ArgumentError(
+            f"offset must be a column name or one number per row of the data, got {type(offset).__name__}."
+        ) from None
+    if values.ndim != 1 or len(values) != len(data):
+        raise ArgumentError(
+            f"offset must hold one value per row of the data ({len(data)}); got shape {values.shape}."
+        )
+    return OFFSET_COLUMN, values
+
+
+def offset_values(rows: pd.DataFrame, parsed: ParsedFormula, column: str | None = None) -> np.ndarray | None:
+    """The sum of the formula's ``offset(...)`` expressions and of the column ``column`` (the
+    ``offset`` argument), evaluated on ``rows``; ``None`` without any offset.
+
+    Raises
+    ------
+    DataError
+        A non-numeric or non-finite offset.
+    """
+    parts = [_numeric_expression(rows, expr, "offset") for expr in parsed.offsets]
+    if column is not None:
+        parts.append(_numeric_expression(rows, column, "offset"))
+    return np.sum(parts, axis=0) if parts else None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -44,17 +44,40 @@ class RandomBar:
 
 @dataclass(frozen=True)
 class ParsedFormula:
-    """A formula split into response, fixed part and random bars."""
+    """A formula split into response, fixed part and random bars.
+
+    Attributes
+    ----------
+    formula
+        The formula as given.
+    response
+        The left-hand side as written (``"y"``, ``"log(y)"``, ``"cbind(k, n - k)"``).
+    fixed
+        The fixed part without its ``offset(...)`` terms, as formulaic reads it.
+    bars
+        The random-effect terms.
+    offsets
+        The expressions inside the fixed part's ``offset(...)`` terms (added to the linear
+        predictor with coefficient 1).
+    trials
+        ``(successes, failures)`` expressions of a ``cbind(successes, failures)`` response (a
+        binomial response with trials, as in lme4), else ``None``.
+    """
 
     formula: str
     response: str
     fixed: str
     bars: tuple[RandomBar, ...]
+    offsets: tuple[str, ...] = ()
+    trials: tuple[str, str] | None = None
 
     @property
     def fixed_formula(self) -> str:
-        """The fixed part with its response, as formulaic reads it: ``"y ~ x1 + x2"``."""
-        return f"{self.response} ~ {self.fixed}"
+        """The fixed part with its response and offsets, as formulaic reads it (to list the
+        columns used): ``"y ~ x1 + x2"``, ``"k + n ~ x1 + I(log(e))"``."""
+        lhs = " + ".join(f"I({part})" for part in self.trials) if self.trials else self.response
+        offsets = "".join(f" + I({expr})" for expr in self.offsets)
+        return f"{lhs} ~ {self.fixed}{offsets}"
 
     @property
     def factors(self) -> list[str]:
@@ -138,6 +161,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     terms = _split_top_level(rhs, "+")
     bars: list[RandomBar] = []
     fixed_terms: list[str] = []
+    offsets: list[str] = []
     for term in terms:
         if not term:
             raise FormulaError(f"Empty term in formula {formula!r}.")
@@ -147,6 +171,8 @@ def parse_formula(formula: str) -> ParsedFormula:
             raise FormulaError(
                 f"Random term {term!r} must be written in its own parentheses, e.g. '(1 + x | g)'."
             )
+        elif (inner := _call_argument(term, "offset")) is not None:
+            offsets.append(inner)
         else:
             fixed_terms.append(term)
     if not bars:
@@ -155,7 +181,43 @@ def parse_formula(formula: str) -> ParsedFormula:
             "wemix_nb fits mixed models only."
         )
     fixed = " + ".join(fixed_terms) if fixed_terms else "1"
-    return ParsedFormula(formula=formula, response=lhs.strip(), fixed=fixed, bars=tuple(bars))
+    response = lhs.strip()
+    return ParsedFormula(
+        formula=formula,
+        response=response,
+        fixed=fixed,
+        bars=tuple(bars),
+        offsets=tuple(offsets),
+        trials=_cbind(response),
+    )
+
+
+def _call_argument(term: str, function: str) -> str | None:
+    """The argument of ``function(...)`` when ``term`` is exactly that call, else None."""
+    match = re.fullmatch(rf"{function}\s*\((.*)\)", term.strip(), flags=re.S)
+    if match is None or _split_top_level(match.group(1), ",") != [match.group(1).strip()]:
+        # not the whole term (e.g. offset(a) * b), or several arguments
+        if match is not None:
+            raise FormulaError(f"{function}() takes one expression; got {term!r}.")
+        return None
+    inner = match.group(1).strip()
+    if not inner:
+        raise FormulaError(f"{term!r} needs an expression, e.g. {function}(log(exposure)).")
+    return inner
+
+
+def _cbind(response: str) -> tuple[str, str] | None:
+    """``(successes, failures)`` of a ``cbind(successes, failures)`` response, else None."""
+    match = re.fullmatch(r"cbind\s*\((.*)\)", response, flags=re.S)
+    if match is None:
+        return None
+    parts = _split_top_level(match.group(1), ",")
+    if len(parts) != 2 or not all(parts):
+        raise FormulaError(
+            f"The response {response!r} must be cbind(successes, failures), two expressions, "
+            "e.g. cbind(passed, n - passed)."
+        )
+    return parts[0], parts[1]
 
 
 def bare_reserved_names(expression: str) -> list[str]:

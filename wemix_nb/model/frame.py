@@ -16,19 +16,30 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from wemix_nb.errors import ArgumentError, ColumnNotFoundError, DataError, DroppedRowsWarning, WeightError
+from wemix_nb.errors import (
+    ArgumentError,
+    ColumnNotFoundError,
+    DataError,
+    DroppedRowsWarning,
+    FormulaError,
+    WeightError,
+)
 from wemix_nb.model import weights as weight_rules
 from wemix_nb.model.centering import Centering, CenteringRequest, center, centering_request
 from wemix_nb.model.design import (
+    OFFSET_COLUMN,
     categories_seen,
     fixed_design,
+    offset_argument,
+    offset_values,
     random_design,
     response,
+    trials_response,
     without_unused_categories,
 )
 from wemix_nb.model.dtypes import check_exact_numbers, numpy_counterparts
 from wemix_nb.model.formula import ParsedFormula, check_reserved_names, parse_formula, variables_of
-from wemix_nb.model.identification import check_confounding, check_random_designs
+from wemix_nb.model.identification import check_confounding, check_random_designs, check_top_level_groups
 from wemix_nb.model.levels import (
     LevelIndex,
     group_columns_of,
@@ -135,6 +146,16 @@ class ModelFrame:
     sampling
         The first-stage sampling design of the top-level groups (strata, PSUs, fpc) for
         design-based standard errors; ``None``: every top-level group a PSU of one stratum.
+    offset
+        ``(n,)`` known part of the linear predictor (the formula's ``offset(...)`` terms plus the
+        ``offset`` argument), or ``None``.
+    offset_source
+        Where the ``offset`` argument came from: its column name, :data:`OFFSET_COLUMN` for an
+        array, or ``None`` (predictions on new data read the same column, or need the array
+        again).
+    trials
+        ``(n,)`` numbers of trials of a binomial response given as ``cbind(successes,
+        failures)`` (``y`` is then the proportion of successes), or ``None``.
     """
 
     parsed: ParsedFormula
@@ -155,11 +176,23 @@ class ModelFrame:
     categories: dict[str, tuple] = field(default_factory=dict)
     weight_scaling: str = "none"
     sampling: SamplingDesign | None = None
+    offset: np.ndarray | None = None
+    trials: np.ndarray | None = None
+    offset_source: str | None = None
+
+    @property
+    def offset_columns(self) -> list[str]:
+        """The data columns of the offsets (formula terms, and the ``offset`` argument's column)."""
+        names = [v for expr in self.parsed.offsets for v in variables_of(expr)]
+        if self.offset_source not in (None, OFFSET_COLUMN):
+            names.append(self.offset_source)
+        return list(dict.fromkeys(names))
 
     @property
     def covariate_columns(self) -> list[str]:
-        """The data columns that predictions need: covariates of both parts and grouping columns."""
-        names = variables_of(self.parsed.fixed)
+        """The data columns that predictions need: covariates of both parts, offsets and grouping
+        columns."""
+        names = variables_of(self.parsed.fixed) + self.offset_columns
         names += [v for bar in self.parsed.bars for v in variables_of(bar.expr)]
         names += [c for level in self.levels for c in group_columns_of(level.name)]
         return list(dict.fromkeys(names))
@@ -168,6 +201,11 @@ class ModelFrame:
     def level1_weights_only(self) -> bool:
         """True when only the rows are weighted (one weight column; higher levels have weight 1)."""
         return len(self.weight_columns) == 1 and len(self.levels) > 0
+
+    @property
+    def y_less_offset(self) -> np.ndarray:
+        """``y - offset``: what a linear model regresses on its design (``y`` without offset)."""
+        return self.y if self.offset is None else self.y - self.offset
 
     @property
     def n(self) -> int:
@@ -203,6 +241,7 @@ class _Columns:
     random: list[str]  # variables of the random bars
     centering: CenteringRequest
     weights: list[str]  # level 1 first; empty for unit weights
+    offset: str | None = None  # the offset argument's column (OFFSET_COLUMN for an array)
 
     @property
     def factors(self) -> list[str]:
@@ -211,8 +250,11 @@ class _Columns:
     @property
     def used(self) -> list[str]:
         groups = sorted({col for factor in self.factors for col in group_columns_of(factor)})
+        offset = [] if self.offset in (None, OFFSET_COLUMN) else [self.offset]
         return list(
-            dict.fromkeys([*self.fixed, *self.random, *groups, *self.centering.columns, *self.weights])
+            dict.fromkeys(
+                [*self.fixed, *self.random, *groups, *self.centering.columns, *self.weights, *offset]
+            )
         )
 
 
@@ -292,7 +334,7 @@ class _Rows:
     n_dropped_zero_weight: int
 
 
-def _usable_rows(data: pd.DataFrame, columns: _Columns) -> _Rows:
+def _usable_rows(data: pd.DataFrame, columns: _Columns, offset_values=None) -> _Rows:
     """Drop the rows with a missing value in a used column, then those with a zero weight.
 
     Raises
@@ -305,6 +347,8 @@ def _usable_rows(data: pd.DataFrame, columns: _Columns) -> _Rows:
     if len(data) == 0:
         raise DataError("The data have no rows.")
     rows = data[columns.used]
+    if offset_values is not None:  # an offset array joins the rows (a missing value drops its row)
+        rows = rows.assign(**{OFFSET_COLUMN: offset_values})
     missing = rows.isna()
     keep = ~missing.any(axis=1).to_numpy()
     na_detail = _counts(missing.sum())
@@ -397,6 +441,7 @@ def build_model_frame(
     center_grand: str | None = None,
     scale_weights: str = "none",
     binomial_response: bool = False,
+    offset: str | np.ndarray | pd.Series | None = None,
     check_response: bool = True,
     check_rank: bool = True,
     drop_unused_categories: bool = True,
@@ -426,7 +471,11 @@ def build_model_frame(
         :mod:`wemix_nb.model.weights`). Centering then uses the scaled level-1 weights, in the
         convention they were given in. Ignored with unit weights.
     binomial_response
-        Recode a two-valued response (0/1, booleans, two-level categorical) to 0/1.
+        Recode a two-valued response (0/1, booleans, two-level categorical) to 0/1; a
+        ``cbind(successes, failures)`` response (which needs it) becomes proportions and trials.
+    offset
+        A known term added to the linear predictor, besides the formula's ``offset(...)``: a
+        column name, or one value per row of ``data`` (an array, or a Series aligned by index).
     check_response, check_rank
         Refuse a constant response / a rank-deficient fixed design.
     drop_unused_categories
@@ -449,9 +498,17 @@ def build_model_frame(
         raise ArgumentError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
     weight_rules.check_scaling_method(scale_weights)
     parsed = parse_formula(formula)
-    columns = _model_columns(parsed, weights, cweights, centering_request(center_group, center_grand))
+    if parsed.trials is not None and not binomial_response:
+        raise FormulaError(
+            f"The response {parsed.response!r} gives successes and failures, which needs family='binomial'."
+        )
+    offset_column, offset_array = offset_argument(offset, data)
+    columns = replace(
+        _model_columns(parsed, weights, cweights, centering_request(center_group, center_grand)),
+        offset=offset_column,
+    )
     _check_columns(data, columns, unit_weights=weights is None)
-    kept = _usable_rows(data, columns)
+    kept = _usable_rows(data, columns, offset_array)
     # one reading of the columns: nullable / pyarrow / pd.NA-text dtypes as their NumPy counterparts
     rows = numpy_counterparts(kept.rows)
     check_exact_numbers(rows, dict.fromkeys([*columns.fixed, *columns.random]))
@@ -470,9 +527,13 @@ def build_model_frame(
     # WeMix centres with the level-1 weight column as passed (conditional or not), here as scaled
     centering = center(work, columns.centering, conditional[0] if cweights else unconditional[0])
     categories = categories_seen(work, [*columns.fixed, *columns.random], parsed.response)
-    y, response_levels = response(
-        work, parsed.response, binomial=binomial_response, check_constant=check_response
-    )
+    trials = None
+    if parsed.trials is not None:
+        (y, trials), response_levels = trials_response(work, parsed, check_constant=check_response), None
+    else:
+        y, response_levels = response(
+            work, parsed.response, binomial=binomial_response, check_constant=check_response
+        )
     fixed = fixed_design(work, parsed, check_rank=check_rank)
     random_levels, random_specs = _random_levels(work, parsed, levels, parents, unconditional, conditional)
 
@@ -494,8 +555,12 @@ def build_model_frame(
         response_levels=response_levels,
         categories=categories,
         weight_scaling=scaling,
+        offset=offset_values(work, parsed, offset_column),
+        trials=trials,
+        offset_source=offset_column,
     )
     if check_rank:  # a Dask partition may hold too few rows to tell
+        check_top_level_groups(frame)  # before the identification checks: the plainer message
         check_random_designs(frame)
         check_confounding(frame)
     return frame

@@ -8,6 +8,8 @@
   effect, so the variance of the random intercepts is not identified.
 * :func:`check_fixed_interpolation` and :func:`check_residual_variance` (linear models): a response
   that the model reproduces exactly, whose residual variance is 0 and likelihood unbounded.
+* :func:`check_top_level_groups`: a single top-level group, whose variance is not identified and
+  whose robust standard errors are undefined.
 """
 
 from __future__ import annotations
@@ -145,4 +147,27 @@ def check_residual_variance(frame: ModelFrame, sigma2: float) -> None:
             "around the fixed effects, i.e. 0 up to rounding. The likelihood is then unbounded and "
             "the variance components and standard errors are not estimable; check that the "
             "response is not computed from the covariates and groups."
+        )
+
+
+def check_top_level_groups(frame: ModelFrame) -> None:
+    """Refuse a model with a single top-level group, whatever the family and the depth.
+
+    Standard errors are robust (sandwich) ones, clustered on the top-level groups: with one
+    group the meat is the one group's score, which is zero at the optimum, and ``G / (G - 1)``
+    divides by zero, so the SEs would be 0 (p = 0) or undefined. The top level's variance is not
+    identified either: one group has one random effect, which the intercept absorbs.
+
+    Raises
+    ------
+    DataError
+        Naming the top grouping factor, its level and its one group.
+    """
+    top = frame.top
+    if top.n_groups < 2:
+        label = top.labels[0] if top.n_groups else None
+        raise DataError(
+            f"Robust standard errors need at least 2 top-level groups (ideally many); {top.name!r} "
+            f"(level {top.number}) has a single group ({str(label)!r}), whose random effect the "
+            f"intercept absorbs. Drop the '( ... | {top.name})' term, or fit data with more groups."
         )

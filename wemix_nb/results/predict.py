@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from wemix_nb.errors import ArgumentError, ColumnNotFoundError, NewLevelError
-from wemix_nb.model.design import real_values
+from wemix_nb.model.design import OFFSET_COLUMN, offset_argument, offset_values, real_values
 from wemix_nb.model.dtypes import numpy_counterparts
 from wemix_nb.model.formula import variables_of
 from wemix_nb.model.frame import ModelFrame
@@ -27,7 +27,7 @@ from wemix_nb.options import check_flag
 if TYPE_CHECKING:  # pragma: no cover
     from wemix_nb.results.result import MixResult
 
-__all__ = ["PREDICTION_COLUMNS", "fixed_link", "predict", "prepare_newdata", "random_link"]
+__all__ = ["PREDICTION_COLUMNS", "fixed_link", "newdata_offset", "predict", "prepare_newdata", "random_link"]
 
 #: columns of ``predict(..., se=True)``
 PREDICTION_COLUMNS = ["predicted", "std_error", "conf_low", "conf_high"]
@@ -41,6 +41,7 @@ def predict(
     include_random: bool = True,
     se: bool = False,
     conf_level: float = 0.95,
+    offset=None,
 ) -> pd.Series | pd.DataFrame:
     """Predictions of a fit; see :meth:`MixResult.predict <wemix_nb.MixResult.predict>`."""
     from wemix_nb.results.report import check_conf_level
@@ -60,6 +61,8 @@ def predict(
         )
     if se:
         check_conf_level(conf_level)
+    if newdata is None and offset is not None:
+        raise ArgumentError("offset= goes with newdata: the fitting rows have the fit's offset.")
     if newdata is None and include_random:
         stored = result.fitted if result.linear_predictor is None else result.linear_predictor
         if not isinstance(stored, pd.Series):  # a Dask fit: lazily, partition by partition
@@ -72,16 +75,19 @@ def predict(
         X = frame.X
         if len(X) != len(result.fitted):
             raise ArgumentError("This result does not hold its fitting rows; pass newdata.")
-        eta, index = fixed_link(result, X), result.fitted.index
+        eta, index = fixed_link(result, X, frame.offset), result.fitted.index
     else:
         columns = frame.covariate_columns if include_random else fixed_columns(frame)
+        if isinstance(offset, str):  # the offset of these rows, from a column of newdata
+            columns = [*columns, offset]
         data, incomplete = prepare_newdata(frame, newdata, columns)
         # a missing covariate or group label: no prediction
         X = np.full((len(newdata), len(frame.fixed_names)), np.nan)
         eta = np.full(len(newdata), np.nan)
+        offset_rows = newdata_offset(frame, data, _complete_rows(offset, newdata, incomplete))
         if len(data):
             X[~incomplete] = fixed_design(frame, data)
-            eta[~incomplete] = fixed_link(result, X[~incomplete])
+            eta[~incomplete] = fixed_link(result, X[~incomplete], offset_rows)
             if include_random:
                 eta[~incomplete] += random_link(result, data, allow_new_levels)
         index = newdata.index
@@ -138,7 +144,7 @@ def _with_standard_errors(
 def fixed_columns(frame: ModelFrame) -> list[str]:
     """The data columns a population-level prediction needs: the fixed part's covariates and the
     grouping columns of group-mean centering (whose group means are subtracted again)."""
-    names = variables_of(frame.parsed.fixed)
+    names = variables_of(frame.parsed.fixed) + frame.offset_columns
     names += [col for factor in frame.centering.group for col in group_columns_of(factor)]
     return list(dict.fromkeys(names))
 
@@ -166,9 +172,46 @@ def fixed_design(frame: ModelFrame, data: pd.DataFrame) -> np.ndarray:
     return real_values(X[frame.fixed_names], "newdata's fixed-effect design")
 
 
-def fixed_link(result: MixResult, X: np.ndarray) -> np.ndarray:
-    """The fixed part of the linear predictor, ``X beta``."""
-    return X @ result.coef.to_numpy(dtype=float)
+def fixed_link(result: MixResult, X: np.ndarray, offset: np.ndarray | None = None) -> np.ndarray:
+    """The fixed part of the linear predictor, ``X beta`` plus the offset (if any)."""
+    eta = X @ result.coef.to_numpy(dtype=float)
+    return eta if offset is None else eta + offset
+
+
+def _complete_rows(offset, newdata: pd.DataFrame, incomplete: np.ndarray):
+    """A ``predict(offset=...)`` given as values, restricted to the complete rows of newdata."""
+    if offset is None or isinstance(offset, str):
+        return offset
+    if isinstance(offset, pd.Series):
+        offset = offset.reindex(newdata.index)
+    values = np.asarray(offset, dtype=float)
+    if values.ndim != 1 or len(values) != len(newdata):
+        raise ArgumentError(
+            f"offset must hold one value per row of newdata ({len(newdata)}); got shape {values.shape}."
+        )
+    return values[~incomplete]
+
+
+def newdata_offset(frame: ModelFrame, data: pd.DataFrame, offset=None) -> np.ndarray | None:
+    """The offset of prepared new data: the formula's ``offset(...)`` terms evaluated on it, plus
+    the ``offset`` argument's column read from it, or ``offset`` given here (a column name of
+    ``newdata``, or one value per row of it; it replaces the fit's ``offset`` argument).
+
+    Raises
+    ------
+    ArgumentError
+        The fit took its ``offset`` as an array and none is given here.
+    """
+    source = frame.offset_source
+    if offset is None and source == OFFSET_COLUMN:
+        raise ArgumentError(
+            "The model was fitted with an offset given as values, which newdata cannot supply: pass "
+            "predict(newdata, offset=...) with one value per row of newdata (or a column name)."
+        )
+    column, values = offset_argument(source if offset is None else offset, data)
+    if values is not None:
+        data = data.assign(**{OFFSET_COLUMN: values})
+    return offset_values(data, frame.parsed, column)
 
 
 def random_link(result: MixResult, data: pd.DataFrame, allow_new_levels: bool) -> np.ndarray:

@@ -40,9 +40,14 @@ def residuals(result: MixResult, type: str = "response") -> pd.Series:
             meta=pd.Series(dtype=float, name=name),
             align_dataframes=False,
         )
-    return _residual_series(
+    values = _residual_series(
         result.resid, result.fitted, result.linear_predictor, result.family, result.sigma, type
     )
+    trials = None if result.frame is None else result.frame.trials
+    if trials is not None and len(trials) == len(values) and type in ("pearson", "deviance"):
+        # a proportion of n trials: the trials are R's prior (precision) weights
+        values = values * np.sqrt(trials)
+    return values
 
 
 def _residual_series(

@@ -420,6 +420,7 @@ class MixResult:
         include_random: bool = True,
         se: bool = False,
         conf_level: float = 0.95,
+        offset=None,
     ) -> pd.Series | pd.DataFrame:
         """Predictions: conditional on the groups' random effects (default) or population-level.
 
@@ -444,6 +445,13 @@ class MixResult:
             delta-method standard error of the fixed part and a confidence interval.
         conf_level
             Confidence level of the interval when ``se=True``.
+        offset
+            With ``newdata`` only: the offset of its rows, a column name of ``newdata`` or one
+            value per row, replacing the fit's ``offset`` argument. By default the offset is
+            rebuilt from ``newdata``: the formula's ``offset(...)`` terms and the column the fit's
+            ``offset`` named must be in it; a fit whose ``offset`` was an array needs this
+            argument. The offset is part of every prediction (link and response scale; it adds
+            nothing to ``std_error``).
 
         Returns
         -------
@@ -464,7 +472,7 @@ class MixResult:
         """
         from wemix_nb.results.predict import predict
 
-        return predict(self, newdata, type, allow_new_levels, include_random, se, conf_level)
+        return predict(self, newdata, type, allow_new_levels, include_random, se, conf_level, offset)
 
     def residuals(self, type: str = "response") -> pd.Series:
         """Residuals of the fitting rows, conditional on the random effects' modes (as ``fitted``).
@@ -487,7 +495,10 @@ class MixResult:
         residuals by the square root of the prior weights, which are precision weights, while
         sampling weights say how many population units a row stands for. With unit weights
         these are R's and statsmodels' GLM residuals at the same ``mu``. WeMix's default for
-        GLMMs is ``"deviance"``; here it is ``"response"`` for every model.
+        GLMMs is ``"deviance"``; here it is ``"response"`` for every model. A
+        ``cbind(successes, failures)`` response is the proportion of successes, and its
+        trials are precision weights: Pearson and deviance residuals are multiplied by
+        ``sqrt(trials)``, as R's ``residuals.glm`` does.
 
         Parameters
         ----------

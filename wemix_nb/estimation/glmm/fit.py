@@ -17,11 +17,13 @@ import numpy as np
 from wemix_nb._progress import iteration_bar
 from wemix_nb.errors import ArgumentError, ConvergenceWarning, FormulaError, NumericalWarning
 from wemix_nb.estimation.families import Family, get_family
+from wemix_nb.estimation.glmm.degenerate import check_group_separation, variance_runaway
 from wemix_nb.estimation.glmm.optimize import (
     _gradient_tolerance,
     _newton_polish,
     _Objective,
     _quasi_newton,
+    _step_in_standard_errors,
 )
 from wemix_nb.estimation.glmm.protocol import GlmmLevelModes, QuadratureModel
 from wemix_nb.estimation.glmm.sandwich import _robust_covariance, _top_group_scores
@@ -29,6 +31,7 @@ from wemix_nb.estimation.glmm.three_level import _ThreeLevel
 from wemix_nb.estimation.glmm.two_level import _TwoLevel
 from wemix_nb.model.covariance import CovarianceStructure
 from wemix_nb.model.frame import ModelFrame
+from wemix_nb.model.identification import check_top_level_groups
 
 
 @dataclass
@@ -182,7 +185,8 @@ def fit_glmm(
     FormulaError
         More than three levels, or several random-effect bars on one grouping factor.
     DataError
-        A response the family cannot model.
+        A response the family cannot model, or a single top-level group (robust SEs need at
+        least 2).
     """
     del keep_adapting  # documented no-op
     family = get_family(family)
@@ -191,17 +195,17 @@ def fit_glmm(
     p = frame.X.shape[1]
     make = model_factory or (lambda nq, rounding: _make_model(frame, family, nq, rounding))
     model = make(nquad, laplace_rounding)
-    tol = _gradient_tolerance(model)
+    weight_unit = float(np.mean(frame.top.weight))  # lnl scales with the top-level weights
+    tol = _gradient_tolerance(model, weight_unit)
     x = _start_values(frame, family, structure, start)
 
     # Laplace pre-fit, quadrature phase, Newton polish
     bar = iteration_bar(2 * max_iteration, progress=progress)  # shown only if the fit is slow
-    prefit = _laplace_prefit(make, p, model, x, max_iteration, verbose, tol, bar)
+    prefit = _laplace_prefit(make, p, model, x, max_iteration, verbose, (tol, 2e-4 * weight_unit), bar)
     obj = _Objective(model, p)
     aghq = _quasi_newton(obj, prefit.x, prefit.Hneg, max_iteration, verbose, f"AGHQ({nquad})", tol, bar)
     bar.close()
     polished = _newton_polish(obj, aghq, max_iteration - aghq.iterations, tol)
-    converged = aghq.converged or polished.stationary
     iterations = prefit.iterations + aghq.iterations + polished.steps
 
     # the estimate, with the diagonal of each Lambda >= 0
@@ -210,11 +214,17 @@ def fit_glmm(
     ev = obj.full(x)
     gradient = obj.value_grad(x)[1]
     gnorm = float(np.max(np.abs(gradient)))
-    message = _convergence_message(converged, iterations, gnorm)
 
     # robust covariance, fitted values and modes
     score_obj = _score_objective(make, nquad, model, obj)
     scores, lnl_by_group = _top_group_scores(obj, score_obj, x, ev)
+    lnl_by_group = lnl_by_group + score_obj.model.constant_by_group
+    # converged only if the polished point is stationary by a fresh Hessian
+    step_se = _step_in_standard_errors(gradient, H, scores)
+    converged = polished.stationary or step_se < 1e-3
+    runaway = variance_runaway(frame, family, structure.covariances(theta))
+    message = _convergence_message(converged, iterations, gnorm, polished.decrement, step_se, runaway)
+    converged = converged and runaway is None
     levels = [lev.name for lev in frame.levels]
     robust = _robust_covariance(structure, levels, theta, H, gradient, scores, frame.sampling)
     eta, mu = _fitted_values(model, family, ev)
@@ -225,7 +235,7 @@ def fit_glmm(
         beta=beta,
         theta=theta,
         theta_names=list(structure.names),
-        lnl=float(ev["value"]),
+        lnl=float(ev["value"] + np.sum(model.constant_by_group)),
         lnl_by_group=np.asarray(lnl_by_group),
         var_params=robust.var_params,
         var_names=robust.var_names,
@@ -289,7 +299,10 @@ def _check_inputs(frame: ModelFrame, family: Family, nquad: int) -> int:
                 f"{len(lev.blocks)} uncorrelated blocks (several bars or '||'). Combine them into "
                 f"one term such as '(1 + x | {lev.name})'."
             )
-    family.check_response(frame.y, frame.parsed.response)
+    check_top_level_groups(frame)
+    if frame.trials is None:  # proportions with trials were checked when the frame was built
+        family.check_response(frame.y, frame.parsed.response)
+    check_group_separation(frame, family)
     return int(nquad)
 
 
@@ -306,7 +319,9 @@ def _start_values(
     p, k = frame.X.shape[1], structure.size
     theta0 = structure.start()
     if start is None:
-        return np.r_[_weighted_glm(frame.X, frame.y, frame.weight1, family), theta0]
+        # a row of n trials counts n times in the GLM, as in the likelihood
+        w = frame.weight1 if frame.trials is None else frame.weight1 * frame.trials
+        return np.r_[_weighted_glm(frame.X, frame.y, w, family, frame.offset), theta0]
     start = np.asarray(start, dtype=float).ravel()
     if start.size not in (p, p + k):
         raise ArgumentError(
@@ -368,18 +383,19 @@ def _laplace_prefit(
     x: np.ndarray,
     max_iteration: int,
     verbose: bool,
-    tol: float,
+    tols: tuple[float, float],
     bar,
 ) -> _Prefit:
     """Maximise the (cheap) Laplace approximation first, when the objective is anything else.
 
     The result is only a start for the quadrature phase, so the pre-fit stops when the expected
-    gain is below 1e-4; its modes become the warm start of ``model``.
+    gain is below the larger of ``tols`` (the fit's tolerance, and 1e-4 in units of the mean
+    top-level weight); its modes become the warm start of ``model``.
     """
     if not (model.nquad > 1 or model.rounding):
         return _Prefit(x, None, 0, 0)
     pre = make(1, False)
-    res = _quasi_newton(_Objective(pre, p), x, None, max_iteration, verbose, "Laplace", max(tol, 2e-4), bar)
+    res = _quasi_newton(_Objective(pre, p), x, None, max_iteration, verbose, "Laplace", max(tols), bar)
     model.restore_modes(pre.save_modes())
     return _Prefit(res.x, res.Hneg, res.iterations, pre.n_evaluations)
 
@@ -401,19 +417,31 @@ def _canonical(
     return beta, theta, flip[:, None] * H * flip[None, :]
 
 
-def _convergence_message(converged: bool, iterations: int, gnorm: float) -> str:
+def _convergence_message(
+    converged: bool, iterations: int, gnorm: float, decrement: float, step_se: float, runaway: str | None
+) -> str:
     """The optimiser's status; a :class:`ConvergenceWarning` if it did not converge."""
-    if not converged:
+    status = (
+        f"max |gradient| = {gnorm:.3g}, Newton decrement = {decrement:.3g}, Newton step = "
+        f"{step_se:.3g} robust SEs"
+    )
+    if runaway is not None and converged:  # converged, but on the way to infinity
         warnings.warn(
-            f"The GLMM optimiser did not converge after {iterations} iterations (max abs "
-            f"gradient {gnorm:.3g}); estimates may be inaccurate. Try a larger max_iteration "
-            "or other start values.",
+            f"The GLMM fit did not converge: {runaway}. Estimates and standard errors are not reliable.",
             ConvergenceWarning,
             stacklevel=3,
         )
-    return ("converged" if converged else "not converged") + (
-        f" after {iterations} quasi-Newton iterations; max |gradient| = {gnorm:.3g}"
-    )
+        return f"not converged: {runaway}; {status}"
+    if not converged:
+        warnings.warn(
+            f"The GLMM optimiser did not converge after {iterations} iterations ({status}); "
+            "estimates may be inaccurate. Try a larger max_iteration or other start values.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return (
+        "converged" if converged else "not converged"
+    ) + f" after {iterations} quasi-Newton iterations; {status}"
 
 
 def _score_objective(

@@ -64,6 +64,12 @@ class QuadratureModel(Protocol):
         Number of free entries of ``theta``.
     n_evaluations
         Likelihood evaluations so far.
+    constant_by_group
+        ``(G_top,)`` the part of each top-level group's log-likelihood that does not depend on
+        the parameters (the weighted ``log f(y | mu = y)`` of its rows, see
+        :meth:`~wemix_nb.estimation.families.Family.log_constant`). It is left out of
+        :meth:`evaluate`, so that the optimiser's objective stays O(1) per group however large the
+        counts; the reported log-likelihood adds it back.
     """
 
     analytic_gradient: bool
@@ -71,15 +77,16 @@ class QuadratureModel(Protocol):
     rounding: bool
     k: int
     n_evaluations: int
+    constant_by_group: np.ndarray
 
     def evaluate(self, beta: np.ndarray, theta: np.ndarray, grad: bool = False) -> dict:
         """The likelihood at ``(beta, theta)``.
 
-        Returns a dict with at least ``"value"`` (the total, ``-inf`` where it cannot be
-        evaluated) and ``"by_group"`` (``(G_top,)`` contributions of the top-level groups); when
-        finite also ``"eta"`` and what :meth:`level_modes` needs; with ``grad=True`` on a model
-        with an analytic gradient ``"grad"`` (``(p + k,)``) and ``"grad_by_group"``
-        (``(G_top, p + k)``).
+        Returns a dict with at least ``"value"`` (the total without :attr:`constant_by_group`,
+        ``-inf`` where it cannot be evaluated) and ``"by_group"`` (``(G_top,)`` contributions of
+        the top-level groups, likewise); when finite also ``"eta"`` and what
+        :meth:`level_modes` needs; with ``grad=True`` on a model with an analytic gradient
+        ``"grad"`` (``(p + k,)``) and ``"grad_by_group"`` (``(G_top, p + k)``).
         """
         ...
 

@@ -33,13 +33,34 @@ def _gh_rule(nquad: int, q: int) -> tuple[np.ndarray, np.ndarray]:
     """
     if q == 0:
         return np.zeros((1, 0)), np.zeros(1)
-    z, w = np.polynomial.hermite_e.hermegauss(nquad)
-    w = w / np.sqrt(2.0 * np.pi)
+    z, w = _gh_1d(nquad)
     grids = np.meshgrid(*([z] * q), indexing="ij")
     wgrids = np.meshgrid(*([np.log(w)] * q), indexing="ij")
     nodes = np.stack([g.ravel(order="F") for g in grids], axis=1)
     logw = sum(g.ravel(order="F") for g in wgrids) + 0.5 * (nodes**2).sum(axis=1)
     return nodes, logw
+
+
+@functools.lru_cache(maxsize=32)
+def _gh_1d(nquad: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Hermite nodes and weights for the standard normal density (weights sum to 1).
+
+    numpy's ``hermegauss`` (Golub-Welsch) is accurate to ~1e-16 but its weights underflow to 0
+    for 371 points or more (the smallest weight of 370 points is 3e-308), which left NaN weights;
+    above 150 points scipy's ``roots_hermitenorm`` (asymptotic expansions, accurate to ~1e-14 for
+    1,000 points) is used. Nodes whose weight underflows to 0 carry nothing to an adaptive rule
+    (there the integrand relative to the normal density is O(1)) and are left out.
+    """
+    if nquad <= 150:
+        z, w = np.polynomial.hermite_e.hermegauss(nquad)
+    else:
+        from scipy.special import roots_hermitenorm
+
+        z, w = roots_hermitenorm(nquad)
+    keep = w > 0.0
+    z, w = z[keep], w[keep] / np.sqrt(2.0 * np.pi)
+    z.flags.writeable = w.flags.writeable = False  # cached: shared by every fit
+    return z, w
 
 
 def _chunks(

@@ -125,6 +125,7 @@ class _ThreeLevel:
         self.q2, self.q3 = lev2.q, lev3.q
         self.p = self.X.shape[1]
         self.k = self.structure.size
+        self.offset = np.zeros(len(order)) if frame.offset is None else frame.offset[order]
         self.c1 = frame.cond_weight1[order]
         self.c2 = np.asarray(lev2.cond_weight, dtype=float)[g2_order]
         self.w2 = np.asarray(lev2.weight, dtype=float)[g2_order]
@@ -135,8 +136,16 @@ class _ThreeLevel:
             self.c_node = np.round(frame.weight1[order]) / self.w2[self.g2]
         else:
             self.c_node = self.c1
-        if hasattr(family, "log_constant"):
-            self.const2 = self.sum2(self.c_node * family.log_constant(self.y))
+        trials = None if frame.trials is None else frame.trials[order]
+        # the constant log f(y | mu = y) of the rows, kept out of the objective (see families)
+        const2 = self.sum2(self.c_node * family.log_constant(self.y, trials))
+        self.constant_by_group = self.w3 * self.sum3(self.c2 * const2)
+        if trials is not None:  # a row of n trials: n times the per-trial log-density
+            self.c1, self.c_node = self.c1 * trials, self.c_node * trials
+        # canonical links sum y eta - b(eta) at the nodes; the part free of eta that makes it the
+        # log-density relative to the saturated model goes in once per group (see families)
+        if family.has_cumulant():
+            self.const2 = self.sum2(self.c_node * family.cumulant_offset(self.y))
         else:
             self.const2 = np.zeros(self.G2)
         self.grid = NestedGrid(_gh_rule(nquad, self.q2), _gh_rule(nquad, self.q3))
@@ -213,7 +222,7 @@ class _ThreeLevel:
         """Damped Newton on the block-arrow systems of all level-3 groups at once; returns
         ``u, v, X beta, Z2 Lambda2, Z3 Lambda3, eta, derivatives``."""
         lam2, lam3 = lams
-        off = self.X @ beta
+        off = self.X @ beta + self.offset
         A2, A3 = self.Z2 @ lam2, self.Z3 @ lam3
         u, v = self.u.copy(), self.v.copy()
         obj, eta, d = self._objective(off, A2, A3, u, v)

@@ -13,6 +13,8 @@ Gradient
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from wemix_nb.errors import DataError
@@ -29,7 +31,6 @@ from wemix_nb.estimation.glmm.quadrature import (
 from wemix_nb.model.covariance import CovarianceStructure
 from wemix_nb.model.frame import ModelFrame
 
-_BLOCK_ROWS = 1 << 14  # rows per block of whole groups: the mode and gradient arrays stay small
 _BLOCK_ROWS = 1 << 14  # rows per block of whole groups: the mode and gradient arrays stay small
 
 
@@ -76,11 +77,17 @@ class _TwoLevel:
         c1 = frame.cond_weight1[order]
         # WeMix's nQuad = 1 binomial objective: round(w1) log f
         c_node = np.round(frame.weight1[order]) / w2[g] if self.rounding else c1
+        y, X, Z = frame.y[order], frame.X[order], level.Z[order]
+        trials = None if frame.trials is None else frame.trials[order]
+        # each row's constant log f(y | mu = y), kept out of the objective (see families)
+        const_rows = c_node * family.log_constant(y, trials)
+        if trials is not None:  # a row of n trials: n times the per-trial log-density
+            c1, c_node = c1 * trials, c_node * trials
+        offset = np.zeros(len(y)) if frame.offset is None else frame.offset[order]
         nodes, logw = _gh_rule(nquad, self.q)
         entries = self.structure.entries
         rows_theta = np.array([e.row for e in entries], dtype=int)
         cols_theta = np.array([e.col for e in entries], dtype=int)
-        y, X, Z = frame.y[order], frame.X[order], level.Z[order]
         self.blocks: list[_TwoLevelBlock] = []
         self.group_bounds: list[tuple[int, int]] = []
         for g0, g1, r0, r1 in _chunks(starts, len(y), 1, cells=_BLOCK_ROWS):
@@ -88,12 +95,7 @@ class _TwoLevel:
             self.blocks.append(
                 _TwoLevelBlock(
                     family,
-                    y[sl],
-                    X[sl],
-                    Z[sl],
-                    c1[sl],
-                    c_node[sl],
-                    g[sl] - g0,
+                    _BlockRows(y[sl], X[sl], Z[sl], offset[sl], c1[sl], c_node[sl], g[sl] - g0),
                     w2[g0:g1],
                     nodes,
                     logw,
@@ -102,6 +104,8 @@ class _TwoLevel:
                 )
             )
             self.group_bounds.append((g0, g1))
+        # the constant part of each group's log-likelihood (not part of the objective)
+        self.constant_by_group = w2 * np.bincount(g, weights=const_rows, minlength=self.G)
         self.n_evaluations = 0
 
     @property
@@ -155,21 +159,31 @@ class _TwoLevel:
         return eta
 
 
-class _TwoLevelBlock:
-    """Modes, AGHQ log-likelihood and its exact gradient for a block of whole level-2 groups.
+@dataclass(frozen=True)
+class _BlockRows:
+    """The rows of a block of whole level-2 groups, sorted by group.
 
-    Rows are sorted by group; ``gidx`` is the block-local group index of every row.
+    ``c1`` multiplies each row's log-density inside the modes and the curvature (the conditional
+    level-1 weight, times the trials of a binomial row), ``c_node`` at the quadrature nodes (the
+    same, or WeMix's rounded weights); ``gidx`` is the block-local group index of every row.
     """
+
+    y: np.ndarray
+    X: np.ndarray
+    Z: np.ndarray
+    offset: np.ndarray
+    c1: np.ndarray
+    c_node: np.ndarray
+    gidx: np.ndarray
+
+
+class _TwoLevelBlock:
+    """Modes, AGHQ log-likelihood and its exact gradient for a block of whole level-2 groups."""
 
     def __init__(
         self,
         family: Family,
-        y: np.ndarray,
-        X: np.ndarray,
-        Z: np.ndarray,
-        c1: np.ndarray,
-        c_node: np.ndarray,
-        gidx: np.ndarray,
+        rows: _BlockRows,
         w2: np.ndarray,
         nodes: np.ndarray,
         logw: np.ndarray,
@@ -177,18 +191,15 @@ class _TwoLevelBlock:
         cols_theta: np.ndarray,
     ):
         self.family = family
-        self.y, self.X, self.Z, self.c1, self.c_node, self.gidx, self.w2 = (y, X, Z, c1, c_node, gidx, w2)
+        self.y, self.X, self.Z, self.offset = rows.y, rows.X, rows.Z, rows.offset
+        self.c1, self.c_node, self.gidx, self.w2 = rows.c1, rows.c_node, rows.gidx, w2
         self.G = len(w2)
-        self.starts = np.flatnonzero(np.r_[True, gidx[1:] != gidx[:-1]])
-        self.p, self.q, self.k = X.shape[1], Z.shape[1], len(rows_theta)
+        self.starts = np.flatnonzero(np.r_[True, self.gidx[1:] != self.gidx[:-1]])
+        self.p, self.q, self.k = self.X.shape[1], self.Z.shape[1], len(rows_theta)
         self.nodes, self.logw = nodes, logw
         self.M = len(logw)
         self.rows_theta, self.cols_theta = rows_theta, cols_theta
-        if hasattr(family, "log_constant"):
-            self.const = self.gsum(c_node * family.log_constant(y))
-        else:
-            self.const = np.zeros(self.G)
-        self.chunks = _chunks(self.starts, len(y), self.M)
+        self.chunks = _chunks(self.starts, len(self.y), self.M)
         self.u = np.zeros((self.G, self.q))  # warm start of the modes
 
     def gsum(self, a: np.ndarray) -> np.ndarray:
@@ -205,17 +216,29 @@ class _TwoLevelBlock:
         obj = self.gsum(self.c1 * d["ll"]) - 0.5 * np.einsum("gq,gq->g", u, u)
         return obj, eta, d
 
-    def modes(self, beta: np.ndarray, lam: np.ndarray, u0: np.ndarray | None = None):
-        """Damped Newton for all groups at once; returns ``u, X beta, Z Lambda, eta, derivatives``."""
-        off = self.X @ beta
-        A = self.Z @ lam
+    def _warm_start(self, off: np.ndarray, A: np.ndarray, u0: np.ndarray | None):
+        """The previous modes, except in the groups where ``u = 0`` is better: a warm start from
+        a wild trial point (a variance near 0 leaves modes of 1e4) would otherwise send the
+        Newton iteration to overflow."""
         u = self.u.copy() if u0 is None else u0.copy()
         obj, eta, d = self._group_objective(off, A, u)
-        if not np.all(np.isfinite(obj)):
-            u = np.zeros_like(u)
-            obj, eta, d = self._group_objective(off, A, u)
+        if np.any(u):
+            obj0 = self._group_objective(off, A, np.zeros_like(u))[0]
+            worse = ~(obj >= obj0)
+            if worse.any():
+                u[worse] = 0.0
+                obj, eta, d = self._group_objective(off, A, u)
+        return u, obj, eta, d
+
+    def modes(self, beta: np.ndarray, lam: np.ndarray, u0: np.ndarray | None = None):
+        """Damped Newton for all groups at once; returns ``u, X beta, Z Lambda, eta, derivatives``
+        and whether the iteration converged."""
+        off = self.X @ beta + self.offset
+        A = self.Z @ lam
+        u, obj, eta, d = self._warm_start(off, A, u0)
         q = self.q
         eye = np.eye(q)
+        converged = False
         for _ in range(200):
             grad = self.gsum(A * (self.c1 * d["d1"])[:, None]) - u
             wobs = -self.c1 * d["d2"]
@@ -232,6 +255,7 @@ class _TwoLevelBlock:
                 # Newton converges quadratically: after this step the error is ~size^2
                 u = u + step
                 obj, eta, d = self._group_objective(off, A, u)
+                converged = bool(np.all(np.isfinite(obj)))
                 break
             t = np.ones(self.G)
             for _half in range(60):
@@ -243,13 +267,16 @@ class _TwoLevelBlock:
                 t[worse] *= 0.5
             u, obj, eta, d = cand, obj_c, eta_c, d_c
         self.u = u
-        return u, off, A, eta, d
+        return u, off, A, eta, d, converged
 
     # -- likelihood and gradient --------------------------------------------------------------
     def evaluate(self, beta: np.ndarray, lam: np.ndarray, grad: bool = False) -> dict:
         """Per-group AGHQ log-likelihood (and, with ``grad``, its exact per-group gradient)."""
         q = self.q
-        u, off, A, eta, d = self.modes(beta, lam)
+        u, off, A, eta, d, converged = self.modes(beta, lam)
+        if not converged:  # no mode, no approximation: a point the optimiser must avoid
+            self.u = np.zeros_like(u)
+            return {"value": -np.inf, "by_group": np.full(self.G, -np.inf)}
         Wf = self.c1 * d["w"]
         Hf = np.eye(q) + self.gsum(Wf[:, None, None] * A[:, :, None] * A[:, None, :])
         try:
@@ -301,7 +328,7 @@ class _TwoLevelBlock:
             ll, d1 = fam.loglik_d1(self.y[r0:r1, None], e)
             cn = self.c_node[r0:r1, None]
             S = np.add.reduceat(cn * ll, self.starts[g0:g1] - r0, axis=0)
-            val = S + self.const[g0:g1, None] + prior[g0:g1]
+            val = S + prior[g0:g1]
             lse_c = _logsumexp_rows(val)
             lse[g0:g1] = lse_c
             if grad:

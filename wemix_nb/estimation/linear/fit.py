@@ -8,6 +8,7 @@ from wemix_nb.errors import ArgumentError, DataError, RankDeficiencyError
 from wemix_nb.estimation.linear.problem import LinearProblem
 from wemix_nb.estimation.linear.solution import LinearSolution
 from wemix_nb.model.frame import ModelFrame
+from wemix_nb.model.identification import check_top_level_groups
 
 
 def fit_linear(
@@ -35,8 +36,10 @@ def fit_linear(
     RankDeficiencyError
         A numerically singular system for the fixed effects.
     DataError
-        A log-likelihood that is not finite at the estimate.
+        A single top-level group (robust SEs need at least 2), or a log-likelihood that is not
+        finite at the estimate.
     """
+    check_top_level_groups(frame)
     problem = LinearProblem(frame)
     if start is not None and not np.all(np.isfinite(start)):
         raise ArgumentError(f"start must hold finite numbers, got {list(np.asarray(start))}.")

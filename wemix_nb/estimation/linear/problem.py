@@ -120,7 +120,7 @@ def cross_products(frame: ModelFrame, beta0: np.ndarray | None = None) -> CrossP
     ``beta0`` defaults to the weighted least-squares fit; subtracting ``X beta0`` from ``y`` keeps
     the sums of squares small, so the profiled residual sum of squares loses no digits.
     """
-    X, y, w1 = frame.X, frame.y, frame.weight1
+    X, y, w1 = frame.X, frame.y_less_offset, frame.weight1
     if beta0 is None:
         sw = np.sqrt(w1)
         beta0 = np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]

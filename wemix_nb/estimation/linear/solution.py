@@ -82,6 +82,8 @@ def _solution(problem: LinearProblem, theta: np.ndarray) -> LinearSolution:
     u, b, b_cov = _random_effects(problem, theta, ev, ext, sigma2)
     frame = problem.frame
     fitted_fixed = frame.X @ beta
+    if frame.offset is not None:  # the offset is part of the fitted mean
+        fitted_fixed = fitted_fixed + frame.offset
     fitted = fitted_fixed.copy()
     for level, bk in zip(frame.levels, b, strict=True):
         fitted += np.einsum("nq,nq->n", level.Z, bk[level.group_index])
