@@ -19,7 +19,7 @@ from wemix_nb.errors import FewGroupsWarning
 from wemix_nb.estimation.glmm.modes import modes_at
 from wemix_nb.estimation.linear import LinearProblem
 from wemix_nb.estimation.linear.modes import random_effects_at
-from wemix_nb.model.frame import with_scaled_weights
+from wemix_nb.model.rescaled import with_scaled_weights
 from wemix_nb.pipeline import model_frame
 from wemix_nb.results.ranef import RAW, RESCALED
 

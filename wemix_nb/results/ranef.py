@@ -28,7 +28,7 @@ import pandas as pd
 
 from wemix_nb.estimation.glmm.modes import modes_at
 from wemix_nb.estimation.linear.modes import random_effects_at
-from wemix_nb.model.frame import with_scaled_weights
+from wemix_nb.model.rescaled import with_scaled_weights
 
 if TYPE_CHECKING:  # pragma: no cover
     from wemix_nb.results.result import MixResult

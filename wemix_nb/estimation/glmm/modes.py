@@ -27,7 +27,7 @@ def modes_at(frame: ModelFrame, family: Family, beta: np.ndarray, theta: np.ndar
     ----------
     frame
         The model frame whose weights to use (e.g. the fitted one with
-        :func:`~wemix_nb.model.frame.with_scaled_weights`).
+        :func:`~wemix_nb.model.rescaled.with_scaled_weights`).
     family
         The response family.
     beta, theta

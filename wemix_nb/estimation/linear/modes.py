@@ -57,7 +57,7 @@ def random_effects_at(
         The parameters (``theta`` relative to ``sigma``, lme4 order).
     frame
         The problem's frame with other weights (e.g.
-        :func:`~wemix_nb.model.frame.with_scaled_weights`); same rows and groups. ``None``: the
+        :func:`~wemix_nb.model.rescaled.with_scaled_weights`); same rows and groups. ``None``: the
         problem's own weights.
 
     Returns
