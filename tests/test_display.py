@@ -7,6 +7,7 @@ displayed); charts are checked through ``chart.to_dict()`` (data, encodings, sor
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -51,6 +52,11 @@ def _datasets(spec: dict) -> dict[str, list[dict]]:
 
 def _layer_data(spec: dict, layer: dict) -> list[dict]:
     return _datasets(spec)[layer["data"]["name"]]
+
+
+def _layers(spec: dict, mark: str) -> list[dict]:
+    """The layers drawing ``mark`` (``"rule"``, ``"point"``, ``"rect"``), in order."""
+    return [layer for layer in spec["layer"] if layer["mark"]["type"] == mark]
 
 
 # -------------------------------------------------------------------------------------------------
@@ -138,8 +144,57 @@ def test_report_shows_the_variance_components_and_icc(slope_fit):
     residual = variance.row("Residual")
     assert number(residual[1]) == shown(slope_fit.vars["Residual"], 3)
     assert number(residual[3]) == shown(slope_fit.sigma, 3)
-    (icc_note,) = [n for n in variance.notes if "ICC" in n]
-    assert f"{slope_fit.ICC:.3f}" in icc_note
+    # random slopes: the ICC shown is the share between subjects at Days = 0, and the note says so
+    (icc_note,) = [n for n in variance.notes if n.startswith("Intraclass correlation")]
+    at_zero = slope_fit.vars["Subject.Intercept"] / (slope_fit.vars["Subject.Intercept"] + slope_fit.sigma**2)
+    assert icc_note.startswith("Intraclass correlation (ICC) at covariate values 0:")
+    assert f"{at_zero:.3f}" in icc_note and slope_fit.diagnostics.icc == pytest.approx(at_zero)
+    assert any("Days = 0" in n and "depends on the covariates" in n for n in variance.notes)
+    # the residual row has no "Residual" group heading above it
+    html = slope_fit._repr_html_()
+    assert not re.search(r'class="gt_group_heading"[^>]*>\s*Residual\s*<', html)
+
+
+def test_report_icc_of_a_random_intercept_model(intercept_fit):
+    variance = parse_tables(intercept_fit._repr_html_())[1]
+    (icc_note,) = [n for n in variance.notes if n.startswith("Intraclass correlation")]
+    assert icc_note.startswith(f"Intraclass correlation (ICC): {intercept_fit.ICC:.3f}")
+
+
+def test_report_subtitle_counts_groups(pisa_fit):
+    fixed = parse_tables(pisa_fit._repr_html_())[0]
+    assert "5,057 rows, 150 groups (schoolid)" in fixed.headings[1]
+    # 150 schools: the normal reference, as WeMix, and no few-groups warning
+    assert any("normal reference distribution" in n for n in fixed.notes)
+    assert "wemix-few-groups" not in pisa_fit._repr_html_()
+
+
+def test_report_uses_t_with_few_top_level_groups(slope_fit):
+    tables = parse_tables(slope_fit._repr_html_())
+    fixed = tables[0]
+    (note,) = [n for n in fixed.notes if "Robust (sandwich)" in n]
+    assert "t reference distribution with 16 df (18 top-level groups − 2 fixed effects)" in note
+    assert "Only 18 top-level groups" in note
+    t16 = slope_fit.tidy(df="groups").set_index("term")
+    normal = slope_fit.tidy(df="normal").set_index("term")
+    for term in ("Intercept", "Days"):
+        assert fixed.row(term)[5] == display_html.significance_stars(t16.loc[term, "p_value"])
+    assert t16.loc["Days", "p_value"] > normal.loc["Days", "p_value"]
+    # df= overrides the default
+    forced = parse_tables(slope_fit.to_gt(df="normal").fixed.as_raw_html())[0]
+    (forced_note,) = [n for n in forced.notes if "Robust (sandwich)" in n]
+    assert "normal reference distribution" in forced_note and "too small" in forced_note
+    low, _ = forced.row("Days")[6].strip("[]").split(", ")
+    assert number(low) == shown(normal.loc["Days", "conf_low"], 3)
+
+
+def test_p_values_of_exactly_zero_print_as_below_0_001(slope_fit):
+    import dataclasses
+
+    tiny = dataclasses.replace(slope_fit, SE=slope_fit.SE * 1e-40)
+    assert (tiny.tidy()["p_value"] == 0).all()
+    fixed = parse_tables(display_html.result_html(tiny))[0]
+    assert [fixed.row(t)[4] for t in ("Intercept", "Days")] == ["<0.001", "<0.001"]
 
 
 def test_report_shows_groups_weights_and_convergence(pisa_fit):
@@ -200,9 +255,11 @@ def test_glmm_style_result_uses_z(slope_fit):
         name, link = "binomial", "logit"
 
     fake = dataclasses.replace(slope_fit, family=Binomial())
-    fixed = parse_tables(fake._repr_html_())[0]
+    fixed = parse_tables(fake.to_gt(df="normal").fixed.as_raw_html())[0]
     assert "z value" in fixed.header
     assert "binomial, logit link" in fixed.headings[1]
+    # 18 subjects: by default a t reference, and the column says t
+    assert "t value" in parse_tables(fake._repr_html_())[0].header
 
 
 # -------------------------------------------------------------------------------------------------
@@ -248,6 +305,11 @@ def test_compare_table(intercept_fit, slope_fit):
     labels = [r[0] for r in rows]
     assert labels.index("Residual") > labels.index("Subject: Intercept × Days")
     assert any("RI: Reaction ~ Days + (1|Subject)" in n for n in table.notes)
+    # the ICC row shows each model's ICC as its report does, and the notes say what qualifies them
+    icc = table.row("ICC")
+    assert icc[1:] == [f"{intercept_fit.ICC:.3f}", f"{slope_fit.diagnostics.icc:.3f}"]
+    assert "ICC: at covariate values 0 with random slopes." in table.notes
+    assert any(n.startswith("Stars of RI, RS: t reference") for n in table.notes)
 
 
 def test_compare_default_names_and_errors(intercept_fit, slope_fit):
@@ -261,15 +323,36 @@ def test_compare_default_names_and_errors(intercept_fit, slope_fit):
 
 
 def test_compare_plot(intercept_fit, slope_fit):
-    spec = wemix_nb.compare([intercept_fit, slope_fit], names=["RI", "RS"]).plot().to_dict()
-    points = spec["layer"][2]
-    assert points["mark"]["type"] == "point"
+    comparison = wemix_nb.compare([intercept_fit, slope_fit], names=["RI", "RS"])
+    spec = comparison.plot(intercept=True).to_dict()
+    (points,) = _layers(spec, "point")
     assert points["encoding"]["yOffset"]["field"] == "model"
     assert points["encoding"]["color"]["sort"] == ["RI", "RS"]
     data = pd.DataFrame(_layer_data(spec, points))
     assert len(data) == 4
     got = data.set_index(["model", "term"])["estimate"]
     assert got[("RS", "Days")] == pytest.approx(slope_fit.coef["Days"])
+    # one band per term, models side by side in it: at most 25 px per term and model
+    assert spec["height"] <= 25 * 2 * 2
+    (bands,) = _layers(spec, "rect")
+    assert "yOffset" not in bands["encoding"] and bands["encoding"]["y"]["field"] == "term"
+    # the intercept is left out by default
+    default = comparison.plot().to_dict()
+    (points,) = _layers(default, "point")
+    assert {row["term"] for row in _layer_data(default, points)} == {"Days"}
+
+
+def test_compare_plot_height_of_many_terms_and_models():
+    rng = np.random.default_rng(3)
+    n = 400
+    data = pd.DataFrame({f"x{j}": rng.normal(size=n) for j in range(8)})
+    data["g"] = np.repeat(np.arange(40), n // 40)
+    data["y"] = data.sum(axis=1) + rng.normal(size=40)[data["g"]] + rng.normal(size=n)
+    fit = wemix_nb.mix("y ~ " + " + ".join(f"x{j}" for j in range(8)) + " + (1|g)", data)
+    spec = wemix_nb.compare([fit, fit, fit]).plot().to_dict()
+    assert spec["height"] <= 25 * 8 * 3  # today's 1,612 px for 8 terms x 3 models was too tall
+    terms = {row["term"] for row in _layer_data(spec, _layers(spec, "point")[0])}
+    assert terms == {f"x{j}" for j in range(8)}
 
 
 # -------------------------------------------------------------------------------------------------
@@ -277,8 +360,9 @@ def test_compare_plot(intercept_fit, slope_fit):
 
 
 def test_coef_plot(slope_fit):
-    spec = slope_fit.plot_coef().to_dict()
-    zero, bars, points = spec["layer"]
+    spec = slope_fit.plot_coef(intercept=True).to_dict()
+    bands, zero, bars, points = spec["layer"]
+    assert bands["mark"]["type"] == "rect"
     assert bars["mark"]["type"] == "rule" and bars["encoding"]["x"]["field"] == "conf_low"
     assert bars["encoding"]["x2"]["field"] == "conf_high"
     assert points["encoding"]["y"]["sort"] == ["Intercept", "Days"]
@@ -289,10 +373,13 @@ def test_coef_plot(slope_fit):
         tidy[["estimate", "conf_low", "conf_high"]],
     )
     assert _layer_data(spec, zero) == [{"zero": 0.0}]
-    no_intercept = slope_fit.plot_coef(intercept=False).to_dict()
-    assert no_intercept["layer"][2]["encoding"]["y"]["sort"] == ["Days"]
+    default = slope_fit.plot_coef().to_dict()  # the intercept is left out unless asked for
+    assert default["layer"][3]["encoding"]["y"]["sort"] == ["Days"]
     with pytest.raises(ArgumentError):
         slope_fit.plot_coef(terms=["nope"])
+    only_intercept = wemix_nb.mix("Reaction ~ 1 + (1|Subject)", wemix_nb.datasets.sleepstudy())
+    with pytest.raises(ArgumentError, match="intercept=True"):
+        only_intercept.plot_coef()
 
 
 def test_caterpillar_plot_sorted_with_intervals_and_tooltips(slope_fit):
@@ -313,6 +400,8 @@ def test_caterpillar_plot_sorted_with_intervals_and_tooltips(slope_fit):
     tooltip_fields = [t["field"] for t in points["encoding"]["tooltip"]]
     assert {"group", "n", "mode", "sd", "lower", "upper"} <= set(tooltip_fields)
     assert spec["title"]["text"] == "Random effects: Days by Subject"
+    assert spec["title"]["subtitle"][0].startswith("18 groups (Subject); intervals: mode ± 1.96")
+    assert len(spec["title"]["subtitle"]) == 1  # unit weights: nothing to say about them
 
 
 def test_caterpillar_top_and_errors(slope_fit):
@@ -328,6 +417,31 @@ def test_caterpillar_top_and_errors(slope_fit):
         slope_fit.plot_ranef(group="nope")
     with pytest.raises(ArgumentError):
         slope_fit.plot_ranef(max_groups=10_000)
+
+
+def test_caterpillar_of_survey_weights_rescales_and_says_so(pisa_fit):
+    spec = pisa_fit.plot_ranef().to_dict()
+    subtitle = spec["title"]["subtitle"]
+    assert subtitle[0].startswith("150 groups (schoolid); intervals: mode ± 1.96 conditional SD: ")
+    assert subtitle[1] == "Weights rescaled within each group to its number of sampled units"
+    (points,) = _layers(spec, "point")
+    data = pd.DataFrame(_layer_data(spec, points)).set_index("group")
+    table = pisa_fit.random_effects()["schoolid"]
+    table.index = table.index.astype(str)
+    np.testing.assert_allclose(data.loc[table.index, "sd"], table["Intercept_sd"], rtol=1e-12)
+    # each interval coloured by where it lies, and counted in the subtitle
+    above = int((data["lower"] > 0).sum())
+    below = int((data["upper"] < 0).sum())
+    assert set(data.loc[data["lower"] > 0, "side"]) == {"above 0"}
+    assert f"{above} above 0, {below} below 0, {150 - above - below} include 0" in subtitle[0]
+    assert points["encoding"]["color"]["field"] == "side"
+    raw = pisa_fit.plot_ranef(raw=True).to_dict()
+    assert raw["title"]["subtitle"][1] == "Pseudo-likelihood: weights as fitted, not rescaled"
+    raw_data = pd.DataFrame(_layer_data(raw, _layers(raw, "point")[0])).set_index("group")
+    np.testing.assert_allclose(
+        raw_data.loc[table.index, "sd"], pisa_fit.ranef_sd["schoolid"]["Intercept"].to_numpy(), rtol=1e-12
+    )
+    assert (raw_data["side"] != "includes 0").sum() > (data["side"] != "includes 0").sum()
 
 
 @pytest.fixture(scope="module")
@@ -392,3 +506,52 @@ def test_maketables_etable(intercept_fit, slope_fit):
     table = mt.ETable([intercept_fit, slope_fit], model_stats=["N", "se_type", "ll"]).df
     assert "10.467" in str(table.iloc[0, 0]) or "10.467" in table.to_string()
     assert "robust, by: Subject" in table.to_string()
+
+
+# -------------------------------------------------------------------------------------------------
+# a display never raises
+
+
+def _broken(*args, **kwargs):
+    raise RuntimeError("great-tables exploded\nsecond line of the message")
+
+
+def _assert_text_fallback(html: str, text: str) -> None:
+    assert html.startswith('<div class="wemix-text-fallback">')
+    assert "HTML report unavailable (RuntimeError: great-tables exploded); the text summary follows." in html
+    assert "second line" not in html  # the reason is one line
+    assert "<pre>" in html and text in html
+
+
+def test_result_repr_html_falls_back_to_the_text_summary(slope_fit, monkeypatch):
+    monkeypatch.setattr(display_html, "result_html", _broken)
+    html = slope_fit._repr_html_()
+    _assert_text_fallback(html, "Fixed Effects:")
+    assert "Variance terms:" in html and "Notes:" in html  # the whole summary, with its notes
+
+
+def test_result_repr_html_survives_a_failing_summary(slope_fit, monkeypatch):
+    monkeypatch.setattr(display_html, "result_html", _broken)
+    monkeypatch.setattr(type(slope_fit), "summary", _broken)
+    html = slope_fit._repr_html_()
+    assert "Linear weighted mixed model: Reaction ~ Days" in html  # str(fit), the next text form
+
+
+def test_other_results_repr_html_fall_back(slope_fit, intercept_fit, monkeypatch):
+    test = wemix_nb.wald_test(slope_fit, coefs=["Days"])
+    weights = wemix_nb.describe_weights(
+        wemix_nb.datasets.pisa2012_like(), ["w_fstuwt", "w_fschwt"], groups=["schoolid"]
+    )
+    comparison = wemix_nb.compare([intercept_fit, slope_fit])
+    monkeypatch.setattr(display_html, "wald_html", _broken)
+    monkeypatch.setattr(display_html, "weights_html", _broken)
+    monkeypatch.setattr(display_html.Comparison, "to_gt", _broken)
+    _assert_text_fallback(test._repr_html_(), "Wald")
+    _assert_text_fallback(weights._repr_html_(), "w_fschwt")
+    _assert_text_fallback(comparison._repr_html_(), "Model comparison")
+
+
+@pytest.mark.parametrize("n_models", [1, 2, 3, 5])
+def test_compare_plot_stays_within_25_px_per_term_and_model(slope_fit, n_models):
+    spec = wemix_nb.compare([slope_fit] * n_models).plot(intercept=True).to_dict()
+    assert spec["height"] <= 25 * 2 * n_models

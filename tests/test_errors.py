@@ -453,6 +453,31 @@ DROPPED = {
     ),
 }
 
+
+def _no_between_variance() -> pd.DataFrame:
+    """Every subject has the same mean residual: the subject variance is estimated at 0."""
+    d = sleep()
+    noise = d["Reaction"] - d.groupby("Subject", observed=True)["Reaction"].transform("mean")
+    return d.assign(Reaction=250 + 10 * d["Days"] + noise)
+
+
+# id -> (data, formula, warning, substrings the message must contain); the fit goes ahead
+DIAGNOSED = {
+    "few-groups": (
+        sleep,
+        F,
+        E.FewGroupsWarning,
+        ["Only 18 top-level groups (Subject)", "t distribution with 16 df"],
+    ),
+    "singular-fit": (
+        _no_between_variance,
+        F,
+        E.SingularFitWarning,
+        ["Boundary (singular) fit", "Subject: the variance of Intercept is numerically 0"],
+    ),
+}
+
+
 # id -> (call, warning type, substrings); the fit returns, marked not converged
 NOT_CONVERGED = {
     "variance-runaway": (  # 17 of the 18 subjects have a constant outcome
@@ -478,7 +503,7 @@ WARNED = {
     ),
 }
 
-# id -> data; fits without error or warning
+# id -> data; fits without error or warning (other than about its 18 top-level groups)
 FINE = {
     "some-groups-single-row": lambda: sleep()[~((sleep().Subject.astype(str) == "308") & (sleep().Days > 0))],
 }
@@ -508,6 +533,17 @@ def test_dropped_rows(case):
     assert fit.nobs == left
 
 
+@pytest.mark.parametrize("case", list(DIAGNOSED))
+def test_diagnosed(case):
+    make, formula, kind, parts = DIAGNOSED[case]
+    with pytest.warns(kind) as record:
+        fit = wemix_nb.mix(formula, make(), W)
+    message = " ".join(str(w.message) for w in record if issubclass(w.category, kind))
+    for part in parts:
+        assert part in message, f"{case}: {part!r} not in {message!r}"
+    assert fit.converged
+
+
 @pytest.mark.parametrize("case", list(WARNED))
 def test_warned(case):
     call, kind, parts = WARNED[case]
@@ -535,6 +571,7 @@ def test_fine(case):
     data = FINE[case]()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        warnings.simplefilter("ignore", E.FewGroupsWarning)  # the sleepstudy's 18 subjects
         fit = wemix_nb.mix(F, data, W)
     assert fit.ngroups["Subject"] == 18 and fit.nobs == 171
     assert fit.ranef["Subject"].shape == (18, 1)
@@ -551,4 +588,6 @@ def test_every_documented_row_is_tested():
     text = DOC.read_text()
     documented = re.findall(r"^\|\s*`([a-z0-9-]+)`\s*\|", text, flags=re.M)
     assert len(documented) == len(set(documented))
-    assert set(documented) == set(ERRORS) | set(DROPPED) | set(WARNED) | set(NOT_CONVERGED) | set(FINE)
+    assert set(documented) == (
+        set(ERRORS) | set(DROPPED) | set(WARNED) | set(NOT_CONVERGED) | set(DIAGNOSED) | set(FINE)
+    )

@@ -71,9 +71,11 @@ def cases(
     groups: tuple[int, int] = (2, 30),
     rows: tuple[int, int] = (1, 20),
     levels: tuple[int, ...] = (2, 3),
+    integer: bool | None = None,
 ) -> Case:
     """A data set: ``groups`` level-2 groups of ``rows`` rows each, 1-3 predictors (float, int,
-    nullable Int64, or a category), 2 or 3 levels, positive weights of any scale (integers or not)."""
+    nullable Int64, or a category), 2 or 3 levels, positive weights of any scale (integers or not;
+    ``integer=True``: integer level-1 weights)."""
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     n_groups = draw(st.integers(*groups))
@@ -105,7 +107,7 @@ def cases(
     else:
         y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(int)
     scale1, scale2, scale3 = (10.0 ** draw(st.integers(-6, 6)) for _ in range(3))
-    integer = draw(st.booleans())
+    integer = draw(st.booleans()) if integer is None else integer
     c1 = rng.integers(1, 4, n).astype(float) if integer else scale1 * rng.uniform(0.5, 2.0, n)
     data = pd.DataFrame(
         {
@@ -139,11 +141,13 @@ def fit_or_none(case: Case, data: pd.DataFrame, weights: list[str], *, cweights:
         except E.WemixError as exc:
             note(f"refused: {type(exc).__name__}: {exc}")
             return None
-    # conditional weights below 1 are drawn on purpose: the warning about them is not about the fit
+    # conditional weights below 1 are drawn on purpose: the warning about them is not about the fit;
+    # nor is the one about few top-level groups (it is about the reference distribution of p-values)
     ours = [
         w
         for w in caught
-        if issubclass(w.category, E.WemixWarning) and not issubclass(w.category, E.WeightWarning)
+        if issubclass(w.category, E.WemixWarning)
+        and not issubclass(w.category, E.WeightWarning | E.FewGroupsWarning)
     ]
     if ours:
         note(f"warned: {ours[0].category.__name__}: {ours[0].message}")
@@ -194,7 +198,9 @@ def test_linear_fit_invariances(case: Case, factor: float):
     assert scaled.lnl == pytest.approx(base.lnl * factor, rel=LNL_RTOL)
 
 
-@given(case=cases())
+# integer level-1 weights drawn, not filtered for: boundary fits (SingularFitWarning) are already
+# left out, and filtering both would leave too few examples
+@given(case=cases(integer=True))
 def test_integer_weights_are_replicated_rows(case: Case):
     d = case.data
     assume(np.all(d["c1"] == np.round(d["c1"])))

@@ -75,7 +75,7 @@ def svg_marks(svg: str) -> list:
 
 
 def test_bundle_holds_vega5_svg_and_text(fit):
-    data, metadata = shown(self_rendering(fit.plot_coef()))
+    data, metadata = shown(self_rendering(fit.plot_coef(intercept=True)))
     assert set(data) == {MIME_VEGA, MIME_SVG, MIME_TEXT}
     vega = data[MIME_VEGA]
     assert "/vega/v5" in vega["$schema"]  # the runtime JupyterLab 4, Notebook 7 and VS Code bundle
@@ -140,12 +140,14 @@ def test_every_wemix_chart_renders(fit, fit_ri):
 # Altair's global settings and users' own charts
 
 
-def test_global_settings_unchanged_by_creating_and_showing(fit):
+def test_global_settings_unchanged_by_creating_and_showing(fit, fit_ri):
     before = global_settings()
     assert before[0] == "default" and before[2] == "default"
     for chart in (
-        self_rendering(fit.plot_coef()),
-        self_rendering(fit.plot_ranef()),
+        fit.plot_coef(),
+        fit.plot_ranef(),
+        fit.plot_ranef(raw=True),
+        wemix_nb.compare([fit_ri, fit]).plot(),
         self_rendering(scatter()),
     ):
         shown(chart)

@@ -35,7 +35,9 @@ def a2():
 
 
 def _numbers_after(text: str, marker: str = "Variance terms:") -> list[str]:
-    return NUMBER.findall(text[text.index(marker) :])
+    """The numbers printed from ``marker`` on, up to wemix_nb's own notes (not in WeMix's layout)."""
+    text = text[text.index(marker) :]
+    return NUMBER.findall(text.split("\nNotes:\n")[0])
 
 
 @pytest.mark.parametrize(
@@ -127,7 +129,7 @@ def test_short_str(a2):
 
 def test_tidy_confint_consistency(a2):
     fit, _, _ = a2
-    t = fit.tidy()
+    t = fit.tidy(df="normal")
     assert list(t.columns) == [
         "term",
         "estimate",
@@ -144,10 +146,15 @@ def test_tidy_confint_consistency(a2):
     np.testing.assert_allclose(t["statistic"], fit.tvalues)
     assert not hasattr(fit, "pvalues")  # else maketables would read results as statsmodels ones
     np.testing.assert_allclose(t["p_value"], 2 * stats.norm.sf(np.abs(fit.coef / fit.SE)))
-    ci = fit.confint()
+    ci = fit.confint(df="normal")
     np.testing.assert_allclose(ci["lower"], fit.coef - 1.959963984540054 * fit.SE)
     np.testing.assert_allclose(ci["upper"], t["conf_high"])
     np.testing.assert_allclose(fit.conf_int(alpha=0.1).to_numpy(), fit.confint(0.9).to_numpy())
+    # 18 top-level groups: by default the t reference with 18 - 2 df
+    default = fit.tidy()
+    assert (default["df"] == 16).all()
+    np.testing.assert_allclose(default["p_value"], 2 * stats.t.sf(np.abs(fit.coef / fit.SE), 16))
+    np.testing.assert_allclose(fit.confint()["upper"], default["conf_high"])
     wide, narrow = fit.confint(0.99), fit.confint(0.5)
     assert (wide["lower"] < narrow["lower"]).all() and (wide["upper"] > narrow["upper"]).all()
     assert list(ci.index) == list(fit.coef.index)
@@ -184,14 +191,19 @@ def test_variance_components(a2):
 
 def test_random_effects(a2):
     fit, _, _ = a2
-    re_ = fit.random_effects()
-    table = re_["Subject"]
-    assert list(table.columns) == ["Intercept", "Intercept_sd", "Days", "Days_sd"]
-    np.testing.assert_allclose(table[["Intercept", "Days"]], fit.ranef["Subject"])
-    np.testing.assert_allclose(table[["Intercept_sd", "Days_sd"]], fit.ranef_sd["Subject"])
-    assert (table["Days_sd"] > 0).all()
-    plain = fit.random_effects(with_sd=False)["Subject"]
+    raw = fit.random_effects(raw=True)["Subject"]
+    assert list(raw.columns) == ["Intercept", "Intercept_sd", "Days", "Days_sd"]
+    np.testing.assert_allclose(raw[["Intercept", "Days"]], fit.ranef["Subject"])
+    np.testing.assert_allclose(raw[["Intercept_sd", "Days_sd"]], fit.ranef_sd["Subject"])
+    assert raw.attrs["weights"].startswith("pseudo-likelihood")
+    plain = fit.random_effects(with_sd=False, raw=True)["Subject"]
     pd.testing.assert_frame_equal(plain, fit.ranef["Subject"])
+    # by default (unscaled survey weights) each subject's weights are rescaled to its 10 rows
+    table = fit.random_effects()["Subject"]
+    assert list(table.columns) == list(raw.columns) and list(table.index) == list(raw.index)
+    assert table.attrs["weights"] == "weights rescaled within each group to its number of sampled units"
+    assert (table["Days_sd"] > 0).all()
+    assert not np.allclose(table["Intercept"], raw["Intercept"])
 
 
 def test_to_dict_is_json(a2):

@@ -70,7 +70,10 @@ def test_single_coefficient_is_t_squared(a2):
     for name in fit.coef.index:
         test = wemix_nb.wald_test(fit, coefs=[name])
         assert test.statistic == pytest.approx(fit.tvalues[name] ** 2, rel=1e-12)
-        assert test.p_value == pytest.approx(fit.tidy().set_index("term")["p_value"][name], rel=1e-9)
+        # the chi-square test is normal-based: tidy with the normal reference (the default is t
+        # with few top-level groups)
+        normal = fit.tidy(df="normal").set_index("term")["p_value"][name]
+        assert test.p_value == pytest.approx(normal, rel=1e-9)
     shifted = wemix_nb.wald_test(fit, coefs="Days", hypothesis=10)
     assert shifted.statistic == pytest.approx(((fit.coef["Days"] - 10) / fit.SE["Days"]) ** 2, rel=1e-12)
 
@@ -192,7 +195,9 @@ def test_repr_html_falls_back_without_display(a1, monkeypatch):
     fit, _ = a1
     test = wemix_nb.wald_test(fit)
     monkeypatch.setitem(sys.modules, "wemix_nb.display.html", None)  # makes the import fail
-    assert test._repr_html_().startswith("<pre>")
+    shown = test._repr_html_()
+    assert "<pre>" in shown and "Wald" in shown
+    assert "HTML report unavailable (ModuleNotFoundError: import of wemix_nb.display.html" in shown
 
 
 def _glmm_like(fit):
@@ -253,3 +258,11 @@ def test_glmm_lambda_test_with_a_random_slope():
     V = full.loc[names, names].to_numpy()
     assert all_three.names == names and all_three.df == 3
     assert all_three.statistic == pytest.approx(est @ np.linalg.solve(V, est), rel=1e-10)
+
+
+def test_p_value_of_zero_prints_as_below_machine_precision(a1):
+    fit, _ = a1
+    test = wemix_nb.wald_test(fit)  # W ~ 1800: p underflows to 0
+    assert test.p_value == 0
+    assert "p-value = < 2.2e-16" in str(test)
+    assert "p &lt; 0.001 ***" in test._repr_html_()  # the HTML subtitle

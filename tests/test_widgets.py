@@ -19,11 +19,18 @@ def fit():
 def test_wald_widget_parts(fit):
     w = fit.wald_widget()
     assert isinstance(w, widgets.VBox)
-    assert isinstance(w.coefs, widgets.SelectMultiple) and list(w.coefs.options) == ["Intercept", "Days"]
+    assert isinstance(w.coefs, widgets.SelectMultiple)
+    assert list(w.coefs.options) == [("Intercept", "Intercept"), ("Days", "Days")]
+    assert w.coefs.value == ("Days",)  # the first slope: the list opens at its top
     assert isinstance(w.values, widgets.Text)
     assert isinstance(w.kind, widgets.ToggleButtons) and list(w.kind.options) == ["beta", "Lambda"]
     assert isinstance(w.button, widgets.Button) and w.button.description == "Test"
     assert isinstance(w.output, widgets.HTML)
+    # the "type" label sits beside its toggle, in the Test button's row
+    (row,) = [c for c in w.children if isinstance(c, widgets.HBox)]
+    label = row.children[row.children.index(w.kind) - 1]
+    assert isinstance(label, widgets.Label) and label.value.startswith("type")
+    assert w.kind.description == ""
 
 
 def test_wald_widget_beta_click_updates_output(fit):
@@ -50,7 +57,13 @@ def test_wald_widget_lambda(fit):
     w = fit.wald_widget()
     w.kind.value = "Lambda"
     lambda_names = list(wemix_nb.wald_test(fit, type="Lambda").names)
-    assert list(w.coefs.options) == lambda_names
+    # listed by the report's labels; selecting one gives the name wald_test takes
+    assert [value for _, value in w.coefs.options] == lambda_names
+    labels = [label for label, _ in w.coefs.options]
+    assert labels == ["Subject: Intercept", "Subject: Intercept × Days", "Subject: Days"]
+    report = parse_tables(fit._repr_html_())[1]
+    assert {"Intercept", "Intercept × Days", "Days"} <= {r[0] for r in report.rows}
+    assert w.coefs.value == ("Subject.Intercept",)
     w.coefs.value = ("Subject.Days",)
     w.button.click()
     assert w.test.type == "Lambda"
@@ -78,11 +91,17 @@ def test_model_builder_fits_and_shows_the_report():
     b = wemix_nb.widgets.model_builder(data)
     assert isinstance(b, widgets.VBox)
     assert "pv1math" in b.outcome.options and "st04q01" not in b.outcome.options  # numeric outcomes only
+    assert b.outcome.value == "pv1math"  # not the school id, the first column
+    weights = [value for _, value in b.row_weight.options]
+    assert weights == ["", "pv1math", "w_fstuwt", "w_fschwt"] and b.row_weight.label == "(none)"
+    assert "escs" not in weights  # only numeric columns with positive values (and no identifier)
+    assert b.button.disabled and "(1|group)" in b.status.value  # no random effect yet
     assert list(b.family.options) == ["gaussian", "binomial", "poisson"]
     b.outcome.value = "pv1math"
     b.predictors.value = ("escs", "st04q01")
     b.groups.value = ("schoolid",)
     assert b.formula.value == "pv1math ~ escs + st04q01 + (1|schoolid)"
+    assert not b.button.disabled and b.status.value == ""
     assert list(b.group_weights) == ["schoolid"]
     b.row_weight.value = "w_fstuwt"
     b.group_weights["schoolid"].value = "w_fschwt"
@@ -110,12 +129,36 @@ def test_model_builder_orders_levels_and_reports_errors():
     b.row_weight.value = "w_fstuwt"
     b.button.click()  # level weights missing
     assert "wemix-error" in b.output.value and "Choose a weight for every grouping level" in b.output.value
-    assert b.result is None and b.status.value == "Failed."
+    assert b.result is None
+    # the error is also shown beside the Fit button, in one line
+    assert "ArgumentError: Choose a weight for every grouping level" in b.status.value
     b.formula.value = "pv1math ~ nope + (1|schoolid)"
-    b.row_weight.value = None
+    b.row_weight.value = ""
     b.groups.value = ("schoolid",)
     b.formula.value = "pv1math ~ nope + (1|schoolid)"
     b.button.click()
     assert "wemix-error" in b.output.value
     with pytest.raises(Exception, match="DataFrame"):
         wemix_nb.widgets.model_builder([1, 2])
+
+
+def test_model_builder_fit_needs_a_random_effect():
+    b = wemix_nb.widgets.model_builder(wemix_nb.datasets.sleepstudy())
+    assert b.outcome.value == "Reaction"
+    assert b.formula.value == "Reaction ~ 1" and b.button.disabled
+    b.formula.value = "Reaction ~ Days + (Days | Subject)"  # typed by hand
+    assert not b.button.disabled and "wemix-hint" not in b.status.value
+    b.formula.value = "Reaction ~ Days + Subject"
+    assert b.button.disabled
+
+
+def test_model_builder_shows_errors_of_its_controls_inline(monkeypatch):
+    b = wemix_nb.widgets.model_builder(wemix_nb.datasets.sleepstudy())
+
+    def broken():
+        raise RuntimeError("cannot order the groups")
+
+    monkeypatch.setattr(b, "ordered_groups", broken)
+    b.groups.value = ("Subject",)  # the observers call ordered_groups: shown, not raised
+    assert "RuntimeError: cannot order the groups" in b.status.value
+    assert "wemix-error" in b.output.value

@@ -20,6 +20,7 @@ from wemix_nb.errors import ArgumentError
 from wemix_nb.estimation.likelihood import LogLikelihood
 from wemix_nb.options import FitOptions
 from wemix_nb.pipeline import fit_single, likelihood_function
+from wemix_nb.results.diagnostics import warn_diagnostics
 from wemix_nb.results.result import MixResult
 from wemix_nb.survey.pv import fit_plausible_values, has_pv_range, pv_formulas
 from wemix_nb.survey.replicate_fit import fit_with_replicates
@@ -209,7 +210,9 @@ def mix(
         lonely_psu=lonely_psu,
         offset=offset,
     )
-    return _fit(formula, data, options, n_jobs=n_jobs, client=client)
+    result = _fit(formula, data, options, n_jobs=n_jobs, client=client)
+    warn_diagnostics(result)  # few top-level groups, boundary fit: said at fit time too
+    return result
 
 
 def likelihood(

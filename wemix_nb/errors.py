@@ -96,6 +96,16 @@ class NumericalWarning(WemixWarning):
     """A numerical step was approximate (e.g. a Hessian that had to be made positive definite)."""
 
 
+class SingularFitWarning(WemixWarning):
+    """A boundary (singular) fit: a random-effect variance numerically zero or a correlation at
+    +/-1 (lme4's ``isSingular``); see ``MixResult.diagnostics``."""
+
+
+class FewGroupsWarning(WemixWarning):
+    """The robust standard errors rest on fewer than 30 top-level groups; p-values use a t
+    reference by default (see ``MixResult.diagnostics``)."""
+
+
 class WeightWarning(WemixWarning):
     """The weights look inconsistent with their stated convention (e.g. unconditional level-1
     weights below the level-2 weight of their group, which implies a conditional weight below 1)."""
@@ -110,11 +120,13 @@ __all__ = [
     "DesignError",
     "DroppedRowsWarning",
     "FamilyError",
+    "FewGroupsWarning",
     "FormulaError",
     "NestingError",
     "NewLevelError",
     "NumericalWarning",
     "RankDeficiencyError",
+    "SingularFitWarning",
     "WeightError",
     "WeightWarning",
     "WemixError",

@@ -200,16 +200,36 @@ def _child_pids(pid: int) -> list[int]:
     return kids
 
 
+def _write_kernelspec(path_dir: Path, python: str) -> None:
+    """A "python3" kernel that runs `python` (another environment's interpreter, which needs
+    ipykernel), with no PYTHONPATH: it imports what that environment installed. `path_dir` goes
+    on JUPYTER_PATH, which comes first in Jupyter's search path (before the data folders of the
+    user and of the running environment), so this spec replaces the default one."""
+    spec = {
+        "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+        "env": {"PYTHONPATH": ""},
+    }
+    target = path_dir / "kernels" / "python3" / "kernel.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(spec))
+
+
 class JupyterLab:
     """`jupyter lab` on 127.0.0.1 with a random port and token, stopped by its own pid."""
 
-    def __init__(self, root: Path, scratch: Path):
+    def __init__(self, root: Path, scratch: Path, kernel_python: str | None = None):
         self.port, self.token = _free_port(), secrets.token_urlsafe(24)
         self.url = f"http://127.0.0.1:{self.port}"
         for name, value in LAB_SETTINGS.items():
             target = scratch / "settings" / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(json.dumps(value))
+        extra_env = {}
+        if kernel_python is not None:
+            _write_kernelspec(scratch / "kernel-path", kernel_python)
+            extra_env["JUPYTER_PATH"] = str(scratch / "kernel-path")
         env = dict(
             os.environ,
             JUPYTERLAB_SETTINGS_DIR=str(scratch / "settings"),
@@ -219,6 +239,7 @@ class JupyterLab:
             JUPYTER_RUNTIME_DIR=str(scratch / "runtime"),
             IPYTHONDIR=str(scratch / "ipython"),
             PYDEVD_DISABLE_FILE_VALIDATION="1",
+            **extra_env,
         )
         cmd = [
             sys.executable,
@@ -369,11 +390,13 @@ def run_notebook(
     click_first_button: bool = True,
     screenshot: str | os.PathLike | None = None,
     screenshot_on_failure_only: bool = False,
+    kernel_python: str | os.PathLike | None = None,
 ) -> NotebookRun:
     """Run every cell of `notebook` in JupyterLab + Chromium and report what rendered.
 
     Render problems are listed in the result's `problems` (`ok` is False); a failure of the
-    harness itself raises RunnerError.
+    harness itself raises RunnerError. `kernel_python`: run the notebook's kernel with that
+    interpreter (of another environment, with ipykernel installed) instead of this one's.
     """
     from playwright.sync_api import sync_playwright
 
@@ -386,7 +409,7 @@ def run_notebook(
     t0 = time.monotonic()
     end = t0 + timeout
     scratch = Path(tempfile.mkdtemp(prefix="wemix-lab-"))
-    lab = JupyterLab(nb.parent, scratch)
+    lab = JupyterLab(nb.parent, scratch, None if kernel_python is None else str(kernel_python))
     try:
         lab.wait_ready(min(60, timeout))
         run.timings["server_s"] = round(time.monotonic() - t0, 1)

@@ -13,28 +13,32 @@ ipywidgets) load on first use, from the submodules:
 
 How charts reach the screen
 ---------------------------
-wemix_nb returns ordinary ``altair.Chart`` objects and never changes Altair's renderer on import.
-Altair 6's default renderer loads Vega from a CDN, so with no internet (a classroom, a laptop on a
-plane, an air-gapped server) charts stay blank. Call :func:`enable_offline_charts` once per
-session to draw them offline: it switches Altair to its ``"jupyter"`` renderer with
-``offline=True`` (an anywidget that bundles Vega; needs the ``anywidget`` and
-``vl-convert-python`` packages, both in ``wemix_nb[notebook]``). With internet access the default
-renderer works and nothing needs to be done.
+The charts wemix_nb returns (``plot_ranef``, ``plot_coef``, ``compare(...).plot()``) draw
+themselves, with no set-up and no internet: each is an Altair chart made self-rendering by
+:func:`self_rendering` (:mod:`wemix_nb.display.render`), whose notebook display carries the chart
+compiled to Vega 5 (drawn by JupyterLab 4, Notebook 7 and VS Code with the Vega they bundle) and a
+static SVG or PNG for everything else (GitHub, nbviewer, exported HTML). Altair's global renderer
+and data transformer are never touched, so users' own charts display exactly as before.
+
+Users' own Altair charts still go through Altair's renderer, whose default loads Vega from a CDN
+(blank with no internet). Wrap one with :func:`self_rendering` to draw it offline too, or call
+:func:`enable_offline_charts` once to switch Altair's renderer for the session.
 """
 
 from __future__ import annotations
 
-__all__ = ["compare", "enable_offline_charts"]
+__all__ = ["compare", "enable_offline_charts", "self_rendering"]
 
 
 def enable_offline_charts() -> str:
-    """Draw Altair charts without internet access, for this Python session.
+    """Draw your own Altair charts without internet access, for this Python session.
 
-    Calls ``altair.renderers.enable("jupyter", offline=True)``: charts are rendered by Altair's
-    anywidget-based renderer with Vega bundled locally (the ``anywidget`` and
-    ``vl-convert-python`` packages must be installed). This changes Altair's *global* renderer,
+    wemix_nb's charts need nothing: they draw themselves offline (see the module documentation).
+    This is for other Altair charts: it calls ``altair.renderers.enable("jupyter",
+    offline=True)``, Altair's anywidget-based renderer with Vega bundled locally (``anywidget``
+    and ``vl-convert-python`` are installed with wemix_nb). It changes Altair's *global* renderer,
     which is why wemix_nb only does it when you call this function -- never on import. Undo with
-    ``altair.renderers.enable("default")``.
+    ``altair.renderers.enable("default")``; or wrap single charts with :func:`self_rendering`.
 
     Returns
     -------
@@ -46,7 +50,8 @@ def enable_offline_charts() -> str:
         import anywidget  # noqa: F401  (the offline renderer needs it; fail early with a clear message)
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "Offline charts need altair, anywidget and vl-convert-python: pip install 'wemix_nb[notebook]'."
+            "Offline charts need altair, anywidget and vl-convert-python (installed with wemix_nb): "
+            "pip install altair anywidget vl-convert-python."
         ) from exc
     previous = alt.renderers.active
     alt.renderers.enable("jupyter", offline=True)
@@ -58,4 +63,8 @@ def __getattr__(name: str):
         from wemix_nb.display.html import compare
 
         return compare
+    if name == "self_rendering":  # imports Altair: only when asked for
+        from wemix_nb.display.render import self_rendering
+
+        return self_rendering
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,6 +23,7 @@ import pandas as pd
 
 from wemix_nb.display.tables import coef_frame, level_frame, variance_frame
 from wemix_nb.options import check_positive_int, check_result
+from wemix_nb.results.fallback import html_or_text
 from wemix_nb.results.notes import se_method, weights_note
 from wemix_nb.results.report import resolve_conf_level
 
@@ -100,7 +101,7 @@ class ResultTables(NamedTuple):
         return _wrap([t.as_raw_html() for t in self])
 
     def _repr_html_(self) -> str:
-        return self.as_raw_html()
+        return html_or_text(self.as_raw_html, lambda: "\n\n".join(str(t._tbl_data) for t in self))
 
 
 def _wrap(parts: Sequence[str]) -> str:
@@ -108,41 +109,93 @@ def _wrap(parts: Sequence[str]) -> str:
 
 
 def result_gt(
-    result: MixResult, conf_level: float = 0.95, digits: int = 3, *, level: float | None = None
+    result: MixResult,
+    conf_level: float = 0.95,
+    digits: int = 3,
+    *,
+    df: str | None = None,
+    level: float | None = None,
 ) -> ResultTables:
     """The report of a :class:`~wemix_nb.MixResult` as great-tables tables.
 
     - ``fixed``: title = formula, subtitle = family / sizes / log pseudo-likelihood; estimate,
       robust SE, t (z for GLMMs), p, significance stars and the ``conf_level`` confidence
-      interval (``level``: deprecated alias);
+      interval, from ``result.tidy(conf_level, df)``: with fewer than 30 top-level groups behind
+      the sandwich the p-values, stars and intervals use the t reference with (groups - fixed
+      effects) df, and the table says so (``df="normal"`` forces WeMix's normal reference);
+      ``level``: deprecated alias of ``conf_level``;
     - ``variance``: variance components (variance, robust SE, SD; correlations of covariances)
-      with the ICC as a note;
+      with the ICC as labelled by ``result.diagnostics`` and a note on a boundary (singular) fit;
     - ``groups``: units and weights per level (n, sum, mean, min, max, Kish design effect) and
       the convergence note.
     """
-    from great_tables import GT, html
-
     check_positive_int(digits, "digits")
     conf_level = resolve_conf_level(conf_level, level)
-    coefs = coef_frame(result, conf_level)
-    coefs["stars"] = [significance_stars(p) for p in coefs["p_value"]]
-    stat = "t" if result.family is None else "z"
-    pct = f"{100 * conf_level:g}%"
-    sizes = ", ".join(
-        [f"{int(result.ngroups.iloc[0]):,} rows"]
-        + [f"{int(n):,} {_html.escape(str(k))}" for k, n in result.ngroups.iloc[1:].items()]
-    )
-    subtitle = f"{_family_text(result)} · {sizes} · log pseudo-likelihood {_fmt(float(result.lnl), digits)}"
     se_label = "Replicate SE" if getattr(result.options, "replicates", None) else "Robust SE"
-    fixed = (
+    return ResultTables(
+        fixed=_fixed_gt(result, conf_level, digits, df, se_label),
+        variance=_variance_gt(result, digits, se_label),
+        groups=_groups_gt(result, digits),
+    )
+
+
+def _sizes(result: MixResult) -> str:
+    """``"5,057 rows, 150 groups (schoolid)"``."""
+    counts = [f"{int(result.ngroups.iloc[0]):,} rows"]
+    counts += [f"{int(n):,} groups ({_html.escape(str(k))})" for k, n in result.ngroups.iloc[1:].items()]
+    return ", ".join(counts)
+
+
+def _reference_note(result: MixResult, df: str | None) -> str:
+    """How the SEs were computed and the reference distribution of the p-values (with few
+    top-level groups behind the sandwich, why it is a t)."""
+    diagnostics = result.diagnostics
+    kind = diagnostics.default_df if df is None else df
+    if kind == "normal":
+        reference = "normal reference distribution"
+    elif kind == diagnostics.default_df and diagnostics.few_groups:
+        reference = diagnostics.reference
+    else:
+        reference = f"t reference distribution (df = {kind!r})"
+    text = f"{se_method(result)}; {reference}."
+    if diagnostics.few_groups and kind == "normal":
+        text += (
+            f" Only {diagnostics.n_top_groups} top-level groups: normal-based p-values are too small "
+            "with so few clusters."
+        )
+    elif diagnostics.few_groups:
+        text += (
+            f" Only {diagnostics.n_top_groups} top-level groups: with fewer than 30 the robust "
+            "standard errors are themselves uncertain, hence the t reference."
+        )
+    return text
+
+
+def _fixed_gt(result: MixResult, conf_level: float, digits: int, df: str | None, se_label: str):
+    from great_tables import GT, html
+
+    coefs = coef_frame(result, conf_level, df=df)
+    coefs["stars"] = [significance_stars(p) for p in coefs["p_value"]]
+    # p as text: "<0.001" for every p below 0.001, exactly 0 included
+    coefs["p_value"] = [_fmt_p(p) for p in coefs["p_value"]]
+    # WeMix's "t value" for linear models, "z value" for GLMMs against the normal reference
+    normal = (result.diagnostics.default_df if df is None else df) == "normal"
+    stat = "z" if result.family is not None and normal else "t"
+    pct = f"{100 * conf_level:g}%"
+    subtitle = (
+        f"{_family_text(result)} · {_sizes(result)} · log pseudo-likelihood {_fmt(float(result.lnl), digits)}"
+    )
+    note = _reference_note(result, df)
+    if result.diagnostics.few_groups:
+        note = html(f'<span class="wemix-few-groups" style="color:#8a4b00;">⚠ {_html.escape(note)}</span>')
+    return (
         GT(coefs, rowname_col="term")
         .tab_header(title=html(f"<code>{_html.escape(str(result.formula))}</code>"), subtitle=subtitle)
         .tab_stubhead("Fixed effects")
         .fmt_number(columns=["estimate", "std_error", "conf_low", "conf_high"], decimals=digits)
         .fmt_number(columns="statistic", decimals=2)
-        .fmt_number(columns="p_value", decimals=3)
-        .sub_small_vals(columns="p_value", threshold=0.001)
         .sub_missing(missing_text="—")
+        .cols_align(align="right", columns="p_value")
         .cols_merge(columns=["conf_low", "conf_high"], pattern="[{0}, {1}]")
         .cols_move(columns="stars", after="p_value")
         .cols_label(
@@ -153,12 +206,19 @@ def result_gt(
             stars="",
             conf_low=f"{pct} CI",
         )
-        .tab_source_note(f"{se_method(result)}; normal reference distribution. {STARS_NOTE}")
+        .tab_source_note(note)
+        .tab_source_note(STARS_NOTE)
     )
 
+
+def _variance_gt(result: MixResult, digits: int, se_label: str):
+    from great_tables import GT, html
+
+    diagnostics = result.diagnostics
     var = variance_frame(result)
-    icc = getattr(result, "ICC", None)
-    variance = (
+    # the residual row is its own label: no "Residual" group heading above it
+    var.loc[var["group"] == var["term"], "group"] = ""
+    table = (
         GT(var.drop(columns=["name", "covariance"]), rowname_col="term", groupname_col="group")
         .tab_header(title="Variance components")
         .fmt_number(columns=["variance", "std_error", "sd"], decimals=digits)
@@ -166,14 +226,45 @@ def result_gt(
         .sub_missing(missing_text="")
         .cols_label(variance="Variance / Cov.", std_error=se_label, sd="SD", corr="Corr")
     )
-    if icc is not None and np.isfinite(icc):
-        scale = " (latent scale)" if result.family is not None else ""
-        icc_se = getattr(result, "ICC_SE", None)
-        se = "" if icc_se is None else f", SE {_fmt(float(icc_se), 3)}"
-        variance = variance.tab_source_note(
-            f"Intraclass correlation (ICC){scale}: {_fmt(float(icc), 3)}{se} "
-            "(random-effect variance over total variance)"
+    if diagnostics.singular_note:
+        warning = _html.escape(diagnostics.singular_note)
+        table = table.tab_source_note(
+            html(f'<span class="wemix-singular" style="color:#b00020;">⚠ {warning}</span>')
         )
+    icc = diagnostics.icc
+    if icc is not None and np.isfinite(icc):
+        table = table.tab_source_note(_icc_note(result, diagnostics))
+        if diagnostics.icc_note and diagnostics.random_slopes:
+            table = table.tab_source_note(diagnostics.icc_note)
+    return table
+
+
+def _icc_note(result: MixResult, diagnostics) -> str:
+    """``"Intraclass correlation (ICC): 0.131 (random-effect variance over total variance)"``, with
+    the ICC's SE when the replicate weights give one."""
+    what = "random-effect variance over total variance"
+    if diagnostics.random_slopes:
+        what = "intercept variances over their total with the residual variance"
+    if result.family is not None:
+        what += f"; latent residual variance {'π²/3' if result.link == 'logit' else '1'}"
+    icc_se = getattr(result, "ICC_SE", None)
+    # the replicate SE is that of the ICC as WeMix defines it: shown when that is the one reported
+    se = "" if icc_se is None or diagnostics.random_slopes else f", SE {_fmt(float(icc_se), 3)}"
+    return f"{_icc_label(diagnostics.icc_label)}: {_fmt(float(diagnostics.icc), 3)}{se} ({what})"
+
+
+def _icc_label(label: str) -> str:
+    """``"ICC at covariate values 0 (latent logit scale)"`` -> ``"Intraclass correlation (ICC) at
+    covariate values 0, on the latent logit scale"``."""
+    label = label.replace("ICC", "Intraclass correlation (ICC)", 1)
+    if label.endswith(" scale)") and " (latent " in label:
+        head, scale = label.rsplit(" (", 1)
+        label = f"{head}{',' if 'covariate' in head else ''} on the {scale[:-1]}"
+    return label
+
+
+def _groups_gt(result: MixResult, digits: int):
+    from great_tables import GT, html
 
     lv = level_frame(result)
     groups = (
@@ -199,23 +290,28 @@ def result_gt(
     )
     if weights_note(result):
         groups = groups.tab_source_note(weights_note(result))
-    return ResultTables(fixed=fixed, variance=variance, groups=groups)
+    return groups
 
 
 def _convergence_note(result: MixResult) -> str:
     iterations = getattr(result, "n_iterations", None)
-    message = _html.escape(str(getattr(result, "message", "") or ""))
+    message = str(getattr(result, "message", "") or "")
     extra = ""
     nquad = getattr(result, "nquad", None)
     if result.family is not None and nquad:
-        kind = "adaptive " if getattr(result, "is_adaptive", False) else ""
-        extra = f" {kind}Gauss-Hermite quadrature with {nquad} point(s) per random effect."
+        kind = "Adaptive Gauss-Hermite" if getattr(result, "is_adaptive", False) else "Gauss-Hermite"
+        extra = f" {kind} quadrature with {nquad} point(s) per random effect."
     if result.converged:
-        its = f" after {iterations} iterations" if iterations is not None else ""
-        return f'<span class="wemix-converged">Converged{its}: {message}.</span>{extra}'
+        if message.lower().startswith("converged"):  # the estimator says it itself: say it once
+            text = "Converged" + message[len("converged") :]
+        else:
+            its = f" after {iterations} iterations" if iterations is not None else ""
+            text = f"Converged{its}: {message}"
+        text = _html.escape(text.rstrip("."))
+        return f'<span class="wemix-converged">{text}.</span>{extra}'
     return (
         '<span class="wemix-not-converged" style="color:#b00020;font-weight:bold;">'
-        f"⚠ Did not converge: {message}. Estimates may be unreliable.</span>{extra}"
+        f"⚠ Did not converge: {_html.escape(message)}. Estimates may be unreliable.</span>{extra}"
     )
 
 
@@ -388,8 +484,28 @@ class Comparison:
         for factor in dict.fromkeys(str(k) for m in models for k in m.ngroups.index[1:]):
             counts = [f"{int(m.ngroups[factor]):,}" if factor in m.ngroups.index else "" for m in models]
             self._add("Model statistics", f"Groups: {factor}", "groups", counts)
-        iccs = [_fmt(float(m.ICC), 3) if m.ICC is not None else "" for m in models]
-        self._add("Model statistics", "ICC", "icc", iccs)
+        iccs = [m.diagnostics.icc for m in models]
+        self._add("Model statistics", "ICC", "icc", ["" if v is None else _fmt(float(v), 3) for v in iccs])
+
+    def _notes(self) -> list[str]:
+        """What qualifies the stars and the ICCs of some of the models."""
+        notes = []
+        few = [n for n, m in zip(self.names, self.models, strict=True) if m.diagnostics.few_groups]
+        if few:
+            notes.append(
+                f"Stars of {', '.join(few)}: t reference with (top-level groups − fixed effects) df "
+                "(fewer than 30 top-level groups)."
+            )
+        singular = [n for n, m in zip(self.names, self.models, strict=True) if m.diagnostics.is_singular]
+        if singular:
+            notes.append(f"Boundary (singular) fit: {', '.join(singular)}.")
+        slopes = any(m.diagnostics.random_slopes for m in self.models)
+        latent = any(m.family is not None for m in self.models)
+        if slopes or latent:
+            parts = ["at covariate values 0 with random slopes"] if slopes else []
+            parts += ["on the latent scale for GLMMs"] if latent else []
+            notes.append(f"ICC: {' and '.join(parts)}.")
+        return notes
 
     @property
     def level(self) -> float:
@@ -417,6 +533,8 @@ class Comparison:
             .tab_source_note(html(formulas))
             .tab_source_note(f"Robust standard errors in parentheses. {STARS_NOTE}")
         )
+        for note in self._notes():
+            table = table.tab_source_note(note)
         if se_rows:
             table = table.tab_style(
                 style=style.text(color="#555555", size="small"),
@@ -424,16 +542,19 @@ class Comparison:
             )
         return table
 
-    def plot(self, conf_level: float | None = None, intercept: bool = True, *, level: float | None = None):
-        """All models on one coefficient (forest) plot, dodged by model (intervals at
-        ``conf_level``, by default the comparison's; ``level``: deprecated alias)."""
+    def plot(self, conf_level: float | None = None, intercept: bool = False, *, level: float | None = None):
+        """All models on one coefficient (forest) plot: one band per coefficient with the models
+        side by side (intervals at ``conf_level``, by default the comparison's). The intercept is
+        left out unless ``intercept=True`` (it would squash the other intervals); ``level`` is a
+        deprecated alias of ``conf_level``."""
         from wemix_nb.display.plots import compare_plot
 
         conf_level = resolve_conf_level(self.conf_level if conf_level is None else conf_level, level)
         return compare_plot(self, conf_level=conf_level, intercept=intercept)
 
     def _repr_html_(self) -> str:
-        return self.to_gt().as_raw_html()
+        """The comparison table; if it cannot be built, the text form (never raises)."""
+        return html_or_text(lambda: self.to_gt().as_raw_html(), lambda: repr(self))
 
     def __repr__(self) -> str:
         return f"Model comparison\n{self.table.drop(columns='kind').to_string(index=False)}"

@@ -65,8 +65,9 @@ def stat(result: MixResult, key: str) -> int | float | str | None:
         return f"robust, by: {top}" if top else "robust"
     if key == "n_clusters":
         return int(result.ngroups.iloc[-1]) if len(result.ngroups) > 1 else None
-    if key == "icc":
-        return None if result.ICC is None else float(result.ICC)
+    if key == "icc":  # as the report shows it (with random slopes: at covariate values 0)
+        icc = result.diagnostics.icc
+        return None if icc is None else float(icc)
     if key == "sigma":
         return float(result.sigma) if result.family is None else None
     if key == "family":

@@ -31,7 +31,9 @@ TIDY_COLUMNS = ["term", "estimate", "std_error", "statistic", "p_value", "conf_l
 VARIANCE_COLUMNS = ["name", "group", "term", "variance", "std_error", "sd", "corr", "covariance"]
 
 
-def coef_frame(result: MixResult, conf_level: float = 0.95, *, level: float | None = None) -> pd.DataFrame:
+def coef_frame(
+    result: MixResult, conf_level: float = 0.95, *, df: str | None = None, level: float | None = None
+) -> pd.DataFrame:
     """Fixed effects as a tidy DataFrame (:data:`TIDY_COLUMNS`) with ``conf_level`` intervals.
 
     Parameters
@@ -40,6 +42,9 @@ def coef_frame(result: MixResult, conf_level: float = 0.95, *, level: float | No
         A fitted model.
     conf_level
         Confidence level of ``conf_low``/``conf_high``.
+    df
+        The reference distribution (see :meth:`~wemix_nb.MixResult.tidy`; ``None``: its default,
+        t with few top-level groups).
     level
         Deprecated alias of ``conf_level``.
 
@@ -49,7 +54,7 @@ def coef_frame(result: MixResult, conf_level: float = 0.95, *, level: float | No
         One row per coefficient, in the model's order.
     """
     conf_level = resolve_conf_level(conf_level, level)
-    return result.tidy(conf_level)[TIDY_COLUMNS].reset_index(drop=True)
+    return result.tidy(conf_level, df)[TIDY_COLUMNS].reset_index(drop=True)
 
 
 def variance_frame(result: MixResult) -> pd.DataFrame:

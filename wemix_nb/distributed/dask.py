@@ -62,6 +62,7 @@ def _partition_statistics(pdf, spec: FrameSpec) -> dict | None:
         "XtWX": XtW @ X,
         "XtWy": XtW @ y,
         "n_weighted_top": statistics.n_weighted_top,
+        "cond_weight_sums": statistics.cond_weight_sums,
     }
 
 
@@ -119,8 +120,15 @@ def _combine(parts: list[dict]) -> dict:
         Ts.append(E.T @ T @ E)
     levels, orders = combine_levels(parts)
     T = np.concatenate(Ts)[orders[0]]
+    sums = np.concatenate([part["cond_weight_sums"] for part in parts])[orders[0]]
     n_weighted_top = np.concatenate([part["n_weighted_top"] for part in parts])[orders[-1]]
-    return {"beta0": beta0, "T": T, "levels": levels, "n_weighted_top": n_weighted_top}
+    return {
+        "beta0": beta0,
+        "T": T,
+        "levels": levels,
+        "n_weighted_top": n_weighted_top,
+        "cond_weight_sums": sums,
+    }
 
 
 def level_order(ddf, formula: str, compute_kwargs: Mapping | None) -> list[str]:
@@ -248,6 +256,7 @@ def _fit_linear_dask(ddf, spec: FrameSpec, options: FitOptions, compute_kwargs: 
             beta0=stats["beta0"],
             n_weighted=float(sum(part["w1"][0] for part in parts)),
             n_weighted_top=stats["n_weighted_top"],
+            cond_weight_sums=stats["cond_weight_sums"],
         ),
     )
     start = None

@@ -21,7 +21,8 @@ from wemix_nb.model.covariance import parameter_name
 from wemix_nb.model.frame import ModelFrame
 from wemix_nb.model.variance import VarianceComponents
 from wemix_nb.options import FitOptions
-from wemix_nb.results.result import GlmmDetails, LegacyExtra, LinearDetails, MixResult
+from wemix_nb.results.details import GlmmDetails, LegacyExtra, LinearDetails
+from wemix_nb.results.result import MixResult
 
 __all__ = [
     "WeightTotals",

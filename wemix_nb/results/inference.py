@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -94,6 +93,8 @@ class WaldTest:
     def __str__(self) -> str:
         what = "fixed effects" if self.type == "beta" else "random-effect (co)variances"
         p = f"{self.p_value:.4g}" if self.p_value >= 1e-4 else f"{self.p_value:.3e}"
+        if self.p_value < 2.2e-16:  # R's convention below machine precision (0 included)
+            p = "< 2.2e-16"
         null = ", ".join(f"{n} = {v:.6g}" for n, v in zip(self.names, self.hypothesis, strict=True))
         lines = [
             f"Wald test of {what} (type={self.type!r})",
@@ -112,11 +113,15 @@ class WaldTest:
         )
 
     def _repr_html_(self) -> str:
-        try:
+        """The test as an HTML table; if it cannot be built, the text form (never raises)."""
+        from wemix_nb.results.fallback import html_or_text
+
+        def table() -> str:
             from wemix_nb.display.html import wald_html
-        except Exception:  # the notebook layer is optional
-            return f"<pre>{html.escape(str(self))}</pre>"
-        return wald_html(self)
+
+            return wald_html(self)
+
+        return html_or_text(table, lambda: str(self), lambda: repr(self))
 
 
 # -------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -207,7 +208,7 @@ class MixSummary:
     lnl
         The weighted log-likelihood.
     ICC
-        Intraclass correlation (linear models only; ``None`` for GLMMs).
+        Intraclass correlation (linear models only; ``None`` for GLMMs), WeMix's.
     digits
         Significant digits of the tables (the log-likelihood uses 7).
     notes
@@ -215,6 +216,9 @@ class MixSummary:
         WeMix's sandwich) and how the levels are weighted (level-1 weights only).
     ICC_SE
         Standard error of the ICC (replicate weights), or ``None``.
+    diagnostics
+        What qualifies the fit (few top-level groups, a boundary fit, how to read the ICC,
+        convergence: ``result.diagnostics.notes()``), printed last under "Notes:".
     """
 
     call: str
@@ -228,6 +232,7 @@ class MixSummary:
     digits: int = 4
     notes: tuple[str, ...] = ()
     ICC_SE: float | None = None
+    diagnostics: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
         """The printed summary, one string per line (what ``str()`` joins)."""
@@ -282,6 +287,10 @@ class MixSummary:
         if self.ICC is not None and self.family == "gaussian":
             se = "" if self.ICC_SE is None else f" (SE {format_number(self.ICC_SE, d)})"
             out.append(f"Intraclass Correlation= {format_number(self.ICC, d)}{se}")
+        if self.diagnostics:
+            out += ["", "Notes:"]
+            for note in self.diagnostics:
+                out += textwrap.wrap(note, width=100, initial_indent="* ", subsequent_indent="  ")
         return out
 
     def __str__(self) -> str:
@@ -323,6 +332,7 @@ def summary(result: MixResult, digits: int = 4) -> MixSummary:
         digits=digits,
         notes=summary_notes(result),
         ICC_SE=getattr(result, "ICC_SE", None),
+        diagnostics=tuple(result.diagnostics.notes()),
     )
 
 
@@ -359,13 +369,15 @@ def short_text(result: MixResult) -> str:
 # tidy tables
 
 
-def tidy(result: MixResult, conf_level: float = 0.95, df: str = "normal") -> pd.DataFrame:
+def tidy(result: MixResult, conf_level: float = 0.95, df: str | None = None) -> pd.DataFrame:
     """One row per fixed effect: term, estimate, std_error (robust), statistic, df, p_value and the
     ``conf_level`` interval conf_low, conf_high.
 
     ``df="normal"`` (WeMix's choice) uses the normal reference; ``"groups"`` a t reference with
     (top-level groups - fixed effects) degrees of freedom, as survey analysts often do; plausible-
     value results use Barnard-Rubin degrees of freedom for both ``"groups"`` and ``"rubin"``.
+    ``None`` chooses ``"groups"`` below 30 top-level groups, else ``"normal"``
+    (``result.diagnostics.default_df``).
 
     The table's ``attrs["se_method"]`` says how the standard errors were computed
     (:func:`se_method`: sandwich, design-based, replicate weights, plausible values).
@@ -373,7 +385,7 @@ def tidy(result: MixResult, conf_level: float = 0.95, df: str = "normal") -> pd.
     from wemix_nb.results.extras import degrees_of_freedom
 
     check_conf_level(conf_level)
-    dof = degrees_of_freedom(result, df).to_numpy()
+    dof = degrees_of_freedom(result, result.diagnostics.default_df if df is None else df).to_numpy()
     est, se = result.coef.to_numpy(float), result.SE.to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = est / se
@@ -398,7 +410,7 @@ CONFINT_WHICH = ("fixed", "variances", "all")
 
 
 def confint(
-    result: MixResult, conf_level: float = 0.95, df: str = "normal", which: str = "fixed"
+    result: MixResult, conf_level: float = 0.95, df: str | None = None, which: str = "fixed"
 ) -> pd.DataFrame:
     """Confidence intervals: of the fixed effects (``which="fixed"``, columns ``lower`` and
     ``upper``), of the variance components (``"variances"``, see
@@ -415,7 +427,8 @@ def confint(
     table.index.name = None
     if which == "fixed":
         return table[["conf_low", "conf_high"]].rename(columns={"conf_low": "lower", "conf_high": "upper"})
-    reference = "normal" if df == "normal" else "t"
+    kind = result.diagnostics.default_df if df is None else df
+    reference = "normal" if kind == "normal" else "t"
     fixed = pd.DataFrame(
         {
             "parameter": "coefficient",
@@ -456,15 +469,19 @@ def variance_components(result: MixResult) -> pd.DataFrame:
     return result.variance.tidy()
 
 
-def random_effects(result: MixResult, with_sd: bool = True) -> dict[str, pd.DataFrame]:
+def random_effects(result: MixResult, with_sd: bool = True, raw: bool = False) -> dict[str, pd.DataFrame]:
     """Per grouping factor, a DataFrame indexed by group: the modes ``<term>`` and (``with_sd``)
-    their conditional SDs ``<term>_sd``."""
+    their conditional SDs ``<term>_sd``; rescaled to each group's sample size unless ``raw`` (see
+    :mod:`wemix_nb.results.ranef`). Each table's ``attrs["weights"]`` says how the weights were
+    treated."""
     check_flag(with_sd, "with_sd")
+    check_flag(raw, "raw")
+    predictions = result.random_effect_predictions(raw)
     out = {}
-    for factor, modes in result.ranef.items():
+    for factor, modes in predictions.modes.items():
         table = modes.copy()
         if with_sd:
-            sd = result.ranef_sd.get(factor) if result.ranef_sd else None
+            sd = predictions.sd.get(factor)
             pieces = {}
             for term in modes.columns:
                 pieces[str(term)] = modes[term]
@@ -474,6 +491,7 @@ def random_effects(result: MixResult, with_sd: bool = True) -> dict[str, pd.Data
                     else pd.Series(np.nan, index=modes.index)
                 )
             table = pd.DataFrame(pieces, index=modes.index)
+        table.attrs["weights"] = predictions.weights
         out[factor] = table
     return out
 

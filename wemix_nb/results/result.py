@@ -7,9 +7,9 @@ the estimation core never needs great-tables, Altair or ipywidgets.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,98 +19,17 @@ from wemix_nb.errors import ArgumentError
 from wemix_nb.model.frame import ModelFrame
 from wemix_nb.model.variance import VARDF_COLUMNS, VarianceComponents
 from wemix_nb.options import FitOptions
+from wemix_nb.results.details import GlmmDetails, LinearDetails
 
 if TYPE_CHECKING:  # pragma: no cover
     from wemix_nb.display.html import ResultTables
     from wemix_nb.display.widgets import WaldWidget
-    from wemix_nb.estimation.glmm import GlmmFit
-    from wemix_nb.estimation.linear import LinearProblem, LinearSolution
+    from wemix_nb.results.diagnostics import Diagnostics
     from wemix_nb.results.inference import WaldTest
+    from wemix_nb.results.ranef import RandomEffectPredictions
     from wemix_nb.results.report import MixSummary
 
 __all__ = ["VARDF_COLUMNS", "GlmmDetails", "LinearDetails", "MixResult"]
-
-
-@dataclass(frozen=True, eq=False)
-class LinearDetails:
-    """What the linear estimator leaves besides the estimates.
-
-    Attributes
-    ----------
-    problem
-        The :class:`~wemix_nb.estimation.linear.LinearProblem` of the model: its cross-products,
-        covariance structure and likelihood (e.g. to profile the likelihood in theta). When the
-        estimator was given columns or weights rescaled by :mod:`wemix_nb.results.conditioning`,
-        this is the model's own problem, unless its cross-products are beyond floating-point
-        range (then the rescaled one, ``problem.frame``).
-    solution
-        The :class:`~wemix_nb.estimation.linear.LinearSolution` at the estimate, in the model's
-        own units.
-    """
-
-    problem: LinearProblem
-    solution: LinearSolution
-
-    def legacy_extra(self) -> dict[str, Any]:
-        """The same objects under the keys of the former ``MixResult.extra``."""
-        return {"problem": self.problem, "solution": self.solution}
-
-
-@dataclass(frozen=True, eq=False)
-class GlmmDetails:
-    """What the GLMM estimator leaves besides the estimates.
-
-    Attributes
-    ----------
-    fit
-        The raw :class:`~wemix_nb.estimation.glmm.GlmmFit`.
-    vcov_full
-        The joint sandwich covariance of ``(beta, variance parameters)``, labelled by coefficient
-        and parameter names; the variance parameters come in the estimator's order (per level the
-        variances, then the covariances). Its blocks are ``cov_mat`` and ``var_theta``.
-    gradient_norm
-        Largest absolute gradient of the log-likelihood at the estimate.
-    """
-
-    fit: GlmmFit
-    vcov_full: pd.DataFrame
-    gradient_norm: float
-
-    @property
-    def var_params(self) -> list[str]:
-        """Names of the variance parameters, in ``vcov_full``'s order."""
-        return [str(n) for n in self.vcov_full.index[len(self.fit.beta) :]]
-
-    def legacy_extra(self) -> dict[str, Any]:
-        """The same objects under the keys of the former ``MixResult.extra``."""
-        return {
-            "glmm_fit": self.fit,
-            "vcov_full": self.vcov_full,
-            "var_param_names": self.var_params,
-            "gradient_norm": self.gradient_norm,
-        }
-
-
-class LegacyExtra(dict):
-    """``MixResult.extra`` as it was: estimator internals by string key. Deprecated: reading a key
-    warns and names the typed attribute to use instead."""
-
-    _USE = {
-        "problem": "details.problem",
-        "solution": "details.solution",
-        "glmm_fit": "details.fit",
-        "vcov_full": "details.vcov_full",
-        "var_param_names": "details.var_params",
-        "gradient_norm": "details.gradient_norm",
-    }
-
-    def __getitem__(self, key: str) -> Any:
-        use = self._USE.get(key)
-        if use is not None:
-            warnings.warn(
-                f"result.extra[{key!r}] is deprecated; use result.{use}.", FutureWarning, stacklevel=2
-            )
-        return super().__getitem__(key)
 
 
 @dataclass(eq=False)
@@ -162,8 +81,8 @@ class MixResult:
         The :class:`~wemix_nb.model.variance.VarianceComponents` that ``vars``, ``varDF`` and
         ``var_theta`` are views of; reports, Wald tests and R^2 read it.
     ranef
-        Conditional modes ``b`` of the random effects: a DataFrame per grouping factor, indexed
-        by group label, one column per random-effect term.
+        Conditional modes ``b`` of the random effects as fitted (WeMix's): a DataFrame per grouping
+        factor, indexed by group label, one column per term (see also :meth:`random_effects`).
     ranef_sd
         Conditional standard deviations of ``ranef`` (same layout).
     resid, fitted
@@ -247,6 +166,20 @@ class MixResult:
         """Number of rows used in the fit."""
         return int(self.ngroups.iloc[0])
 
+    @cached_property
+    def diagnostics(self) -> Diagnostics:
+        """What qualifies this fit's inference: few top-level groups behind the robust SEs, boundary
+        (co)variances, the ICC's meaning (:class:`~wemix_nb.results.diagnostics.Diagnostics`)."""
+        from wemix_nb.results.diagnostics import diagnose
+
+        return diagnose(self)
+
+    @property
+    def is_singular(self) -> bool:
+        """A boundary (singular) fit, as lme4's ``isSingular``: a variance numerically zero or a
+        correlation at +/-1 (``diagnostics.boundary`` says which)."""
+        return self.diagnostics.is_singular
+
     def __repr__(self) -> str:
         family = "" if self.family is None else f", family={self.family!r}"
         return (
@@ -278,7 +211,7 @@ class MixResult:
         return (self.coef / self.SE).rename("t value")
 
     def tidy(
-        self, conf_level: float = 0.95, df: str = "normal", *, level: float | None = None
+        self, conf_level: float = 0.95, df: str | None = None, *, level: float | None = None
     ) -> pd.DataFrame:
         """Fixed effects as a tidy table: term, estimate, std_error, statistic, df, p_value,
         conf_low, conf_high (robust SEs; interval at ``conf_level``).
@@ -288,8 +221,9 @@ class MixResult:
         conf_level
             Confidence level of the interval.
         df
-            ``"normal"`` (default, as WeMix), ``"groups"`` (t with top-level groups minus fixed
-            effects; Barnard-Rubin for plausible-value results) or ``"rubin"``.
+            ``"normal"`` (WeMix's), ``"groups"`` (t with top-level groups minus fixed effects;
+            Barnard-Rubin for plausible values), ``"rubin"``; ``None``: ``"groups"`` below 30
+            top-level groups, else ``"normal"`` (:attr:`diagnostics`).
         level
             Deprecated alias of ``conf_level`` (``level`` names hierarchy levels).
         """
@@ -300,7 +234,7 @@ class MixResult:
     def confint(
         self,
         conf_level: float = 0.95,
-        df: str = "normal",
+        df: str | None = None,
         *,
         which: str = "fixed",
         level: float | None = None,
@@ -355,12 +289,24 @@ class MixResult:
 
         return variance_components(self)
 
-    def random_effects(self, with_sd: bool = True) -> dict[str, pd.DataFrame]:
+    def random_effects(self, with_sd: bool = True, raw: bool = False) -> dict[str, pd.DataFrame]:
         """Per grouping factor, a DataFrame indexed by group: the conditional modes (one column per
-        term) and, with ``with_sd``, their conditional SDs (``<term>_sd``)."""
+        term) and, with ``with_sd``, their conditional SDs (``<term>_sd``).
+
+        With unscaled survey weights they are computed at the fitted parameters with each group's
+        weights rescaled to sum to its number of sampled units (:mod:`wemix_nb.results.ranef`);
+        ``raw=True`` gives the pseudo-likelihood ones as fitted (``ranef``, ``ranef_sd``).
+        """
         from wemix_nb.results.report import random_effects
 
-        return random_effects(self, with_sd)
+        return random_effects(self, with_sd, raw)
+
+    def random_effect_predictions(self, raw: bool = False) -> RandomEffectPredictions:
+        """The modes and SDs behind :meth:`random_effects` and :meth:`plot_ranef`, with how the
+        weights were treated (:class:`~wemix_nb.results.ranef.RandomEffectPredictions`)."""
+        from wemix_nb.results.ranef import random_effect_predictions
+
+        return random_effect_predictions(self, raw)
 
     def to_dict(self) -> dict:
         """The estimates as a JSON-serialisable dict (NaN becomes ``None``)."""
@@ -493,25 +439,38 @@ class MixResult:
     # -- the notebook layer (imported lazily: the core does not depend on it) ---------------------
 
     def _repr_html_(self) -> str:
-        from wemix_nb.display.html import result_html
+        """The HTML report; if it cannot be built, the text summary (never raises)."""
+        from wemix_nb.results.fallback import report_html
 
-        return result_html(self)
+        return report_html(self)
 
     # thin wrappers around the notebook layer (wemix_nb.display), imported on first use
 
-    def to_gt(self, conf_level: float = 0.95, digits: int = 3, *, level: float | None = None) -> ResultTables:
+    def to_gt(
+        self, conf_level: float = 0.95, digits: int = 3, *, df: str | None = None, level: float | None = None
+    ) -> ResultTables:
         """The HTML report's great-tables tables (``.fixed``, ``.variance``, ``.groups``) to
-        restyle or save; ``level`` is a deprecated alias of ``conf_level``."""
+        restyle or save; ``df`` as in :meth:`tidy`; ``level`` is a deprecated alias of
+        ``conf_level``."""
         from wemix_nb.display.html import result_gt
         from wemix_nb.results.report import resolve_conf_level
 
-        return result_gt(self, conf_level=resolve_conf_level(conf_level, level), digits=digits)
+        return result_gt(self, conf_level=resolve_conf_level(conf_level, level), digits=digits, df=df)
 
-    def plot_ranef(self, term: str | None = None, group: str | None = None, top: int | None = None, **kwargs):
-        """Altair caterpillar plot of the conditional modes (:func:`wemix_nb.display.plots.ranef_plot`)."""
+    def plot_ranef(
+        self,
+        term: str | None = None,
+        group: str | None = None,
+        top: int | None = None,
+        raw: bool = False,
+        **kwargs,
+    ):
+        """Altair caterpillar plot of the conditional modes, with each group's weights rescaled to
+        its sample size unless ``raw`` (see :meth:`random_effects` and
+        :func:`wemix_nb.display.plots.ranef_plot`)."""
         from wemix_nb.display.plots import ranef_plot
 
-        return ranef_plot(self, term=term, group=group, top=top, **kwargs)
+        return ranef_plot(self, term=term, group=group, top=top, raw=raw, **kwargs)
 
     def plot_coef(self, conf_level: float = 0.95, *, level: float | None = None, **kwargs):
         """Altair forest plot of the fixed effects (see :func:`wemix_nb.display.plots.coef_plot`);

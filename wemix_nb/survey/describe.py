@@ -81,9 +81,15 @@ class WeightSummary:
         return weights_gt(self)
 
     def _repr_html_(self) -> str:
-        from wemix_nb.display.html import weights_html
+        """The summary as an HTML table; if it cannot be built, the text form (never raises)."""
+        from wemix_nb.results.fallback import html_or_text
 
-        return weights_html(self)
+        def table() -> str:
+            from wemix_nb.display.html import weights_html
+
+            return weights_html(self)
+
+        return html_or_text(table, lambda: str(self), lambda: repr(self))
 
 
 def describe_weights(

@@ -37,6 +37,7 @@ from wemix_nb.model.variance import RESIDUAL, VarianceComponents
 from wemix_nb.options import FitOptions, check_column_names
 from wemix_nb.pipeline import fit_single
 from wemix_nb.results.assemble import variance_views
+from wemix_nb.results.ranef import RandomEffectPredictions
 from wemix_nb.results.result import MixResult
 
 _RANGE = re.compile(r"\{\s*(\d+)\s*\.\.\s*(\d+)\s*\}")
@@ -162,6 +163,16 @@ class PVResult(MixResult):
             f"mean lnl={self.lnl:.6g}>"
         )
 
+    def random_effect_predictions(self, raw: bool = False) -> RandomEffectPredictions:
+        """Each plausible value's predictions (see :meth:`MixResult.random_effect_predictions`),
+        combined like ``ranef``: mean modes, SDs including the between-PV spread."""
+        cache = self.__dict__.setdefault("_predictions", {})
+        if raw not in cache:
+            each = [fit.random_effect_predictions(raw) for fit in self.fits]
+            modes, sd = pool_modes([p.modes for p in each], [p.sd for p in each])
+            cache[raw] = RandomEffectPredictions(modes, sd, each[0].rescaled, each[0].weights)
+        return cache[raw]
+
     def r_squared(self) -> pd.Series:
         """Marginal and conditional R^2, averaged over the plausible values."""
         return pd.concat([fit.r_squared() for fit in self.fits], axis=1).mean(axis=1).rename("r_squared")
@@ -195,6 +206,23 @@ def _barnard_rubin(within: np.ndarray, between: np.ndarray, M: int, df_complete:
 
 def _mean_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames).groupby(level=0, sort=False).mean().reindex(frames[0].index)
+
+
+def pool_modes(
+    modes: Sequence[dict[str, pd.DataFrame]], sds: Sequence[dict[str, pd.DataFrame]]
+) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """Random-effect modes of several fits combined: the mean mode, and an SD combining the mean
+    conditional variance with ``(1 + 1/M)`` times the between-fit variance of the modes."""
+    factor = 1.0 + 1.0 / len(modes)
+    pooled, pooled_sd = {}, {}
+    for level, table in modes[0].items():
+        tables = [m[level] for m in modes]
+        pooled[level] = _mean_frames(tables)
+        if level in sds[0]:
+            spread = pd.concat(tables).groupby(level=0, sort=False).var(ddof=1).reindex(table.index)
+            within = _mean_frames([sd[level] ** 2 for sd in sds])
+            pooled_sd[level] = np.sqrt(within + factor * spread.fillna(0.0))
+    return pooled, pooled_sd
 
 
 def _parameter_names(variance: VarianceComponents) -> list[str]:
@@ -332,14 +360,7 @@ def combine_pv(
     )
     iccs = [fit.ICC for fit in fits]
 
-    ranef, ranef_sd = {}, {}
-    for level, table in first.ranef.items():
-        tables = [fit.ranef[level] for fit in fits]
-        ranef[level] = _mean_frames(tables)
-        if level in first.ranef_sd:
-            spread = pd.concat(tables).groupby(level=0, sort=False).var(ddof=1).reindex(table.index)
-            within_sd = _mean_frames([fit.ranef_sd[level] ** 2 for fit in fits])
-            ranef_sd[level] = np.sqrt(within_sd + factor * spread.fillna(0.0))
+    ranef, ranef_sd = pool_modes([fit.ranef for fit in fits], [fit.ranef_sd for fit in fits])
 
     def mean_series(attribute: str) -> pd.Series:
         series = [getattr(fit, attribute) for fit in fits]

@@ -102,12 +102,16 @@ class CrossProducts:
         Sum of the unconditional level-1 weights.
     n_weighted_top
         ``(G_top,)`` the same sum within each top-level group.
+    cond_weight_sums
+        ``(G2,)`` sum of the conditional level-1 weights in each level-2 group (to rescale ``T``
+        group by group; ``None`` if unknown).
     """
 
     T: np.ndarray
     beta0: np.ndarray
     n_weighted: float
     n_weighted_top: np.ndarray
+    cond_weight_sums: np.ndarray | None = None
 
 
 def cross_products(frame: ModelFrame, beta0: np.ndarray | None = None) -> CrossProducts:
@@ -136,7 +140,13 @@ def cross_products(frame: ModelFrame, beta0: np.ndarray | None = None) -> CrossP
     top_of_row = g2
     for level in frame.levels[:-1]:
         top_of_row = level.parent_index[top_of_row]
-    return CrossProducts(T, beta0, float(w1.sum()), np.bincount(top_of_row, w1, minlength=top.n_groups))
+    return CrossProducts(
+        T,
+        beta0,
+        float(w1.sum()),
+        np.bincount(top_of_row, w1, minlength=top.n_groups),
+        np.bincount(g2, c1, minlength=n2),
+    )
 
 
 class LinearProblem:
@@ -159,6 +169,7 @@ class LinearProblem:
         stats = cross_products(frame) if statistics is None else statistics
         self.T, self.beta0 = stats.T, stats.beta0
         self.n_weighted, self.n_weighted_top = stats.n_weighted, stats.n_weighted_top
+        self.cond_weight_sums = stats.cond_weight_sums
         self.m = self.T.shape[1]
 
         # aggregation from each level to its parent, with the child's conditional weight
