@@ -90,32 +90,67 @@ def _free(problem: LinearProblem, x: np.ndarray, grad: np.ndarray) -> np.ndarray
 
 def _newton_polish(problem: LinearProblem, x: np.ndarray, steps: int = 4) -> tuple[np.ndarray, bool]:
     """A few Newton steps on the exact gradient; returns the point and whether it is stationary
-    (largest free gradient entry below 1e-8 of the deviance's size)."""
+    (largest free gradient entry below 1e-8 of the deviance's size).
+
+    A step is taken while it lowers the deviance. Near the optimum the deviance changes by less
+    than its rounding error (a gradient of 1e-6 moves it by ~1e-12), so comparing deviances stops
+    at an arbitrary point of a flat region, and two equivalent problems (weights written another
+    way) stop at different points. There the exact gradient decides: a step whose deviance change
+    is within rounding is taken if it shrinks the gradient.
+    """
     bounds = problem.structure.diagonal
+    dev, grad = problem.deviance(x, gradient=True)
     for _ in range(steps):
-        dev, grad = problem.deviance(x, gradient=True)
         free = _free(problem, x, grad)
         if not free.any():
             break
-        H = _jacobian(lambda t: problem.deviance(t, gradient=True)[1], x)
-        Hf = 0.5 * (H + H.T)[np.ix_(free, free)]
-        try:
-            if np.linalg.eigvalsh(Hf).min() <= 0:
-                break
-            step = np.zeros_like(x)
-            step[free] = -np.linalg.solve(Hf, grad[free])
-        except np.linalg.LinAlgError:
+        step = _newton_step(problem, x, grad, free)
+        if step is None:
             break
         candidate = np.where(bounds, np.maximum(x + step, 0.0), x + step)
-        if problem.deviance(candidate) > dev:  # no further progress at machine precision
+        new_dev, new_grad = problem.deviance(candidate, gradient=True)
+        if not _better(dev, grad[free], new_dev, new_grad[free]):
             break
-        x = candidate
+        x, dev, grad = candidate, new_dev, new_grad
+        # Newton converges quadratically: after a step this small the error is far below it
         if np.max(np.abs(step)) < 1e-10 * (1 + np.max(np.abs(x))):
             break
-    dev, grad = problem.deviance(x, gradient=True)
     free = _free(problem, x, grad)
     stationary = not free.any() or np.max(np.abs(grad[free])) < 1e-8 * max(abs(dev), 1.0)
     return x, bool(stationary)
+
+
+def _newton_step(
+    problem: LinearProblem, x: np.ndarray, grad: np.ndarray, free: np.ndarray
+) -> np.ndarray | None:
+    """The Newton step in the free parameters (None where the Hessian is not positive definite)."""
+    H = _jacobian(lambda t: problem.deviance(t, gradient=True)[1], x)
+    Hf = 0.5 * (H + H.T)[np.ix_(free, free)]
+    try:
+        if np.linalg.eigvalsh(Hf).min() <= 0:
+            return None
+        step = np.zeros_like(x)
+        step[free] = -np.linalg.solve(Hf, grad[free])
+    except np.linalg.LinAlgError:
+        return None
+    return step if np.all(np.isfinite(step)) else None
+
+
+#: deviance changes within this fraction of the deviance's size are rounding
+ROUNDING = 1e-12
+
+
+def _better(dev: float, grad: np.ndarray, new_dev: float, new_grad: np.ndarray) -> bool:
+    """Whether a Newton step from ``(dev, grad)`` to ``(new_dev, new_grad)`` is progress: a lower
+    deviance beyond rounding, or a change within rounding and a smaller gradient."""
+    if not np.isfinite(new_dev):
+        return False
+    rounding = ROUNDING * max(abs(dev), 1.0)
+    if new_dev < dev - rounding:
+        return True
+    return abs(new_dev - dev) <= rounding and np.max(np.abs(new_grad), initial=0.0) < np.max(
+        np.abs(grad), initial=0.0
+    )
 
 
 def _jacobian(func: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
