@@ -346,6 +346,15 @@ ERRORS = {
         E.RankDeficiencyError,
         ["random-effect design", "'Subject'", "'D2'"],
     ),
+    "random-slope-constant-within-groups": (
+        lambda: wemix_nb.mix(
+            "Reaction ~ Days + age + (1 + age|Subject)",
+            sleep().assign(age=lambda d: 20.0 + d.Subject.cat.codes),
+            W,
+        ),
+        E.DataError,
+        ["random slope of 'age' of 'Subject'", "constant within every group", "not identified"],
+    ),
     "response-reproduced-exactly": (
         lambda: wemix_nb.mix("y ~ Days + (1|Subject)", sleep().assign(y=lambda d: 3 + 2 * d.Days), W),
         E.DataError,
