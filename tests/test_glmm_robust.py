@@ -155,3 +155,50 @@ def test_fits_with_hundreds_of_quadrature_points():
         assert fits[nquad].converged
         assert fits[nquad].lnl == pytest.approx(fits[100].lnl, rel=1e-12)
         assert fits[nquad].coef.to_numpy() == pytest.approx(fits[100].coef.to_numpy(), rel=1e-8)
+
+
+def _poisson_slopes(seed: int = 21) -> pd.DataFrame:
+    """150 groups of 10 rows, Poisson counts with a random intercept and slope (up to 157),
+    level-2 weights (the level-1 weights are the same: conditional weights of 1)."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(150), 10)
+    x = rng.normal(size=g.size)
+    b0, b1 = rng.normal(scale=0.7, size=150), rng.normal(scale=0.45, size=150)
+    y = rng.poisson(np.exp(-0.1 + 0.45 * x + b0[g] + b1[g] * x))
+    w = rng.uniform(0.5, 2.0, 150)[g]
+    return pd.DataFrame({"y": y, "x": x, "g": g, "w1": w, "w2": w})
+
+
+@pytest.mark.parametrize("nquad", [1, 13])
+def test_weighted_poisson_random_slopes_with_large_counts(nquad):
+    """Weighted Poisson random slopes with counts in the hundreds (a fit of this kind once failed
+    with a raw 'Singular matrix' in the modes, where its unweighted twin fitted)."""
+    d = _poisson_slopes()
+    assert d["y"].max() > 150
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        fit = wemix_nb.mix("y ~ x + (1 + x|g)", d, ["w1", "w2"], family="poisson", nquad=nquad)
+    assert fit.converged
+    assert np.all(np.isfinite(fit.SE)) and np.all(np.isfinite(fit.varDF["SEvcov"]))
+    assert fit.details.gradient_norm < 1e-4
+    # near the truth (intercept -0.1, slope 0.45, variances 0.49 and 0.2)
+    assert fit.coef["x"] == pytest.approx(0.45, abs=0.15)
+    assert fit.vars["g.Intercept"] == pytest.approx(0.49, abs=0.25)
+
+
+def test_curvature_beyond_floating_point_range_is_avoided():
+    """A trial point whose Poisson means overflow at the mode (a random slope on a variable of
+    about 20 without a random intercept: the first quasi-Newton step goes far) is a point the
+    optimiser avoids, not a LinAlgError."""
+    d = wemix_nb.datasets.sleepstudy()
+    d = d.assign(
+        W1=2.0 + d["Days"] % 3,
+        W2=1.0 + d["Subject"].cat.codes % 2,
+        yc=(d["Reaction"] // 25).astype(int),
+        age=20.0 + d["Subject"].cat.codes / 3,
+    )
+    for nquad in (1, 5):
+        fit = wemix_nb.mix(
+            "yc ~ Days + age + (0 + age|Subject)", d, ["W1", "W2"], family="poisson", nquad=nquad
+        )
+        assert fit.converged and np.isfinite(fit.lnl)
