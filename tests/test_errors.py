@@ -441,6 +441,16 @@ ERRORS = {
         E.DataError,
         ["'Subject'", "constant outcome", "no finite estimate"],
     ),
+    "binomial-every-group-single-row": (
+        lambda: wemix_nb.mix(
+            "b ~ Days + (1|row)",
+            sleep().assign(b=lambda d: (d.Reaction > 290).astype(int), row=np.arange(180)),
+            W,
+            family="binomial",
+        ),
+        E.DataError,
+        ["'row'", "single row", "binary", "not identified"],
+    ),
 }
 
 # id -> (data modifier, expected warning substrings, rows left); the fit goes ahead

@@ -202,3 +202,33 @@ def test_curvature_beyond_floating_point_range_is_avoided():
             "yc ~ Days + age + (0 + age|Subject)", d, ["W1", "W2"], family="poisson", nquad=nquad
         )
         assert fit.converged and np.isfinite(fit.lnl)
+
+
+# ---------------------------------------------------------------------------------------------
+# level-2 groups of one row
+
+
+def test_binary_rows_in_groups_of_one_are_refused_at_any_depth():
+    d = _nested(n_schools=30, classes=4, size=1)  # every class one row
+    with pytest.raises(DataError, match="Every group of 'school:cls' .* single row .* binary"):
+        wemix_nb.mix("yb ~ x + (1|school/cls)", d, ["w1", "w2", "w3"], family="binomial")
+    with pytest.raises(DataError, match="single row"):
+        wemix_nb.mix("yb ~ x + (1|cls)", d, ["w1", "w2"], family="binomial", nquad=1)
+
+
+def test_counts_in_groups_of_one_identify_overdispersion():
+    """A Poisson model with one row per group is an observation-level random effect: the variance
+    of the counts beyond their mean identifies it; so does a binomial row of several trials."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    x = rng.normal(size=n)
+    u = rng.normal(scale=np.sqrt(0.5), size=n)
+    d = pd.DataFrame({"y": rng.poisson(np.exp(0.5 + 0.3 * x + u)), "x": x, "row": np.arange(n)})
+    fit = wemix_nb.mix("y ~ x + (1|row)", d, family="poisson", nquad=7)
+    assert fit.converged
+    assert fit.vars["row.Intercept"] == pytest.approx(0.5, abs=3 * fit.varDF["SEvcov"].iloc[0])
+    trials = 8
+    k = rng.binomial(trials, 1 / (1 + np.exp(-(0.3 * x + u))))
+    fit = wemix_nb.mix(f"cbind(k, {trials} - k) ~ x + (1|row)", d.assign(k=k), family="binomial", nquad=7)
+    assert fit.converged
+    assert fit.vars["row.Intercept"] == pytest.approx(0.5, abs=3 * fit.varDF["SEvcov"].iloc[0])

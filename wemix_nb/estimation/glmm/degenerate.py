@@ -7,6 +7,15 @@ Group-level separation
     quadrature then loses accuracy (the posterior of a constant group is one-sided) and stops at
     a variance that depends on ``nquad`` (5e3 to 6e5 on one example), with an lnl above the true
     supremum. :func:`check_group_separation` refuses such a model before fitting.
+Groups of one binary row
+    When every level-2 group has a single row and the outcome is binary (no trials, or one trial
+    per row), each group's random effect only blurs one Bernoulli probability: the marginal
+    probability is the link's mean over the random effect, another smooth function of the fixed
+    effects, so the variance and the fixed effects trade off and the variance is not identified
+    (as the residual variance and a level-2 variance are not, for a linear model).
+    :func:`check_single_row_groups` refuses it. A Poisson model (or a binomial one with several
+    trials per row) is identified: its counts' variance beyond the mean is the variance of the
+    random effects (an observation-level random effect for overdispersion).
 A variance running away
     When most groups are constant, a finite optimum may exist but lies at a latent standard
     deviation so large that the quadrature is unreliable (estimates move with ``nquad``), or the
@@ -63,6 +72,27 @@ def check_group_separation(frame: ModelFrame, family: Family) -> None:
             f"level). Model the groups' outcome at the group level, or drop the '( ... | "
             f"{level.name})' term."
         )
+
+
+def check_single_row_groups(frame: ModelFrame, family: Family) -> None:
+    """Refuse a binomial model of binary rows whose level-2 groups all have one row.
+
+    Raises
+    ------
+    DataError
+        Naming the grouping factor.
+    """
+    level = frame.levels[0]
+    if family.name != "binomial" or not level.n_groups or not np.all(level.n_rows == 1):
+        return
+    if frame.trials is not None and np.any(frame.trials > 1):
+        return  # several trials in a row: the variance between rows is identified
+    raise DataError(
+        f"Every group of {level.name!r} (level 2) has a single row ({level.n_groups} groups) and "
+        "the outcome is binary: one Bernoulli outcome per group says nothing about how groups "
+        "vary beyond the fixed effects, so the variance of its random effects is not identified. "
+        f"Drop the '( ... | {level.name})' term or group the rows at a coarser level."
+    )
 
 
 def variance_runaway(frame: ModelFrame, family: Family, covariances: list[np.ndarray]) -> str | None:

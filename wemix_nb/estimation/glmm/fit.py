@@ -17,7 +17,11 @@ import numpy as np
 from wemix_nb._progress import iteration_bar
 from wemix_nb.errors import ArgumentError, ConvergenceWarning, FormulaError, NumericalWarning
 from wemix_nb.estimation.families import Family, get_family
-from wemix_nb.estimation.glmm.degenerate import check_group_separation, variance_runaway
+from wemix_nb.estimation.glmm.degenerate import (
+    check_group_separation,
+    check_single_row_groups,
+    variance_runaway,
+)
 from wemix_nb.estimation.glmm.optimize import (
     _gradient_tolerance,
     _newton_polish,
@@ -302,6 +306,7 @@ def _check_inputs(frame: ModelFrame, family: Family, nquad: int) -> int:
     check_top_level_groups(frame)
     if frame.trials is None:  # proportions with trials were checked when the frame was built
         family.check_response(frame.y, frame.parsed.response)
+    check_single_row_groups(frame, family)
     check_group_separation(frame, family)
     return int(nquad)
 
