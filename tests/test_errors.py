@@ -385,6 +385,11 @@ ERRORS = {
         E.ArgumentError,
         ["4 values", "'sigma'", "got 2"],
     ),
+    "likelihood-parameters-not-real": (
+        lambda: wemix_nb.likelihood(F, sleep(), W)([250.0, 10.0, "one", 30.0]),
+        E.ArgumentError,
+        ["'Subject.Intercept'", "finite real number", "'one'"],
+    ),
     "likelihood-profiled-glmm": (
         lambda: wemix_nb.likelihood(
             "b ~ Days + (1|Subject)",
