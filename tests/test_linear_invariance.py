@@ -203,3 +203,34 @@ def test_equivalent_weightings_stop_at_the_same_point(seed):
             a, b = getattr(other, name), getattr(base, name)
             # relative to the largest entry (a covariance entry near 0 included)
             np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11 * np.max(np.abs(b)), err_msg=name)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_tiny_unconditional_weights_are_optimised_to_the_end(seed):
+    """Conditional level-2 weights of 1e-5 and top-level weights of 1e-3 make the deviance ~1e-6:
+    tolerances with a floor of 1 in deviance units stopped the optimiser at once there (coefficients
+    20% off, marked converged); the problem is the one with top-level weights 1e6 times larger."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 6, 12)
+    g = np.repeat(np.arange(12), sizes)
+    x = rng.normal(size=len(g))
+    d = pd.DataFrame(
+        {
+            "y": 1 + 0.4 * x + rng.normal(scale=0.8, size=12)[g] + rng.normal(size=len(g)),
+            "x": x,
+            "g": g,
+            "t": (np.arange(12) % 2)[g],
+            "c1": rng.uniform(0.5, 2, len(g)),
+            "c2": (1e-5 * rng.uniform(0.5, 2, 12))[g],
+        }
+    )
+    d["c3"] = np.where(d["t"] == 0, 1.2e3, 0.7e3)
+    formula = "y ~ x + (1|t) + (1|t:g)"
+    weights = ["c1", "c2", "c3"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few top-level groups
+        tiny = wemix_nb.mix(formula, d.assign(c3=d["c3"] * 1e-6), weights, cweights=True)
+        base = wemix_nb.mix(formula, d, weights, cweights=True)
+    np.testing.assert_allclose(tiny.coef, base.coef, rtol=1e-10)
+    np.testing.assert_allclose(tiny.vars, base.vars, rtol=1e-8, atol=1e-8 * base.vars.max())
+    assert tiny.lnl == pytest.approx(base.lnl * 1e-6, rel=1e-10)

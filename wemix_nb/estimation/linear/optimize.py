@@ -50,7 +50,7 @@ def _optimize(problem: LinearProblem, start: np.ndarray | None = None) -> tuple[
 def _bounded_search(problem: LinearProblem, x0: np.ndarray) -> scipy.optimize.OptimizeResult:
     """L-BFGS-B from ``x0``, restarted away from variances stuck at 0."""
     st = problem.structure
-    scale = 1.0 / max(abs(problem.deviance(x0)), 1.0)  # keep the objective O(1) for the line search
+    scale = 1.0 / _deviance_unit(problem, problem.deviance(x0))  # an O(1) objective for the line search
 
     def objective(x):
         dev, grad = problem.deviance(x, gradient=True)
@@ -109,15 +109,23 @@ def _newton_polish(problem: LinearProblem, x: np.ndarray, steps: int = 4) -> tup
             break
         candidate = np.where(bounds, np.maximum(x + step, 0.0), x + step)
         new_dev, new_grad = problem.deviance(candidate, gradient=True)
-        if not _better(dev, grad[free], new_dev, new_grad[free]):
+        if not _better(dev, grad[free], new_dev, new_grad[free], _deviance_unit(problem, dev)):
             break
         x, dev, grad = candidate, new_dev, new_grad
         # Newton converges quadratically: after a step this small the error is far below it
         if np.max(np.abs(step)) < 1e-10 * (1 + np.max(np.abs(x))):
             break
     free = _free(problem, x, grad)
-    stationary = not free.any() or np.max(np.abs(grad[free])) < 1e-8 * max(abs(dev), 1.0)
+    stationary = not free.any() or np.max(np.abs(grad[free])) < 1e-8 * _deviance_unit(problem, dev)
     return x, bool(stationary)
+
+
+def _deviance_unit(problem: LinearProblem, dev: float) -> float:
+    """The size of the deviance that tolerances are relative to: ``|dev|``, but at least the
+    weighted number of rows (the deviance's scale when it nearly cancels), or 1 if that is
+    larger. Weights far below 1 (e.g. conditional level-2 weights of 1e-5) make the deviance
+    tiny, and a floor of 1 would stop the optimiser early there."""
+    return max(abs(dev), min(problem.n_weighted, 1.0))
 
 
 def _newton_step(
@@ -140,12 +148,13 @@ def _newton_step(
 ROUNDING = 1e-12
 
 
-def _better(dev: float, grad: np.ndarray, new_dev: float, new_grad: np.ndarray) -> bool:
+def _better(dev: float, grad: np.ndarray, new_dev: float, new_grad: np.ndarray, unit: float) -> bool:
     """Whether a Newton step from ``(dev, grad)`` to ``(new_dev, new_grad)`` is progress: a lower
-    deviance beyond rounding, or a change within rounding and a smaller gradient."""
+    deviance beyond rounding (relative to ``unit``, the deviance's size), or a change within
+    rounding and a smaller gradient."""
     if not np.isfinite(new_dev):
         return False
-    rounding = ROUNDING * max(abs(dev), 1.0)
+    rounding = ROUNDING * unit
     if new_dev < dev - rounding:
         return True
     return abs(new_dev - dev) <= rounding and np.max(np.abs(new_grad), initial=0.0) < np.max(
