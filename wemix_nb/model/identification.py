@@ -55,20 +55,20 @@ def check_random_designs(frame: ModelFrame) -> None:
             )
 
 
-def _constant_within_groups(level: RandomLevel) -> np.ndarray:
-    """``(q,)``: whether each random-effect column is constant within every group of several rows
-    (relative to the column's size), when there is at least one such group."""
-    several = level.n_rows[level.group_index] > 1
+def _constant_within_groups(level: RandomLevel, columns: list[int]) -> np.ndarray:
+    """Whether each of the random-effect ``columns`` is constant within every group of several
+    rows (relative to the column's size), when there is at least one such group."""
+    several = level.n_rows > 1
     if not several.any():
-        return np.zeros(level.q, dtype=bool)
-    g, Z = level.group_index[several], level.Z[several]
-    lo = np.full((level.n_groups, level.q), np.inf)
-    hi = np.full((level.n_groups, level.q), -np.inf)
-    np.minimum.at(lo, g, Z)
-    np.maximum.at(hi, g, Z)
-    used = np.unique(g)
-    spread = np.max(hi[used] - lo[used], axis=0)
-    return spread <= RANK_TOL * np.max(np.abs(level.Z), axis=0)
+        return np.zeros(len(columns), dtype=bool)
+    g = level.group_index
+    out = []
+    for k in columns:  # a few slope columns; every operation is over the rows at once
+        z = level.Z[:, k]
+        mean = np.bincount(g, weights=z, minlength=level.n_groups) / np.maximum(level.n_rows, 1)
+        spread = np.max(np.abs(z - mean[g]), initial=0.0)
+        out.append(spread <= RANK_TOL * np.max(np.abs(z), initial=0.0))
+    return np.array(out, dtype=bool)
 
 
 def check_slopes_within_groups(frame: ModelFrame) -> None:
@@ -83,8 +83,9 @@ def check_slopes_within_groups(frame: ModelFrame) -> None:
     for level in frame.levels:
         if "Intercept" not in level.terms:
             continue
-        constant = _constant_within_groups(level)
-        slopes = [t for t, c in zip(level.terms, constant, strict=True) if c and t != "Intercept"]
+        columns = [k for k, t in enumerate(level.terms) if t != "Intercept"]
+        constant = _constant_within_groups(level, columns)
+        slopes = [level.terms[k] for k, c in zip(columns, constant, strict=True) if c]
         if slopes:
             raise DataError(
                 f"The random slope of {slopes[0]!r} of {level.name!r} is not identified: "
