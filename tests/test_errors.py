@@ -525,15 +525,15 @@ WARNED = {
         E.NumericalWarning,
         ["'x'", "beyond floating-point range", "inf in cov_mat"],
     ),
-    "glmm-few-top-level-groups": (
+    "very-few-top-level-groups": (
         lambda: wemix_nb.mix(
             "b ~ Days + (1|Subject)",
             sleep().assign(b=lambda d: (d.Reaction > 290).astype(int)).loc[lambda d: d.Subject.cat.codes < 4],
             W,
             family="binomial",
         ),
-        E.NumericalWarning,
-        ["'Subject'", "only 4 groups", "barely identified", "unreliable"],
+        E.FewGroupsWarning,
+        ["Only 4 top-level groups (Subject)", "With only 4 groups", "barely identified"],
     ),
 }
 

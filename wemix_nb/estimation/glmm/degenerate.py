@@ -16,11 +16,6 @@ Groups of one binary row
     :func:`check_single_row_groups` refuses it. A Poisson model (or a binomial one with several
     trials per row) is identified: its counts' variance beyond the mean is the variance of the
     random effects (an observation-level random effect for overdispersion).
-Few top-level groups
-    With fewer than :data:`FEW_TOP_GROUPS` top-level groups, the top level's variance is estimated
-    from that many random effects (barely identified: with 2 groups, equivalent weightings of the
-    same data put it at 0.1 or at 150), and the robust standard errors, clustered on those groups,
-    rest on that many independent scores. :func:`warn_few_top_groups` says so at fit time.
 A variance running away
     When most groups are constant, a finite optimum may exist but lies at a latent standard
     deviation so large that the quadrature is unreliable (estimates move with ``nquad``), or the
@@ -32,17 +27,13 @@ A variance running away
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from wemix_nb.errors import DataError, NumericalWarning, user_stacklevel
+from wemix_nb.errors import DataError
 from wemix_nb.estimation.families import Family
 from wemix_nb.model.frame import ModelFrame
-
-#: fewer top-level groups than this leave the top variance and the robust SEs unreliable
-FEW_TOP_GROUPS = 5
 
 #: latent SD (link scale) of a level's random part beyond which the variance is running away
 RUNAWAY_SD = {"logit": 10.0, "probit": 6.0, "log": 10.0}
@@ -139,22 +130,6 @@ def check_single_row_groups(frame: ModelFrame, family: Family, outcome: OutcomeS
         "vary beyond the fixed effects, so the variance of its random effects is not identified. "
         f"Drop the '( ... | {level.name})' term or group the rows at a coarser level."
     )
-
-
-def warn_few_top_groups(frame: ModelFrame) -> None:
-    """A :class:`NumericalWarning` when the top level has fewer than :data:`FEW_TOP_GROUPS`
-    groups (at least 2: one group is refused)."""
-    top = frame.top
-    if top.n_groups < FEW_TOP_GROUPS:
-        warnings.warn(
-            f"The top level {top.name!r} (level {top.number}) has only {top.n_groups} groups: the "
-            "variance of its random effects is barely identified, so equivalent data or start "
-            "values can give very different estimates of it, and the robust standard errors, "
-            f"clustered on those {top.n_groups} groups, are unreliable. Model {top.name!r} as a "
-            "fixed effect instead, or fit data with more top-level groups.",
-            NumericalWarning,
-            stacklevel=user_stacklevel(),
-        )
 
 
 def variance_runaway(

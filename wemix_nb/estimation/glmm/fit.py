@@ -22,7 +22,6 @@ from wemix_nb.estimation.glmm.degenerate import (
     check_group_separation,
     check_single_row_groups,
     variance_runaway,
-    warn_few_top_groups,
 )
 from wemix_nb.estimation.glmm.optimize import (
     _gradient_tolerance,
@@ -201,7 +200,6 @@ def fit_glmm(
     del keep_adapting  # documented no-op
     family = get_family(family)
     nquad, outcome = _check_inputs(frame, family, nquad, outcome)
-    warn_few_top_groups(frame)
     structure = CovarianceStructure(frame.levels)
     p = frame.X.shape[1]
     make = model_factory or (lambda nq, rounding: _make_model(frame, family, nq, rounding))
