@@ -170,3 +170,68 @@ print("ok")
     env.pop("MALLOC_TRIM_THRESHOLD_", None)
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+# -- the checks of degenerate models, cbind() and offsets, from per-partition summaries --------
+
+
+def _sync(**options):
+    return {"compute_kwargs": {"scheduler": "sync"}, **options}
+
+
+def _constant_groups(n_groups: int = 30, size: int = 6, mixed: int = 0, seed: int = 3) -> pd.DataFrame:
+    """Every group's binary outcome constant (0 or 1), except the first ``mixed`` groups."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), size)
+    y = (rng.random(n_groups) < 0.4).astype(float)[g]
+    for k in range(mixed):
+        y[g == k] = np.arange(size) % 2
+    return pd.DataFrame({"y": y, "x": rng.normal(size=len(g)), "g": g, "w1": 1.0, "w2": 1.0})
+
+
+def test_group_separation_is_refused_on_partitions():
+    data = _constant_groups()
+    with pytest.raises(wemix_nb.errors.DataError, match="Every group of 'g'.*constant outcome"):
+        wemix_nb.mix_dask("y ~ x + (1|g)", by_group(data, 3), ["w1", "w2"], **_sync(family="binomial"))
+
+
+def test_running_away_variance_is_not_converged_on_partitions():
+    data = _constant_groups(mixed=2)
+    with pytest.warns(wemix_nb.errors.ConvergenceWarning, match="running away") as record:
+        fit = wemix_nb.mix_dask("y ~ x + (1|g)", by_group(data, 3), ["w1", "w2"], **_sync(family="binomial"))
+    assert not fit.converged and "running away" in fit.message
+    assert any("28 of the 30 groups" in str(w.message) for w in record)
+
+
+def test_binary_groups_of_one_row_are_refused_on_partitions():
+    data = two_level().groupby("g").head(1)
+    with pytest.raises(wemix_nb.errors.DataError, match="single row .* binary"):
+        wemix_nb.mix_dask("yb ~ x + (1|g)", by_group(data, 3), ["w1", "w2"], **_sync(family="binomial"))
+
+
+@pytest.mark.parametrize("offset", ["", " + offset(o)"])
+def test_cbind_and_offsets_on_partitions_equal_pandas(offset):
+    """A cbind() response on partitions (its partitions were dropped as empty, 'No rows are left'),
+    its Pearson and deviance residuals scaled by sqrt(trials); offsets in the rows' predictor."""
+    rng = np.random.default_rng(1)
+    g = np.repeat(np.arange(40), 5)
+    x = rng.normal(size=200)
+    n = rng.integers(1, 8, 200)
+    k = rng.binomial(n, 1 / (1 + np.exp(-(0.3 * x + rng.normal(scale=0.7, size=40)[g]))))
+    data = pd.DataFrame(
+        {"k": k, "n": n, "x": x, "g": g, "o": rng.normal(scale=0.3, size=200), "w1": 1.0, "w2": 1.0}
+    )
+    formula = f"cbind(k, n - k) ~ x{offset} + (1|g)"
+    ref = wemix_nb.mix(formula, data, ["w1", "w2"], family="binomial", nquad=5)
+    fit = wemix_nb.mix_dask(formula, by_group(data, 3), ["w1", "w2"], **_sync(family="binomial", nquad=5))
+    assert_equal_fits(fit, ref)
+    assert_equal_rows(fit, ref)
+    for kind in ("response", "pearson", "deviance", "working"):
+        lazy = fit.residuals(kind).compute(scheduler="sync").sort_index()
+        np.testing.assert_allclose(
+            lazy, ref.residuals(kind).sort_index(), rtol=1e-8, atol=1e-12, err_msg=kind
+        )
+    # R's Pearson residual of a proportion of n trials: (y - mu) sqrt(n / (mu (1 - mu)))
+    mu = fit.fitted.compute(scheduler="sync").sort_index()
+    pearson = (data["k"] / data["n"] - mu) * np.sqrt(data["n"] / (mu * (1 - mu)))
+    np.testing.assert_allclose(fit.residuals("pearson").compute(scheduler="sync").sort_index(), pearson)

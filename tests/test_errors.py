@@ -346,6 +346,15 @@ ERRORS = {
         E.RankDeficiencyError,
         ["random-effect design", "'Subject'", "'D2'"],
     ),
+    "random-slope-constant-within-groups": (
+        lambda: wemix_nb.mix(
+            "Reaction ~ Days + age + (1 + age|Subject)",
+            sleep().assign(age=lambda d: 20.0 + d.Subject.cat.codes),
+            W,
+        ),
+        E.DataError,
+        ["random slope of 'age' of 'Subject'", "constant within every group", "not identified"],
+    ),
     "response-reproduced-exactly": (
         lambda: wemix_nb.mix("y ~ Days + (1|Subject)", sleep().assign(y=lambda d: 3 + 2 * d.Days), W),
         E.DataError,
@@ -375,6 +384,11 @@ ERRORS = {
         lambda: wemix_nb.likelihood(F, sleep(), W)([1.0, 2.0]),
         E.ArgumentError,
         ["4 values", "'sigma'", "got 2"],
+    ),
+    "likelihood-parameters-not-real": (
+        lambda: wemix_nb.likelihood(F, sleep(), W)([250.0, 10.0, "one", 30.0]),
+        E.ArgumentError,
+        ["'Subject.Intercept'", "finite real number", "'one'"],
     ),
     "likelihood-profiled-glmm": (
         lambda: wemix_nb.likelihood(
@@ -431,6 +445,16 @@ ERRORS = {
         lambda: wemix_nb.mix("b ~ Days + (1|Subject)", sleep().assign(b=_by_subject()), W, family="binomial"),
         E.DataError,
         ["'Subject'", "constant outcome", "no finite estimate"],
+    ),
+    "binomial-every-group-single-row": (
+        lambda: wemix_nb.mix(
+            "b ~ Days + (1|row)",
+            sleep().assign(b=lambda d: (d.Reaction > 290).astype(int), row=np.arange(180)),
+            W,
+            family="binomial",
+        ),
+        E.DataError,
+        ["'row'", "single row", "binary", "not identified"],
     ),
 }
 
@@ -500,6 +524,16 @@ WARNED = {
         ),
         E.NumericalWarning,
         ["'x'", "beyond floating-point range", "inf in cov_mat"],
+    ),
+    "very-few-top-level-groups": (
+        lambda: wemix_nb.mix(
+            "b ~ Days + (1|Subject)",
+            sleep().assign(b=lambda d: (d.Reaction > 290).astype(int)).loc[lambda d: d.Subject.cat.codes < 4],
+            W,
+            family="binomial",
+        ),
+        E.FewGroupsWarning,
+        ["Only 4 top-level groups (Subject)", "With only 4 groups", "barely identified"],
     ),
 }
 

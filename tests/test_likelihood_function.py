@@ -133,6 +133,17 @@ def test_parameters_by_name_and_errors():
         loglik([1.0, 2.0])
     with pytest.raises(ArgumentError, match="missing"):
         loglik(params.iloc[:-1])
+    # text, complex numbers, NaN and infinity are refused by name, also by_group
+    values = params.to_numpy()
+    for bad, words in [("ten", "text"), (1 + 2j, "complex"), (np.nan, "not finite"), (-np.inf, "not finite")]:
+        for position, name in enumerate(loglik.names):
+            wrong = [*values[:position], bad, *values[position + 1 :]]
+            with pytest.raises(ArgumentError, match=f"'{name}' must be a finite real number.*{words}"):
+                loglik(wrong)
+            with pytest.raises(ArgumentError, match=f"'{name}'"):
+                loglik.by_group(dict(zip(loglik.names, wrong, strict=True)))
+    with pytest.raises(ArgumentError, match="complex"):
+        loglik(values.astype(complex))
     binomial_formula, binomial_data, binomial_kwargs = _case("A4_sleepstudy_binomial", family="binomial")
     with pytest.raises(ArgumentError, match="linear models"):
         wemix_nb.likelihood(binomial_formula, binomial_data, profiled=True, **binomial_kwargs)

@@ -178,3 +178,59 @@ def test_conditional_sd_of_random_intercepts_two_levels():
     theta = fit.theta.iloc[0]
     expected = np.sqrt(fit.sigma**2 / (10 + 1 / theta**2))
     np.testing.assert_allclose(fit.ranef_sd["Subject"].to_numpy().ravel(), expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_equivalent_weightings_stop_at_the_same_point(seed):
+    """Conditional or unconditional weights, and the top-level weights times 3, are the same problem:
+    the estimates agree to rounding, not to where a deviance comparison stops resolving progress
+    (the Newton polish judges its last steps by the exact gradient; comparing deviances alone left
+    variances up to 6e-8 apart here, with one fit stopping at a gradient of 1e-13 and the other at
+    5e-6)."""
+    d = wemix_nb.datasets.sleepstudy()
+    rng = np.random.default_rng(seed)
+    c1 = rng.uniform(0.5, 2.0, len(d))
+    c2 = rng.uniform(0.5, 2.0, 18)[d["Subject"].cat.codes]
+    d = d.assign(c1=c1, c2=c2, u1=c1 * c2, u2=c2)
+    formula = "Reaction ~ Days + (1 + Days|Subject)"
+    base = wemix_nb.mix(formula, d, ["c1", "c2"], cweights=True)
+    others = [
+        wemix_nb.mix(formula, d, ["u1", "u2"]),
+        wemix_nb.mix(formula, d.assign(c2=3.0 * d["c2"]), ["c1", "c2"], cweights=True),
+    ]
+    for other in others:
+        for name in ("vars", "theta", "SE", "coef"):
+            a, b = getattr(other, name), getattr(base, name)
+            # relative to the largest entry (a covariance entry near 0 included)
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11 * np.max(np.abs(b)), err_msg=name)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_tiny_unconditional_weights_are_optimised_to_the_end(seed):
+    """Conditional level-2 weights of 1e-5 and top-level weights of 1e-3 make the deviance ~1e-6:
+    tolerances with a floor of 1 in deviance units stopped the optimiser at once there (coefficients
+    20% off, marked converged); the problem is the one with top-level weights 1e6 times larger."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 6, 12)
+    g = np.repeat(np.arange(12), sizes)
+    x = rng.normal(size=len(g))
+    d = pd.DataFrame(
+        {
+            "y": 1 + 0.4 * x + rng.normal(scale=0.8, size=12)[g] + rng.normal(size=len(g)),
+            "x": x,
+            "g": g,
+            "t": (np.arange(12) % 2)[g],
+            "c1": rng.uniform(0.5, 2, len(g)),
+            "c2": (1e-5 * rng.uniform(0.5, 2, 12))[g],
+        }
+    )
+    d["c3"] = np.where(d["t"] == 0, 1.2e3, 0.7e3)
+    formula = "y ~ x + (1|t) + (1|t:g)"
+    weights = ["c1", "c2", "c3"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few top-level groups
+        tiny = wemix_nb.mix(formula, d.assign(c3=d["c3"] * 1e-6), weights, cweights=True)
+        base = wemix_nb.mix(formula, d, weights, cweights=True)
+    np.testing.assert_allclose(tiny.coef, base.coef, rtol=1e-10)
+    np.testing.assert_allclose(tiny.vars, base.vars, rtol=1e-8, atol=1e-8 * base.vars.max())
+    assert tiny.lnl == pytest.approx(base.lnl * 1e-6, rel=1e-10)

@@ -29,14 +29,10 @@ from hypothesis import assume, given, note  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 # Relative agreement of the invariances. The problems compared differ only by rounding (weights
-# written another way, rows replicated), so the estimates should agree to rounding. They do for the
-# log-likelihood; the other estimates agree to the precision of the linear estimator's stopping
-# point: its Newton polish (estimation/linear.py) stops once the deviance no longer decreases,
-# which it cannot resolve within ~sqrt(eps) of a flat optimum, so one of two equivalent problems
-# may stop at a gradient of 1e-6 and the other at 1e-14 -- variances ~2e-7 apart, coefficients
-# (through them) up to ~5e-8 with few top-level groups. Judging those last Newton steps by the
-# exact gradient brings all of them within 1e-12 (262 checked pairs); RTOL can then be 1e-8.
-RTOL = 1e-6
+# written another way, rows replicated), so the estimates should agree to rounding. The linear
+# estimator's Newton polish (estimation/linear/optimize.py) judges its last steps by the exact
+# gradient where the deviance no longer resolves them, so equivalent problems stop at the same point.
+RTOL = 1e-8
 LNL_RTOL = 1e-10
 # GLMMs: variances and standard errors come from quasi-Newton iterations and numerical second
 # derivatives (estimation/glmm) and agree to ~1e-5 between equivalent weightings

@@ -148,7 +148,7 @@ def _fit_linear_model(formula: str, frame: ModelFrame, options: FitOptions) -> M
             )
         start = np.asarray(options.start)
     scales = condition(frame)
-    problem, solution, info = fit_linear(scales.frame(frame), start)
+    problem, solution, info = fit_linear(scales.frame(frame), scales.linear_start(start))
     check_residual_variance(frame, solution.sigma**2)
     return linear_result(
         formula,

@@ -40,6 +40,7 @@ from wemix_nb.distributed.dask_partitions import (
 from wemix_nb.errors import DataError, FormulaError
 from wemix_nb.estimation.families import Family
 from wemix_nb.estimation.glmm import fit_glmm
+from wemix_nb.estimation.glmm.degenerate import OutcomeSummary
 from wemix_nb.estimation.glmm.fit import warn_extreme_fitted
 from wemix_nb.estimation.glmm.protocol import GlmmLevelModes
 from wemix_nb.estimation.glmm.two_level import _TwoLevel
@@ -72,7 +73,9 @@ class GlmmPartition:
         self.summary = None
         if frame is not None and frame.trials is None:  # proportions were checked in the frame
             family.check_response(frame.y, frame.parsed.response)
+        if frame is not None:
             self.summary = partition_summary(frame, caught)
+            self.summary["outcome"] = OutcomeSummary.of(frame, family)
         self.models: dict[tuple[int, bool], _TwoLevel] = {}
         self.last: dict[tuple[int, bool], tuple[int, dict]] = {}
         self.snapshots: dict[int, np.ndarray] = {}
@@ -374,6 +377,7 @@ def fit_glmm_dask(ddf, spec: FrameSpec, options: FitOptions, client, compute_kwa
             laplace_rounding=options.laplace_rounding,
             progress=options.progress,
             model_factory=make,
+            outcome=OutcomeSummary.combine([s["outcome"] for s in summaries], orders[0]),
         )
         if family.name == "binomial":
             main = next(m for m in models if m.key == (options.nquad, bool(options.laplace_rounding)))

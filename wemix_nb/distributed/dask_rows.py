@@ -16,7 +16,7 @@ import pandas as pd
 from wemix_nb.distributed.dask_partitions import FrameSpec
 from wemix_nb.results.result import MixResult
 
-_COLUMNS = ("resid", "fitted", "linear_predictor")
+_COLUMNS = ("resid", "fitted", "linear_predictor", "trials")
 
 
 def _meta(index=None) -> pd.DataFrame:
@@ -24,7 +24,8 @@ def _meta(index=None) -> pd.DataFrame:
 
 
 def partition_rows(pdf: pd.DataFrame, spec: FrameSpec, beta: np.ndarray, ranef: list, family) -> pd.DataFrame:
-    """``resid``, ``fitted`` and ``linear_predictor`` of one partition's rows (those the fit used).
+    """``resid``, ``fitted``, ``linear_predictor`` and ``trials`` (1 without a ``cbind()``
+    response) of one partition's rows (those the fit used).
 
     ``ranef``: per level ``(labels, b)``, the fit's group labels and ``(G, q)`` random effects.
     """
@@ -32,18 +33,22 @@ def partition_rows(pdf: pd.DataFrame, spec: FrameSpec, beta: np.ndarray, ranef: 
     if frame is None:
         return _meta(pdf.index[:0])
     eta = frame.X @ beta
+    if frame.offset is not None:  # part of the linear predictor, as in the pandas fit
+        eta = eta + frame.offset
     for level, (labels, b) in zip(frame.levels, ranef, strict=True):
         rows = b[pd.Index(labels).get_indexer(level.labels)][level.group_index]
         eta += np.einsum("nq,nq->n", level.Z, rows)
     fitted = eta if family is None else family.linkinv(eta)
+    trials = np.ones(frame.n) if frame.trials is None else frame.trials
     return pd.DataFrame(
-        {"resid": frame.y - fitted, "fitted": fitted, "linear_predictor": eta}, index=frame.row_index
+        {"resid": frame.y - fitted, "fitted": fitted, "linear_predictor": eta, "trials": trials},
+        index=frame.row_index,
     )
 
 
 def with_row_series(result: MixResult, ddf, spec: FrameSpec) -> MixResult:
-    """``result`` with ``resid``, ``fitted`` (and, for GLMMs, ``linear_predictor``) as lazy Dask
-    Series over ``ddf``'s partitions."""
+    """``result`` with ``resid``, ``fitted`` (and, for GLMMs, ``linear_predictor``, and for a
+    ``cbind()`` response ``trials``) as lazy Dask Series over ``ddf``'s partitions."""
     ranef = [
         (result.ranef[level.name].index, result.ranef[level.name].to_numpy()) for level in result.frame.levels
     ]
@@ -55,4 +60,5 @@ def with_row_series(result: MixResult, ddf, spec: FrameSpec) -> MixResult:
         resid=rows["resid"],
         fitted=rows["fitted"],
         linear_predictor=None if result.family is None else rows["linear_predictor"],
+        trials=None if result.frame.trials is None else rows["trials"],
     )

@@ -331,6 +331,24 @@ class Poisson(Family):
             raise FamilyError(f"Unsupported link {link!r} for the poisson family; use 'log'.")
         self.link = link
         self.canonical = True
+        # the per-row constants of the last response array (the modes' Newton iterations pass
+        # the same array every time); keyed by identity, so a new array is simply recomputed
+        self._counts: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_counts": None}  # no cached arrays in pickles (Dask workers)
+
+    def _count_constants(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(y > 0, s, log s)`` with ``s = y`` where positive, else 1; cached for the last ``y``."""
+        cached = self._counts  # one read: another thread may replace it meanwhile
+        if cached is not None and cached[0] is y:
+            return cached[1], cached[2], cached[3]
+        positive = y > 0
+        s = np.where(positive, y, 1.0)
+        log_s = np.log(s)
+        if isinstance(y, np.ndarray) and y.ndim == 1:  # the rows of a model, not a broadcast slice
+            self._counts = (y, positive, s, log_s)
+        return positive, s, log_s
 
     def linkfun(self, mu):
         return np.log(np.asarray(mu, dtype=float))
@@ -355,14 +373,13 @@ class Poisson(Family):
         y = np.asarray(y, dtype=float)
         return xlogy(y, y) - y - gammaln(y + 1.0)
 
-    @staticmethod
-    def _relative(y, eta):
+    def _relative(self, y, eta):
         """``(ll, d1, mu)``: log-density relative to the saturated model, its derivative, mean."""
         eta = np.minimum(np.asarray(eta, dtype=float), _ETA_MAX)
         y = np.asarray(y, dtype=float)
-        positive = y > 0
-        s = np.where(positive, y, 1.0)  # y = 0 rows: r = eta, and the terms below give -exp(eta)
-        r = eta - np.log(s)
+        # y = 0 rows: s = 1, r = eta, and the terms below give -exp(eta)
+        positive, s, log_s = self._count_constants(y)
+        r = eta - log_s
         em = np.expm1(r)  # mu / s - 1, accurate near the saturated fit
         ll = y * r - s * em - (~positive)
         return ll, (y - s) - s * em, s + s * em

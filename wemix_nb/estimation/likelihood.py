@@ -109,7 +109,8 @@ class LogLikelihood:
         Raises
         ------
         ArgumentError
-            The wrong number of values, or names that are not :attr:`names`.
+            The wrong number of values, names that are not :attr:`names`, or a value that is not
+            a finite real number (text, a complex number, NaN or infinity).
         """
         return float(self._value(self._vector(params)))
 
@@ -174,13 +175,31 @@ class LogLikelihood:
                     f"unknown {extra}."
                 )
             params = [mapping[n] for n in self.names]
-        vector = np.asarray(params, dtype=float).ravel()
-        if vector.size != len(self.names):
+        values = np.asarray(params, dtype=object).ravel()
+        if values.size != len(self.names):
             raise ArgumentError(
                 f"params must hold {len(self.names)} values, in the order {list(self.names)}; "
-                f"got {vector.size}."
+                f"got {values.size}."
             )
-        return vector
+        return np.array([_real(value, name) for value, name in zip(values, self.names, strict=True)])
+
+
+def _real(value: Any, name: str) -> float:
+    """``value`` as a finite float, or an :class:`ArgumentError` naming the parameter."""
+    if isinstance(value, complex | np.complexfloating):
+        problem = "a complex number"
+    elif isinstance(value, str | bytes):
+        problem = "text"
+    else:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            problem = f"of type {type(value).__name__}"
+        else:
+            if np.isfinite(number):
+                return number
+            problem = "not finite"
+    raise ArgumentError(f"The parameter {name!r} must be a finite real number; got {value!r} ({problem}).")
 
 
 def log_likelihood(

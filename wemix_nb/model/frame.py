@@ -39,7 +39,12 @@ from wemix_nb.model.design import (
 )
 from wemix_nb.model.dtypes import check_exact_numbers, numpy_counterparts
 from wemix_nb.model.formula import ParsedFormula, check_reserved_names, parse_formula, variables_of
-from wemix_nb.model.identification import check_confounding, check_random_designs, check_top_level_groups
+from wemix_nb.model.identification import (
+    check_confounding,
+    check_random_designs,
+    check_slopes_within_groups,
+    check_top_level_groups,
+)
 from wemix_nb.model.levels import (
     LevelIndex,
     group_columns_of,
@@ -562,6 +567,7 @@ def build_model_frame(
     if check_rank:  # a Dask partition may hold too few rows to tell
         check_top_level_groups(frame)  # before the identification checks: the plainer message
         check_random_designs(frame)
+        check_slopes_within_groups(frame)
         check_confounding(frame)
     return frame
 

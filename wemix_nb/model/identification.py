@@ -3,6 +3,10 @@
 * :func:`check_random_designs`: a random-effect design whose columns are collinear (``(1 + x + 2x | g)``)
   or constant (``(1 + c | g)`` with ``c`` the same on every row): the variances of those random
   effects cannot be told apart.
+* :func:`check_slopes_within_groups`: a random slope on a variable that is constant within every
+  group (a group-level variable), next to a random intercept: in each group the slope's random
+  effect and the intercept's add the same constant to every row, so their variances are not told
+  apart (only through how the groups' total variance changes with the variable's value).
 * :func:`check_confounding`: random effects that the fixed part already contains -- the same factor
   in the fixed and the random part, ``y ~ g + (1 | g)``: every group's random intercept is a fixed
   effect, so the variance of the random intercepts is not identified.
@@ -48,6 +52,47 @@ def check_random_designs(frame: ModelFrame) -> None:
                 f"({', '.join(repr(t) for t in level.terms if t not in dropped)}): collinear, or "
                 "constant like the intercept. The variances of their random effects cannot be told "
                 "apart; remove them from the random term."
+            )
+
+
+def _constant_within_groups(level: RandomLevel, columns: list[int]) -> np.ndarray:
+    """Whether each of the random-effect ``columns`` is constant within every group of several
+    rows (relative to the column's size), when there is at least one such group."""
+    several = level.n_rows > 1
+    if not several.any():
+        return np.zeros(len(columns), dtype=bool)
+    g = level.group_index
+    out = []
+    for k in columns:  # a few slope columns; every operation is over the rows at once
+        z = level.Z[:, k]
+        mean = np.bincount(g, weights=z, minlength=level.n_groups) / np.maximum(level.n_rows, 1)
+        spread = np.max(np.abs(z - mean[g]), initial=0.0)
+        out.append(spread <= RANK_TOL * np.max(np.abs(z), initial=0.0))
+    return np.array(out, dtype=bool)
+
+
+def check_slopes_within_groups(frame: ModelFrame) -> None:
+    """Refuse a random slope on a variable that is constant within every group of its level, when
+    the level has a random intercept too.
+
+    Raises
+    ------
+    DataError
+        Naming the slope's column and the grouping factor.
+    """
+    for level in frame.levels:
+        if "Intercept" not in level.terms:
+            continue
+        columns = [k for k, t in enumerate(level.terms) if t != "Intercept"]
+        constant = _constant_within_groups(level, columns)
+        slopes = [level.terms[k] for k, c in zip(columns, constant, strict=True) if c]
+        if slopes:
+            raise DataError(
+                f"The random slope of {slopes[0]!r} of {level.name!r} is not identified: "
+                f"{slopes[0]!r} is constant within every group of {level.name!r}, so in each group "
+                "its random effect adds the same amount to every row, as the random intercept does, "
+                "and the variances of the two cannot be told apart. Keep it in the fixed part (a "
+                f"group-level effect) and remove it from the '( ... | {level.name})' term."
             )
 
 

@@ -232,6 +232,13 @@ def _glmm_variance(frame: ModelFrame, fit: GlmmFit) -> tuple[VarianceComponents,
     return variance, pd.DataFrame(fit.vcov_full, index=names, columns=names)
 
 
+def _trials(frame: ModelFrame) -> pd.Series | None:
+    """The trials of a ``cbind()`` response's rows (None without them, or without the rows)."""
+    if frame.trials is None or len(frame.trials) != frame.n:
+        return None
+    return pd.Series(frame.trials, index=frame.row_index, name="trials")
+
+
 def glmm_result(
     formula: str,
     frame: ModelFrame,
@@ -272,6 +279,7 @@ def glmm_result(
         resid=pd.Series(frame.y - fit.mu, index=frame.row_index, name="resid"),
         fitted=pd.Series(fit.mu, index=frame.row_index, name="fitted"),
         linear_predictor=pd.Series(fit.eta, index=frame.row_index, name="linear_predictor"),
+        trials=_trials(frame),
         converged=bool(fit.converged),
         n_iterations=int(fit.n_iterations),
         message=str(fit.message),

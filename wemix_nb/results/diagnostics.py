@@ -11,6 +11,9 @@ Few top-level groups
     :data:`FEW_GROUPS` clusters they are themselves noisy and normal-based p-values are too small,
     so the default reference becomes the t distribution with (top-level groups - fixed effects)
     degrees of freedom (``tidy(df="normal")`` still gives WeMix's normal reference).
+    With fewer than :data:`VERY_FEW_GROUPS` the top level's variance itself is barely identified
+    (it is estimated from that many random effects: with 2 groups, equivalent weightings of one
+    3-level binomial data set put it at 0.1 and at 150), which the sentence and the warning add.
 Boundary (singular) fits
     As lme4's ``isSingular``: a diagonal entry of a level's relative Cholesky factor below
     :data:`SINGULAR_TOL` (a variance numerically zero, or a correlation at +/-1).
@@ -37,10 +40,20 @@ from wemix_nb.results.notes import se_method
 if TYPE_CHECKING:  # pragma: no cover
     from wemix_nb.results.result import MixResult
 
-__all__ = ["FEW_GROUPS", "SINGULAR_TOL", "BoundaryEstimate", "Diagnostics", "diagnose", "warn_diagnostics"]
+__all__ = [
+    "FEW_GROUPS",
+    "SINGULAR_TOL",
+    "VERY_FEW_GROUPS",
+    "BoundaryEstimate",
+    "Diagnostics",
+    "diagnose",
+    "warn_diagnostics",
+]
 
 #: below this many top-level groups the default reference distribution is t, not normal
 FEW_GROUPS = 30
+#: below this many top-level groups the top level's variance is barely identified
+VERY_FEW_GROUPS = 5
 #: lme4's ``isSingular`` tolerance on the diagonal of the relative Cholesky factors
 SINGULAR_TOL = 1e-4
 #: a correlation this close to +/-1 on a singular level is reported as +/-1
@@ -157,7 +170,19 @@ class Diagnostics:
             f"(sandwich) standard errors: with fewer than {FEW_GROUPS} they are themselves "
             f"uncertain, so p-values and intervals use the t distribution with {self.reference_df:g} "
             f"df ({self.n_top_groups} groups − {self.n_fixed} fixed effects) instead of the normal "
-            "(tidy(df='normal') gives WeMix's normal reference)."
+            "(tidy(df='normal') gives WeMix's normal reference)." + self.top_variance_note
+        )
+
+    @property
+    def top_variance_note(self) -> str:
+        """With fewer than :data:`VERY_FEW_GROUPS` top-level groups, the sentence on the top
+        level's variance (with a leading space), else ``""``."""
+        if self.n_top_groups >= VERY_FEW_GROUPS or self.top_group == "rows":
+            return ""
+        return (
+            f" With only {self.n_top_groups} groups the variance of the random effects of "
+            f"{self.top_group} is barely identified: equivalent data or start values can give very "
+            f"different estimates of it; consider {self.top_group} as a fixed effect instead."
         )
 
     @property
@@ -327,5 +352,6 @@ def warn_diagnostics(result: MixResult, stacklevel: int = 2) -> None:
             f"Only {diagnostics.n_top_groups} top-level groups ({diagnostics.top_group}) behind the "
             f"robust standard errors: p-values and intervals use the t distribution with "
             f"{diagnostics.reference_df:g} df by default (see fit.diagnostics)."
+            + diagnostics.top_variance_note
         )
         _warn_once_per_place(message, FewGroupsWarning, stacklevel + 1)

@@ -29,6 +29,8 @@ def residuals(result: MixResult, type: str = "response") -> pd.Series:
     if type not in RESIDUAL_TYPES:
         raise ArgumentError(f"type must be one of {', '.join(map(repr, RESIDUAL_TYPES))}; got {type!r}.")
     name = f"{type}_resid"
+    # a proportion of n trials: the trials are R's prior (precision) weights
+    trials = result.trials if type in ("pearson", "deviance") else None
     if not isinstance(result.resid, pd.Series):  # a Dask fit: the rows stay in the partitions
         return result.resid.map_partitions(
             _residual_series,
@@ -37,24 +39,21 @@ def residuals(result: MixResult, type: str = "response") -> pd.Series:
             result.family,
             result.sigma,
             type,
+            trials,
             meta=pd.Series(dtype=float, name=name),
             align_dataframes=False,
         )
-    values = _residual_series(
-        result.resid, result.fitted, result.linear_predictor, result.family, result.sigma, type
+    return _residual_series(
+        result.resid, result.fitted, result.linear_predictor, result.family, result.sigma, type, trials
     )
-    trials = None if result.frame is None else result.frame.trials
-    if trials is not None and len(trials) == len(values) and type in ("pearson", "deviance"):
-        # a proportion of n trials: the trials are R's prior (precision) weights
-        values = values * np.sqrt(trials)
-    return values
 
 
 def _residual_series(
-    resid: pd.Series, fitted: pd.Series, linear_predictor, family, sigma, type: str
+    resid: pd.Series, fitted: pd.Series, linear_predictor, family, sigma, type: str, trials=None
 ) -> pd.Series:
     """The residuals of rows with response residuals ``resid`` (``y - mu``, exactly as stored),
-    fitted values ``fitted`` and, for GLMMs, the linear predictor (else the link of ``mu``)."""
+    fitted values ``fitted`` and, for GLMMs, the linear predictor (else the link of ``mu``);
+    multiplied by the square roots of ``trials`` if given."""
     response = resid.to_numpy(dtype=float)
     name = f"{type}_resid"
     if family is None:
@@ -71,4 +70,6 @@ def _residual_series(
     else:
         y = mu + response
         values = np.sign(response) * np.sqrt(family.unit_deviance(y, mu))
+    if trials is not None:
+        values = values * np.sqrt(trials.to_numpy(dtype=float))
     return pd.Series(values, index=resid.index, name=name)

@@ -91,6 +91,10 @@ class MixResult:
     linear_predictor
         GLMMs: the linear predictor ``eta = X beta + Z b`` of the fitting rows (``None`` for linear
         models, where it equals ``fitted``).
+    trials
+        A ``cbind(successes, failures)`` response: the numbers of trials of the fitting rows,
+        indexed like ``resid`` (a Dask Series for :func:`~wemix_nb.mix_dask` fits); ``None``
+        otherwise.
     details
         The estimator's own output (:class:`LinearDetails` or :class:`GlmmDetails`; ``None`` for a
         result combined over plausible values).
@@ -126,6 +130,7 @@ class MixResult:
     options: FitOptions = field(default_factory=FitOptions)
     frame: ModelFrame | None = field(default=None, repr=False)
     linear_predictor: pd.Series | None = field(default=None, repr=False)
+    trials: pd.Series | None = field(default=None, repr=False)
     details: LinearDetails | GlmmDetails | None = field(default=None, repr=False)
     extra: dict = field(default_factory=dict, repr=False)
 

@@ -17,7 +17,12 @@ import numpy as np
 from wemix_nb._progress import iteration_bar
 from wemix_nb.errors import ArgumentError, ConvergenceWarning, FormulaError, NumericalWarning
 from wemix_nb.estimation.families import Family, get_family
-from wemix_nb.estimation.glmm.degenerate import check_group_separation, variance_runaway
+from wemix_nb.estimation.glmm.degenerate import (
+    OutcomeSummary,
+    check_group_separation,
+    check_single_row_groups,
+    variance_runaway,
+)
 from wemix_nb.estimation.glmm.optimize import (
     _gradient_tolerance,
     _newton_polish,
@@ -140,6 +145,7 @@ def fit_glmm(
     laplace_rounding: bool = False,
     progress: bool | None = None,
     model_factory: Callable[[int, bool], QuadratureModel] | None = None,
+    outcome: OutcomeSummary | None = None,
 ) -> GlmmFit:
     """Fit a weighted GLMM by adaptive Gauss-Hermite quadrature.
 
@@ -173,6 +179,9 @@ def fit_glmm(
         ``frame`` (:func:`~wemix_nb.mix_dask` sums it over partitions on Dask workers); ``frame``
         then describes the model (levels, names) without rows. Its ``eta_rows`` returns ``None``
         and ``eta``, ``mu`` of the fit are empty.
+    outcome
+        The summary of the rows that the checks of degenerate models need, when the rows are not
+        in ``frame`` (summed over the partitions); computed from ``frame`` by default.
 
     Returns
     -------
@@ -190,7 +199,7 @@ def fit_glmm(
     """
     del keep_adapting  # documented no-op
     family = get_family(family)
-    nquad = _check_inputs(frame, family, nquad)
+    nquad, outcome = _check_inputs(frame, family, nquad, outcome)
     structure = CovarianceStructure(frame.levels)
     p = frame.X.shape[1]
     make = model_factory or (lambda nq, rounding: _make_model(frame, family, nq, rounding))
@@ -219,10 +228,13 @@ def fit_glmm(
     score_obj = _score_objective(make, nquad, model, obj)
     scores, lnl_by_group = _top_group_scores(obj, score_obj, x, ev)
     lnl_by_group = lnl_by_group + score_obj.model.constant_by_group
-    # converged only if the polished point is stationary by a fresh Hessian
+    # converged only if the polished point is stationary by a fresh Hessian, or (where rounding
+    # noise holds the Newton decrement up) within 1e-3 robust SEs of the optimum -- a yardstick
+    # only when the scores of the top-level groups can vary in every direction: with no more
+    # groups than parameters some robust SEs are arbitrary and would excuse any gradient
     step_se = _step_in_standard_errors(gradient, H, scores)
-    converged = polished.stationary or step_se < 1e-3
-    runaway = variance_runaway(frame, family, structure.covariances(theta))
+    converged = polished.stationary or (step_se < 1e-3 and scores.shape[0] > len(x))
+    runaway = variance_runaway(frame, family, structure.covariances(theta), outcome)
     message = _convergence_message(converged, iterations, gnorm, polished.decrement, step_se, runaway)
     converged = converged and runaway is None
     levels = [lev.name for lev in frame.levels]
@@ -269,7 +281,7 @@ def glmm_likelihood(
     ``(beta, theta)`` of the fit: a weighted GLM and identity factors.
     """
     family = get_family(family)
-    nquad = _check_inputs(frame, family, nquad)
+    nquad, _ = _check_inputs(frame, family, nquad)
     model = _make_model(frame, family, nquad, laplace_rounding)
     return model, _start_values(frame, family, CovarianceStructure(frame.levels), None)
 
@@ -278,8 +290,11 @@ def glmm_likelihood(
 # the steps of fit_glmm
 
 
-def _check_inputs(frame: ModelFrame, family: Family, nquad: int) -> int:
-    """``nquad`` as an int; the model's levels and response checked against what GLMMs support."""
+def _check_inputs(
+    frame: ModelFrame, family: Family, nquad: int, outcome: OutcomeSummary | None = None
+) -> tuple[int, OutcomeSummary]:
+    """``nquad`` as an int and the summary of the rows (``outcome``, or computed from the frame);
+    the model's levels and response checked against what GLMMs support."""
     # user options are validated once, by FitOptions (wemix_nb.options), with the same message;
     # a non-integer reaching this point, 7.0 included, is a caller's mistake, not a value to round
     if isinstance(nquad, bool) or not isinstance(nquad, int | np.integer) or nquad < 1:
@@ -302,8 +317,10 @@ def _check_inputs(frame: ModelFrame, family: Family, nquad: int) -> int:
     check_top_level_groups(frame)
     if frame.trials is None:  # proportions with trials were checked when the frame was built
         family.check_response(frame.y, frame.parsed.response)
-    check_group_separation(frame, family)
-    return int(nquad)
+    outcome = OutcomeSummary.of(frame, family) if outcome is None else outcome
+    check_single_row_groups(frame, family, outcome)
+    check_group_separation(frame, family, outcome)
+    return int(nquad), outcome
 
 
 def _make_model(frame: ModelFrame, family: Family, nquad: int, laplace_rounding: bool) -> QuadratureModel:

@@ -218,17 +218,28 @@ class _ThreeLevel:
             du[bad2] = -u[bad2]
         return du, dv
 
+    def _warm_start(self, off: np.ndarray, A2: np.ndarray, A3: np.ndarray):
+        """The previous modes, except in the level-3 groups where ``u = v = 0`` is better: a warm
+        start from a wild trial point (a variance near 0 leaves modes of 1e4) would otherwise send
+        the Newton iteration to overflow."""
+        u, v = self.u.copy(), self.v.copy()
+        obj, eta, d = self._objective(off, A2, A3, u, v)
+        if np.any(u) or np.any(v):
+            obj0 = self._objective(off, A2, A3, np.zeros_like(u), np.zeros_like(v))[0]
+            worse = ~(obj >= obj0)
+            if worse.any():
+                v[worse] = 0.0
+                u[worse[self.parent]] = 0.0
+                obj, eta, d = self._objective(off, A2, A3, u, v)
+        return u, v, obj, eta, d
+
     def modes(self, beta: np.ndarray, lams: list[np.ndarray]):
         """Damped Newton on the block-arrow systems of all level-3 groups at once; returns
         ``u, v, X beta, Z2 Lambda2, Z3 Lambda3, eta, derivatives``."""
         lam2, lam3 = lams
         off = self.X @ beta + self.offset
         A2, A3 = self.Z2 @ lam2, self.Z3 @ lam3
-        u, v = self.u.copy(), self.v.copy()
-        obj, eta, d = self._objective(off, A2, A3, u, v)
-        if not np.all(np.isfinite(obj)):
-            u, v = np.zeros_like(u), np.zeros_like(v)
-            obj, eta, d = self._objective(off, A2, A3, u, v)
+        u, v, obj, eta, d = self._warm_start(off, A2, A3)
         for _ in range(200):
             du, dv = self._newton_step(A2, A3, d, u, v)
             size = max(np.max(np.abs(du), initial=0.0), np.max(np.abs(dv), initial=0.0))
@@ -267,6 +278,9 @@ class _ThreeLevel:
         except np.linalg.LinAlgError:
             return {"value": -np.inf, "by_group": np.full(self.G3, -np.inf)}
         B33 = _inv_upper(R33)
+        if not all(np.all(np.isfinite(R)) for R in (R22, R33)):
+            # a curvature beyond floating-point range (a wild trial point): to be avoided
+            return {"value": -np.inf, "by_group": np.full(self.G3, -np.inf)}
         logdet22 = np.sum(np.log(np.diagonal(R22, axis1=1, axis2=2)), axis=1)
         logdet33 = np.sum(np.log(np.diagonal(R33, axis1=1, axis2=2)), axis=1)
         quad = NestedPass(self, u, v, A2, A3, eta, B22, R23, B33, logdet22, grad).run(self.threads)

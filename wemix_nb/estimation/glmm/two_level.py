@@ -246,7 +246,12 @@ class _TwoLevelBlock:
                 step = grad / (1.0 + self.gsum(wobs * A[:, 0] ** 2))[:, None]
             else:
                 Hobs = eye + self.gsum(wobs[:, None, None] * A[:, :, None] * A[:, None, :])
+                # an overflowing curvature (far from the mode) would make the batched solve fail
+                # for every group: those groups head back to 0 below
+                overflow = ~np.all(np.isfinite(Hobs), axis=(1, 2))
+                Hobs[overflow] = eye
                 step = np.linalg.solve(Hobs, grad[:, :, None])[:, :, 0]
+                step[overflow] = np.nan
             bad = ~np.all(np.isfinite(step), axis=1)
             if bad.any():  # overflow far from the mode (e.g. a Poisson mean): head back to 0
                 step[bad] = -u[bad]
@@ -284,6 +289,10 @@ class _TwoLevelBlock:
         except np.linalg.LinAlgError:
             return {"value": -np.inf, "by_group": np.full(self.G, -np.inf)}
         B = _inv_upper(R)  # R^{-1}, upper
+        if not (np.all(np.isfinite(R)) and np.all(np.diagonal(B, axis1=1, axis2=2) > 0)):
+            # a curvature beyond floating-point range (a wild trial point: a Poisson mean of
+            # 1e304 at the mode); the optimiser must avoid it
+            return {"value": -np.inf, "by_group": np.full(self.G, -np.inf)}
         logdetR = np.sum(np.log(np.diagonal(R, axis1=1, axis2=2)), axis=1)
         lse, P, r, t = self._quadrature(u, A, eta, B, grad)
         by_group = self.w2 * (lse - logdetR)

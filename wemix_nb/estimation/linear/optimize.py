@@ -50,7 +50,7 @@ def _optimize(problem: LinearProblem, start: np.ndarray | None = None) -> tuple[
 def _bounded_search(problem: LinearProblem, x0: np.ndarray) -> scipy.optimize.OptimizeResult:
     """L-BFGS-B from ``x0``, restarted away from variances stuck at 0."""
     st = problem.structure
-    scale = 1.0 / max(abs(problem.deviance(x0)), 1.0)  # keep the objective O(1) for the line search
+    scale = 1.0 / _deviance_unit(problem, problem.deviance(x0))  # an O(1) objective for the line search
 
     def objective(x):
         dev, grad = problem.deviance(x, gradient=True)
@@ -88,34 +88,82 @@ def _free(problem: LinearProblem, x: np.ndarray, grad: np.ndarray) -> np.ndarray
     return ~(problem.structure.diagonal & (x <= 1e-12) & (grad > 0))
 
 
-def _newton_polish(problem: LinearProblem, x: np.ndarray, steps: int = 4) -> tuple[np.ndarray, bool]:
+def _newton_polish(problem: LinearProblem, x: np.ndarray, steps: int = 6) -> tuple[np.ndarray, bool]:
     """A few Newton steps on the exact gradient; returns the point and whether it is stationary
-    (largest free gradient entry below 1e-8 of the deviance's size)."""
+    (largest free gradient entry below 1e-8 of the deviance's size).
+
+    A step is taken while it lowers the deviance. Near the optimum the deviance changes by less
+    than its rounding error (a gradient of 1e-6 moves it by ~1e-12), so comparing deviances stops
+    at an arbitrary point of a flat region, and two equivalent problems (weights written another
+    way) stop at different points. There the exact gradient decides: a step whose deviance change
+    is within rounding is taken if it shrinks the gradient. The Hessian (differences of the
+    gradient) is recomputed only after a step large enough to change it: near the optimum the
+    steps with the same Hessian still shrink the error by orders of magnitude each.
+    """
     bounds = problem.structure.diagonal
+    dev, grad = problem.deviance(x, gradient=True)
+    H = None
     for _ in range(steps):
-        dev, grad = problem.deviance(x, gradient=True)
         free = _free(problem, x, grad)
         if not free.any():
             break
-        H = _jacobian(lambda t: problem.deviance(t, gradient=True)[1], x)
-        Hf = 0.5 * (H + H.T)[np.ix_(free, free)]
-        try:
-            if np.linalg.eigvalsh(Hf).min() <= 0:
-                break
-            step = np.zeros_like(x)
-            step[free] = -np.linalg.solve(Hf, grad[free])
-        except np.linalg.LinAlgError:
+        if H is None:
+            H = _jacobian(lambda t: problem.deviance(t, gradient=True)[1], x)
+        step = _newton_step(H, grad, free)
+        if step is None:
             break
         candidate = np.where(bounds, np.maximum(x + step, 0.0), x + step)
-        if problem.deviance(candidate) > dev:  # no further progress at machine precision
+        new_dev, new_grad = problem.deviance(candidate, gradient=True)
+        if not _better(dev, grad[free], new_dev, new_grad[free], _deviance_unit(problem, dev)):
             break
-        x = candidate
-        if np.max(np.abs(step)) < 1e-10 * (1 + np.max(np.abs(x))):
+        x, dev, grad = candidate, new_dev, new_grad
+        size = np.max(np.abs(step)) / (1 + np.max(np.abs(x)))
+        if size < 1e-10:  # the error after a Newton step this small is far below it
             break
-    dev, grad = problem.deviance(x, gradient=True)
+        if size > 1e-4:
+            H = None
     free = _free(problem, x, grad)
-    stationary = not free.any() or np.max(np.abs(grad[free])) < 1e-8 * max(abs(dev), 1.0)
+    stationary = not free.any() or np.max(np.abs(grad[free])) < 1e-8 * _deviance_unit(problem, dev)
     return x, bool(stationary)
+
+
+def _deviance_unit(problem: LinearProblem, dev: float) -> float:
+    """The size of the deviance that tolerances are relative to: ``|dev|``, but at least the
+    weighted number of rows (the deviance's scale when it nearly cancels), or 1 if that is
+    larger. Weights far below 1 (e.g. conditional level-2 weights of 1e-5) make the deviance
+    tiny, and a floor of 1 would stop the optimiser early there."""
+    return max(abs(dev), min(problem.n_weighted, 1.0))
+
+
+def _newton_step(H: np.ndarray, grad: np.ndarray, free: np.ndarray) -> np.ndarray | None:
+    """The Newton step in the free parameters (None where the Hessian is not positive definite)."""
+    Hf = 0.5 * (H + H.T)[np.ix_(free, free)]
+    try:
+        if np.linalg.eigvalsh(Hf).min() <= 0:
+            return None
+        step = np.zeros_like(grad)
+        step[free] = -np.linalg.solve(Hf, grad[free])
+    except np.linalg.LinAlgError:
+        return None
+    return step if np.all(np.isfinite(step)) else None
+
+
+#: deviance changes within this fraction of the deviance's size are rounding
+ROUNDING = 1e-12
+
+
+def _better(dev: float, grad: np.ndarray, new_dev: float, new_grad: np.ndarray, unit: float) -> bool:
+    """Whether a Newton step from ``(dev, grad)`` to ``(new_dev, new_grad)`` is progress: a lower
+    deviance beyond rounding (relative to ``unit``, the deviance's size), or a change within
+    rounding and a smaller gradient."""
+    if not np.isfinite(new_dev):
+        return False
+    rounding = ROUNDING * unit
+    if new_dev < dev - rounding:
+        return True
+    return abs(new_dev - dev) <= rounding and np.max(np.abs(new_grad), initial=0.0) < np.max(
+        np.abs(grad), initial=0.0
+    )
 
 
 def _jacobian(func: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
