@@ -292,9 +292,8 @@ def _check_path(path: Any) -> Path:
     target = Path(path).expanduser()
     if target.suffix.lower() not in FORMATS:
         known = ", ".join(FORMATS)
-        raise ArgumentError(
-            f"Unknown report format {target.suffix or '(no extension)'!r} in '{target}': use one of {known}."
-        )
+        given = repr(target.suffix) if target.suffix else "(no extension)"
+        raise ArgumentError(f"Unknown report format {given} in '{target}': use one of {known}.")
     folder = target.parent
     if not folder.exists():
         raise ReportWriteError(
