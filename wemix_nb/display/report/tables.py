@@ -309,10 +309,18 @@ def _several_variance(fits: Sequence[MixResult], names: Sequence[str], number: i
     if values:
         d = style.proportion_decimals(values)
         rows.append(Row(("ICC", *["" if v is None else style.proportion(v, d) for _, v, _, _ in iccs])))
-    label_words = sorted({label for label, v, _, _ in iccs if v is not None})
     notes = [inline(italic("Note."), " Variances and covariances with standard errors in parentheses.")]
-    if label_words:
-        notes.append(inline("ICC: " + "; ".join(label_words) + "."))
+    meanings = {}
+    for name, (label, value, _, what) in zip(names, iccs, strict=True):
+        if value is not None:
+            text = label.replace("Intraclass correlation (ICC)", "intraclass correlation") + (
+                f": {what}" if what else ""
+            )
+            meanings.setdefault(text.rstrip("."), []).append(name)
+    if len(meanings) == 1:
+        notes.append(inline(f"ICC = {next(iter(meanings))}."))
+    for text, members in meanings.items() if len(meanings) > 1 else ():
+        notes.append(inline(f"ICC of {', '.join(members)} = {text}."))
     return Table(
         key="variance",
         number=number,
