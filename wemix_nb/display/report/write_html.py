@@ -22,7 +22,9 @@ CSS = """
 .wemix-report .wemix-subtitle { color: #555; font-size: .9em; margin-bottom: 1em; }
 .wemix-report h2 { font-size: 1.25em; margin: 1.4em 0 .5em; }
 .wemix-report p { margin: .5em 0; text-align: left; }
-.wemix-report code { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: .88em; }
+article.wemix-report :not(pre) > code, article.wemix-report pre > code {
+  font-family: ui-monospace, Menlo, Consolas, monospace; font-size: .88em; background: none;
+  padding: 0; border: none; }
 .wemix-report pre { background: #f6f6f6; padding: .6em .8em; overflow-x: auto; font-size: .85em;
   line-height: 1.35; }
 .wemix-report .wemix-caption { margin: 1.4em 0 .3em; }
@@ -35,9 +37,11 @@ CSS = """
 .wemix-report table.wemix-apa tbody tr { background: transparent; }
 .wemix-report table.wemix-apa tbody tr:last-child td { border-bottom: 2px solid #111; }
 .wemix-report table.wemix-apa td { padding: .12em .7em; border: none; white-space: nowrap; }
-.wemix-report table.wemix-apa td.wemix-heading { font-style: italic; padding-top: .45em; }
-.wemix-report .wemix-l { text-align: left; } .wemix-report .wemix-r { text-align: right; }
-.wemix-report .wemix-c { text-align: center; }
+.wemix-report table.wemix-apa td.wemix-heading { font-style: italic; padding-top: .45em;
+  text-align: left; }
+.wemix-report table.wemix-apa .wemix-l { text-align: left; }
+.wemix-report table.wemix-apa .wemix-r { text-align: right; }
+.wemix-report table.wemix-apa .wemix-c { text-align: center; }
 .wemix-report .wemix-note { font-size: .88em; margin: .25em 0; max-width: 54em; }
 .wemix-report figure { margin: 0 0 1em; }
 .wemix-report figure svg { max-width: 100%; height: auto; }
