@@ -14,12 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "Block",
     "Bullets",
     "Code",
     "Figure",
     "Heading",
-    "Inline",
     "Paragraph",
     "Row",
     "Span",
