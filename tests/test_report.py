@@ -487,6 +487,14 @@ def test_latex_has_booktabs_tables_and_the_figure_files(drafted, tmp_path):
     text = path.read_text()
     assert "\\usepackage{booktabs}" in text and text.rstrip().endswith("\\end{document}")
     assert text.count("\\toprule") == text.count("\\bottomrule") == 5
+    # LaTeX numbers the captions as the report does: 1, 2, 3, then A1, A2 in the appendix
+    assert [str(t.number) for t in drafted.tables.values()] == ["1", "2", "3", "A1", "A2"]
+    assert [f.number for f in drafted.figures] == [1, 2, 3]
+    assert text.count("\\caption{") == 5 + 3
+    assert text.index("\\renewcommand{\\thetable}{A\\arabic{table}}") < text.index(
+        "\\caption{Data of each model}"
+    )
+    assert text.index("\\caption{Units and survey weights by level}") < text.index("\\setcounter{table}{0}")
     for figure in drafted.figures:
         name = f"analysis-figure-{figure.number}.png"
         assert f"\\includegraphics[width=0.85\\linewidth]{{{name}}}" in text
@@ -495,6 +503,27 @@ def test_latex_has_booktabs_tables_and_the_figure_files(drafted, tmp_path):
     body = text.split("\\begin{document}", 1)[1]
     prose = re.sub(r"\\begin\{verbatim\}.*?\\end\{verbatim\}", "", body, flags=re.S)
     assert not re.search(r"(?<!\\)[%_<>#$]", prose)  # (& is a column separator)
+
+
+def test_latex_compiles(drafted, glmm, tmp_path):
+    """pdflatex (when installed) typesets the reports: the side-by-side one and a GLMM's."""
+    import shutil
+    import subprocess
+
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed")
+    report(glmm).save(tmp_path / "glmm.tex")
+    drafted.save(tmp_path / "multi.tex")
+    for name in ("glmm", "multi"):
+        run = subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", f"{name}.tex"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert (tmp_path / f"{name}.pdf").stat().st_size > 10_000
 
 
 def test_markdown_with_figure_files(drafted, tmp_path):

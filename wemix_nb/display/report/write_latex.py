@@ -1,6 +1,11 @@
 """A report as a LaTeX document: booktabs tables, figures as PNG files next to the ``.tex`` file
 (``\\includegraphics``), compiled by pdflatex, xelatex or lualatex (characters outside ASCII are
-written as LaTeX commands)."""
+written as LaTeX commands).
+
+Captions are LaTeX's own (``\\caption``, set APA style by the caption package: the number in bold
+on its own line, the title in italics below, both above the table or figure), so LaTeX numbers the
+tables and figures as the report does, the appendix's as A1, A2, ...; wide tables are shrunk to
+the text width (adjustbox) and floats stay in their section (placeins)."""
 
 from __future__ import annotations
 
@@ -20,9 +25,12 @@ PREAMBLE = r"""\documentclass[11pt]{article}
 \usepackage{booktabs}
 \usepackage{graphicx}
 \usepackage{array}
-\usepackage{float}
+\usepackage[section]{placeins}
 \usepackage[hyphens]{url}
+\usepackage[export]{adjustbox}
 \usepackage{caption}
+\captionsetup{labelsep=newline, labelfont=bf, textfont=it, justification=raggedright,
+  singlelinecheck=false, skip=4pt}
 \setlength{\parskip}{0.4em}
 \setlength{\parindent}{0pt}
 """
@@ -81,11 +89,15 @@ def _inline(content: Inline | str) -> str:
 
 def _table(table: Table) -> str:
     width = len(table.header)
-    lines = [
+    lines = []
+    if str(table.number) == "A1":  # the appendix's tables: A1, A2, ...
+        lines += ["\\setcounter{table}{0}", "\\renewcommand{\\thetable}{A\\arabic{table}}"]
+    lines += [
         "\\begin{table}[htbp]",
-        "\\centering\\small",
-        f"\\caption*{{\\textbf{{Table {escape(str(table.number))}}}\\\\\\textit{{{escape(table.title)}}}}}",
+        "\\small",
+        f"\\caption{{{escape(table.title)}}}",
         f"\\label{{tab:{table.key}}}",
+        "\\begin{adjustbox}{max width=\\linewidth}",
         f"\\begin{{tabular}}{{{table.align}}}",
         "\\toprule",
         " & ".join(_inline(h) for h in table.header) + " \\\\",
@@ -96,7 +108,7 @@ def _table(table: Table) -> str:
             lines.append(f"\\multicolumn{{{width}}}{{l}}{{\\textit{{{escape(row.cells[0])}}}}} \\\\")
         else:
             lines.append(" & ".join(escape(c) for c in row.cells) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}"]
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{adjustbox}"]
     for note in table.notes:
         lines.append(f"\\par\\smallskip\\parbox{{\\linewidth}}{{\\footnotesize {_inline(note)}}}")
     lines.append("\\end{table}")
@@ -106,8 +118,7 @@ def _table(table: Table) -> str:
 def _figure(figure: Figure, stem: str) -> str:
     lines = [
         "\\begin{figure}[htbp]",
-        "\\centering",
-        f"\\caption*{{\\textbf{{Figure {figure.number}}}\\\\\\textit{{{escape(figure.title)}}}}}",
+        f"\\caption{{{escape(figure.title)}}}",
         f"\\label{{fig:{figure.key}}}",
         f"\\includegraphics[width=0.85\\linewidth]{{{stem}-figure-{figure.number}.png}}",
     ]
