@@ -120,7 +120,7 @@ def _random_part(part: RandomPart) -> Inline:
         )
         what = inline(head, noun, " of ", _names([inline(code(s)) for s in slopes]))
         if part.correlated:
-            what = inline(what, " (with their covariances)")
+            what = inline(what, " (correlated)")
         elif intercept or len(slopes) > 1:
             what = inline(what, " (uncorrelated)")
     return inline(what, " for ", code(part.group))
