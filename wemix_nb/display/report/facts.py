@@ -232,27 +232,31 @@ def _fraction(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _multiplier(spec: ReplicateSpec) -> str:
-    """The variance multiplier ``c`` of the replicates, in words."""
-    R = spec.n_replicates
-    if spec.rscales is not None:
-        values = np.asarray(spec.rscales) * (spec.scale or 1.0)
-        if np.allclose(values, values[0]):
-            return f"{_fraction(float(values[0]))} (given)"
-        return f"given per replicate ({float(values.min()):.4g} to {float(values.max()):.4g})"
-    if spec.scale is not None:
-        return f"{_fraction(spec.scale)} (given)"
-    if spec.method == "jkn":
-        return "(n_h \u2212 1)/n_h per replicate"
-    value = {
-        "fay": lambda: 1 / (R * (1 - (spec.fay_k or 0.0)) ** 2),
+def _method_multiplier(method: str | None, R: int, fay_k: float | None) -> float | None:
+    """The method's own variance multiplier (``None``: JKn's differ per replicate, or no method)."""
+    rules = {
+        "fay": lambda: 1 / (R * (1 - (fay_k or 0.0)) ** 2),
         "brr": lambda: 1 / R,
         "jk1": lambda: (R - 1) / R,
         "jk2": lambda: 1.0,
         "bootstrap": lambda: 1 / (R - 1),
-    }[spec.method]()
-    rule = _MULTIPLIERS[spec.method]
-    shown = _fraction(value)
+    }
+    return rules[method]() if method in rules else None
+
+
+def _multiplier(spec: ReplicateSpec) -> str:
+    """The variance multiplier ``c`` of the replicates, in words: the method's rule when the
+    multipliers are the method's own, else the values given."""
+    default = _method_multiplier(spec.method, spec.n_replicates, spec.fay_k)
+    if spec.rscales is not None or spec.scale is not None:
+        values = np.asarray(spec.rscales if spec.rscales is not None else [1.0]) * (spec.scale or 1.0)
+        if not np.allclose(values, values[0]):
+            return f"given per replicate ({float(values.min()):.4g} to {float(values.max()):.4g})"
+        if default is None or not np.isclose(values[0], default):
+            return f"{_fraction(float(values[0]))} (given)"
+    if spec.method == "jkn":
+        return "(n_h \u2212 1)/n_h per replicate"
+    rule, shown = _MULTIPLIERS[spec.method], _fraction(default)
     return rule if rule == shown else f"{rule} = {shown}"
 
 

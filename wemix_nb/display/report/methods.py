@@ -258,11 +258,12 @@ def _replicates(e: StandardErrors) -> Statement:
     if e.method == "fay":
         name += f" with k = {_number(e.fay_k)}"
     cite = "; ".join(_CITATIONS[r] for r in refs)
+    if cite:  # "(BRR; Rust & Rao, 1996)", not "(BRR) (Rust & Rao, 1996)"
+        name = f"{name[:-1]}; {cite})" if name.endswith(")") else f"{name} ({cite})"
     text = inline(
         f"Standard errors come from {e.n_replicates} replicate weights (",
         _range(e.replicate_columns),
         f") by {name}",
-        f" ({cite})" if cite else "",
         ": the model was refitted with each replicate weight, and the sampling variance is ",
         italic("c"),
         " times the sum of squared deviations of the replicate estimates from ",
