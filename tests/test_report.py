@@ -259,6 +259,8 @@ DIFFERENCES = {
         (BIN, {"family": "binomial", "nquad": 1}),
         (BIN, {"family": "binomial", "nquad": 1, "laplace_rounding": True}),
     ),
+    "offset": ("model", (LIN, {}), (LIN, {"offset": "Days"})),
+    "offset (values)": ("model", (LIN, {"offset": "Days"}), (LIN, {"offset": np.arange(180.0)})),
     "pv": ("pv", (LIN, {}), ("PV{1..3} ~ Days + (1|Subject)", {})),
     "replicates": ("errors", (LIN, {"weights": ["W1", "W2"]}), (LIN, REP)),
     "replicates (method)": ("errors", (LIN, REP), (LIN, {**REP, "replicate_method": "brr"})),
@@ -321,6 +323,23 @@ def test_sentences_led_by_a_model_name_start_with_a_lower_case_word(linear, glmm
     said = methods_sentences([method_facts(linear), method_facts(glmm)])
     led = [s.text for s in said if s.text.startswith("In Model")]
     assert led and all(re.match(r"In Model \d, [a-z]", text) for text in led), led
+
+
+def test_offsets_and_trials():
+    data = small().assign(E=lambda d: np.log1p(d["Days"]), s=lambda d: (d["Reaction"] // 50).astype(int))
+    data["f"] = 10 - data["s"].clip(upper=10)
+    fit = wemix_nb.mix("Reaction ~ Days + offset(E) + (1|Subject)", data, weights=["W1", "W2"], offset="Days")
+    assert sentences_of([fit])["model"][0].startswith(
+        "The model was a two-level linear mixed model of Reaction with a random intercept for Subject, and E "
+        "and Days as offsets (a known part of the linear predictor), estimated by"
+    )
+    rep = report(fit, figures=False)
+    code = next(b.text for b in rep.blocks if type(b).__name__ == "Code")
+    namespace = {"wemix_nb": wemix_nb, "data": data}
+    exec(code, namespace)  # noqa: S102 - the appendix's own code
+    assert np.allclose(namespace["fit"].coef, fit.coef)
+    trials = wemix_nb.mix("cbind(s, f) ~ Days + (1|Subject)", data, family="binomial")
+    assert report(trials, figures=False).tables["data"].rows[0].cells[3] == "s, f, Days, Subject"
 
 
 def test_rows_dropped_and_why(pisa):

@@ -107,6 +107,10 @@ def _model_arguments(options: FitOptions) -> list[str]:
         parts.append(f"center_group={dict(options.center_group)!r}")
     if options.center_grand:
         parts.append(f"center_grand={options.center_grand!r}")
+    if isinstance(options.offset, str):
+        parts.append(f"offset={options.offset!r}")
+    elif options.offset is not None:  # values: the call names them
+        parts.append("offset=offset")
     if options.max_iteration != 100:
         parts.append(f"max_iteration={options.max_iteration}")
     if options.start is not None:
@@ -148,11 +152,25 @@ def fingerprint(result: MixResult) -> str:
         return style.MISSING
     digest = hashlib.sha256()
     arrays = [frame.y, frame.X, frame.weight1]
+    arrays += [a for a in (getattr(frame, "offset", None), getattr(frame, "trials", None)) if a is not None]
     for level in frame.levels:
         arrays += [level.group_index, level.weight]
     for array in arrays:
         digest.update(np.ascontiguousarray(np.asarray(array, dtype=float)).tobytes())
     return digest.hexdigest()[:12]
+
+
+def _response_columns(result: MixResult, response: str) -> list[str]:
+    """The data columns of the response (``cbind(s, f)``: those of its two parts)."""
+    from wemix_nb.errors import FormulaError
+    from wemix_nb.model.formula import variables_of
+
+    trials = getattr(result.frame.parsed, "trials", None) if result.frame is not None else None
+    parts = list(trials) if trials else [response]
+    try:
+        return [v for part in parts for v in variables_of(part)] or [response]
+    except FormulaError:
+        return [response]
 
 
 def data_table(
@@ -163,9 +181,8 @@ def data_table(
     for result, f, name in zip(fits, facts, names, strict=True):
         frame = result.frame
         columns = list(frame.covariate_columns) if frame is not None else []
-        used = [c for c in [f.response, *columns, *(lv.weight for lv in f.levels if lv.weight)] if c]
-        if f.pv is not None:
-            used = list(f.pv.columns) + used[1:]
+        response = list(f.pv.columns) if f.pv is not None else _response_columns(result, f.response)
+        used = [*response, *columns, *(lv.weight for lv in f.levels if lv.weight)]
         rows.append(
             Row(
                 (

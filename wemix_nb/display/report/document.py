@@ -175,12 +175,17 @@ class Report:
             Paragraph(
                 inline("The models were fitted with these calls, ", "on a pandas DataFrame named data:")
             ),
-            Code("import wemix_nb\n\n" + calls),
+            Code("import wemix_nb\n\n" + self._offset_comment() + calls),
             data_table(models, self.facts, names, "A1"),
             software_table("A2"),
             Heading("References", 1),
             *[Paragraph(reference_inline(entry), key="reference") for entry in self._references()],
         ]
+
+    def _offset_comment(self) -> str:
+        if any("offset=offset" in reproducible_call(m) for m in self.models):
+            return "# offset: the offset values that were passed to mix() as an array\n"
+        return ""
 
     def _references(self) -> list[str]:
         return references(self.sentences, extra=("kish1965",))

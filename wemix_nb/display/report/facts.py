@@ -139,6 +139,7 @@ class MethodFacts:
     response: str
     family: str
     link: str
+    offsets: tuple[str, ...]
     nquad: int | None
     adaptive: bool
     laplace_rounding: bool
@@ -204,6 +205,18 @@ def _random(result: MixResult) -> tuple[RandomPart, ...]:
         covariances = any(len(block) > 1 for block in level.blocks)
         parts.append(RandomPart(str(level.group), tuple(str(t) for t in level.terms), covariances))
     return tuple(parts)
+
+
+def _offsets(result: MixResult) -> tuple[str, ...]:
+    """The offsets: the formula's ``offset(...)`` expressions and the ``offset`` argument's column
+    (``"(offset)"`` for values given as an array)."""
+    frame = result.frame
+    if frame is None:
+        return ()
+    found = list(frame.parsed.offsets)
+    if frame.offset_source is not None:
+        found.append(str(frame.offset_source))
+    return tuple(found)
 
 
 def _weighting(levels: tuple[LevelFact, ...]) -> str:
@@ -375,6 +388,7 @@ def method_facts(result: MixResult, df: str | None = None, conf_level: float = 0
         else str(result.formula).split("~")[0].strip(),
         family="gaussian" if family is None else family.name,
         link="identity" if family is None else family.link,
+        offsets=_offsets(result),
         nquad=None if family is None else int(result.nquad or options.nquad),
         adaptive=bool(result.is_adaptive),
         laplace_rounding=bool(options.laplace_rounding) and family is not None,

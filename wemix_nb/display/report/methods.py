@@ -138,6 +138,14 @@ def _kind(f: MethodFacts) -> str:
     return "generalized linear mixed model"
 
 
+def _offset_words(f: MethodFacts) -> Inline:
+    if not f.offsets:
+        return inline("")
+    named = [inline("values given with the call") if o == "(offset)" else inline(code(o)) for o in f.offsets]
+    noun = "an offset" if len(named) == 1 else "offsets"
+    return inline(", and ", _names(named), f" as {noun} (a known part of the linear predictor)")
+
+
 def _model(f: MethodFacts, subject: str = "The model") -> Statement:
     random = _names([_random_part(p) for p in f.random])
     family = "" if f.is_linear else f" ({f.family} family, {f.link} link)"
@@ -147,6 +155,7 @@ def _model(f: MethodFacts, subject: str = "The model") -> Statement:
         family,
         " with ",
         random,
+        _offset_words(f),
         ", estimated by multilevel pseudo-maximum likelihood (MPML; Rabe-Hesketh & Skrondal, 2006).",
     )
     if not f.is_linear:
