@@ -77,10 +77,20 @@ def _alignment(letter: str):
     ]
 
 
+def _tight(paragraph) -> None:
+    """No space around a table cell's paragraph, single line spacing (rows as in a typeset table)."""
+    from docx.shared import Pt
+
+    paragraph.paragraph_format.space_before = Pt(1)
+    paragraph.paragraph_format.space_after = Pt(1)
+    paragraph.paragraph_format.line_spacing = 1.0
+
+
 def _fill_row(cells, texts, align, size, header: bool) -> None:
     for cell, text, letter in zip(cells, texts, align, strict=True):
         paragraph = cell.paragraphs[0]
         paragraph.alignment = _alignment(letter)
+        _tight(paragraph)
         _runs(paragraph, text, size)
 
 
@@ -98,6 +108,7 @@ def _table(document, table: Table) -> None:
         cells = grid.rows[i].cells
         if row.heading:
             merged = cells[0].merge(cells[-1])
+            _tight(merged.paragraphs[0])
             run = merged.paragraphs[0].add_run(row.cells[0])
             run.italic, run.font.size = True, size
         else:
