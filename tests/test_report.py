@@ -429,7 +429,10 @@ def test_variance_table_and_icc(pv_fay, glmm):
     glmm_note = " ".join(
         "".join(s.text for s in n) for n in report(glmm, figures=False).tables["variance"].notes
     )
-    assert "Intraclass correlation (ICC) (latent scale)" in glmm_note
+    assert f"Intraclass correlation (ICC) (latent {glmm.link} scale): " in glmm_note
+    assert "latent residual variance \u03c0\u00b2/3" in glmm_note
+    # said once: the note does not restate the value at more digits
+    assert glmm_note.count("ICC") == 1
 
 
 def test_several_fits_side_by_side_as_compare(linear, pv_fay):

@@ -97,7 +97,13 @@ def test_the_html_report_draws_every_table_and_figure_offline(saved, tmp_path):
             browser.close()
 
     assert not outside, f"the report requested something outside its file: {outside}"
-    assert facts["headings"] == ["Method", "Results", "Diagnostics", "Appendix: Reproducibility", "References"]
+    assert facts["headings"] == [
+        "Method",
+        "Results",
+        "Diagnostics",
+        "Appendix: Reproducibility",
+        "References",
+    ]
     assert facts["methods"] == drafted.methods
     assert len(facts["tables"]) == len(drafted.tables) == 5
     for table, expected in zip(facts["tables"], drafted.tables.values(), strict=True):

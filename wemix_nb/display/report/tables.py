@@ -209,13 +209,15 @@ def icc_text(result: MixResult) -> tuple[str, float | None, float | None, str | 
     (latent scale for GLMMs)."""
     diagnostics = getattr(result, "diagnostics", None)
     se = getattr(result, "ICC_SE", None)
-    if diagnostics is not None:
-        label = str(diagnostics.icc_label).replace("ICC", "Intraclass correlation (ICC)", 1)
-        return label, diagnostics.icc, se, diagnostics.icc_note
-    label = "Intraclass correlation (ICC)" + (" (latent scale)" if result.family is not None else "")
     what = "random-effect variance over total variance"
     if result.family is not None:
         what += "; latent residual variance " + ("\u03c0\u00b2/3" if result.link == "logit" else "1")
+    if diagnostics is not None:
+        label = str(diagnostics.icc_label).replace("ICC", "Intraclass correlation (ICC)", 1)
+        # with random slopes the diagnostics say at which covariate values the ICC holds; otherwise
+        # their note restates the value the table already shows
+        return label, diagnostics.icc, se, diagnostics.icc_note if diagnostics.random_slopes else what
+    label = "Intraclass correlation (ICC)" + (" (latent scale)" if result.family is not None else "")
     return label, result.ICC, se, what
 
 
