@@ -35,7 +35,8 @@ def binder_pins() -> dict[str, str]:
 
 def test_binder_pins_cover_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    needed = project["dependencies"] + project["optional-dependencies"]["notebook"] + NOTEBOOK_STACK
+    extras = project["optional-dependencies"]
+    needed = project["dependencies"] + extras["notebook"] + extras["report"] + NOTEBOOK_STACK
     pins = binder_pins()
     problems = []
     for text in needed:

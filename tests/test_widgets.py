@@ -86,6 +86,21 @@ def test_wald_widget_shows_errors_instead_of_raising(fit):
     assert "Select at least one parameter" in w.output.value
 
 
+def test_wald_widget_saves_the_report(fit, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    w = fit.wald_widget()
+    assert w.save_button.description == "Save report" and w.report_path.value == "report.html"
+    w.save_button.click()
+    assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")
+    assert "Saved <code>report.html</code>" in w.save_status.value
+    w.report_path.value = "draft.md"
+    w.save_button.click()
+    assert (tmp_path / "draft.md").exists() and (tmp_path / "draft-figure-1.png").exists()
+    w.report_path.value = "draft.pdf"  # an error is shown, not raised
+    w.save_button.click()
+    assert "wemix-error" in w.save_status.value and "Unknown report format" in w.save_status.value
+
+
 def test_model_builder_fits_and_shows_the_report():
     data = wemix_nb.datasets.pisa2012_like()
     b = wemix_nb.widgets.model_builder(data)

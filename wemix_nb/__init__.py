@@ -56,6 +56,7 @@ __all__ = [
     "mix_dask",
     "replicate_variance",
     "replicate_weights",
+    "report",
     "scale_weights",
     "wald_test",
 ]
@@ -71,6 +72,10 @@ def __getattr__(name: str):
         from wemix_nb.display.html import compare
 
         return compare
+    if name == "report":  # report drafting lives in the notebook layer (wemix_nb.display.report)
+        from wemix_nb.display.report import report
+
+        return report
     if name == "widgets":  # one home: the notebook layer's widgets module
         import importlib
 
@@ -83,4 +88,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | {"compare", *_LAZY_SUBMODULES})
+    return sorted(set(globals()) | {"compare", "report", *_LAZY_SUBMODULES})

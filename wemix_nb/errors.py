@@ -63,6 +63,15 @@ class NewLevelError(WemixError, ValueError):
     """``predict`` met group labels not seen in the fit (and ``allow_new_levels`` is False)."""
 
 
+class ReportError(WemixError, ValueError):
+    """Fits that cannot be reported together (their coefficients are on different scales)."""
+
+
+class ReportWriteError(WemixError, OSError):
+    """A report cannot be written where it was asked to be (a missing folder, a folder in the way,
+    no permission)."""
+
+
 def user_stacklevel() -> int:
     """The ``stacklevel`` of :func:`warnings.warn` that points at the first caller outside
     wemix_nb (and the ``contextlib`` wrappers it uses), whatever the path through the package."""
@@ -126,6 +135,8 @@ __all__ = [
     "NewLevelError",
     "NumericalWarning",
     "RankDeficiencyError",
+    "ReportError",
+    "ReportWriteError",
     "SingularFitWarning",
     "WeightError",
     "WeightWarning",

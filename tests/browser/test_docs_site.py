@@ -43,6 +43,11 @@ PUBLIC_MODULES = [
     "wemix_nb.display.render",
     "wemix_nb.display.widgets",
     "wemix_nb.display.maketables",
+    "wemix_nb.display.report",
+    "wemix_nb.display.report.facts",
+    "wemix_nb.display.report.methods",
+    "wemix_nb.display.report.style",
+    "wemix_nb.display.report.content",
 ]
 # classes whose public methods and properties must each have an entry
 RESULT_CLASSES = ["MixResult", "PVResult", "MixSummary", "WaldTest", "WeightSummary", "ReplicateWeights"]

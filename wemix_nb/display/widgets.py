@@ -61,6 +61,10 @@ class WaldWidget(widgets.VBox):
     in ``coefs``, and ``output`` (HTML showing the test table or the error). ``test`` holds the
     last :class:`~wemix_nb.WaldTest`. The list starts at its top, with the first parameter that
     is not the intercept selected.
+
+    Below them, ``report_path`` (Text, default ``"report.html"``), ``save_button`` ("Save report")
+    and ``save_status`` (HTML) save the fit's report (:func:`wemix_nb.report`) as HTML, Word, LaTeX
+    or Markdown, by the path's extension, relative to the kernel's working folder.
     """
 
     def __init__(self, result: MixResult, **kwargs):
@@ -96,7 +100,18 @@ class WaldWidget(widgets.VBox):
         self.button.on_click(self._on_click)
         # the Test button comes first in its row, so the first button of the widget is the action
         row = widgets.HBox([self.button, kind_label, self.kind], layout=widgets.Layout(align_items="center"))
-        super().__init__(children=[self.coefs, self.values, row, self.output], **kwargs)
+        self.report_path = widgets.Text(
+            value="report.html", description="Report", placeholder="analysis.html, .docx, .tex or .md"
+        )
+        self.save_button = widgets.Button(description="Save report", icon="download")
+        self.save_status = widgets.HTML(value="")
+        self.save_button.on_click(self._on_save)
+        # a plain flex row (not an HBox: the HBox of the panel is the Test button's row)
+        row_layout = widgets.Layout(display="flex", flex_flow="row", align_items="center")
+        saving = widgets.Box([self.report_path, self.save_button], layout=row_layout)
+        super().__init__(
+            children=[self.coefs, self.values, row, self.output, saving, self.save_status], **kwargs
+        )
 
     def _on_kind(self, change) -> None:
         options = self._options[change["new"]]
@@ -123,6 +138,19 @@ class WaldWidget(widgets.VBox):
         except Exception as exc:  # shown to the user, not raised into the event loop
             self.test = None
             self.output.value = _error_html(exc)
+
+    def _on_save(self, _button=None) -> None:
+        from wemix_nb.display.report import report
+
+        try:
+            path = report(self.result).save(self.report_path.value.strip())
+            size = path.stat().st_size / 1000
+            where = _html.escape(str(path))
+            self.save_status.value = (
+                f'<div class="wemix-saved">Saved <code>{where}</code> ({size:,.0f} kB).</div>'
+            )
+        except Exception as exc:  # shown to the user, not raised into the event loop
+            self.save_status.value = _error_html(exc)
 
 
 def _first_selection(options: list[tuple[str, str]]) -> tuple[str, ...]:

@@ -127,6 +127,9 @@ class PVResult(MixResult):
         (``pv``, ``replicate``, ``term``, ``kind``, ``estimate``); else ``None``.
     ICC_SE
         With replicate weights: the standard error of the ICC by Rubin's rules; else ``None``.
+    n_dropped_pv
+        Rows left out of every fit because a plausible value was missing (the fits' own frames
+        count the rows dropped for other reasons).
     """
 
     fits: list = field(default_factory=list, repr=False)
@@ -136,6 +139,7 @@ class PVResult(MixResult):
     df_complete: float | None = None
     replicates: pd.DataFrame | None = field(default=None, repr=False)
     ICC_SE: float | None = None
+    n_dropped_pv: int = 0
 
     @property
     def n_pv(self) -> int:
@@ -541,7 +545,8 @@ def fit_plausible_values(
     PVResult
     """
     names, formulas = pv_formulas(formula, options.pv)
-    data = complete_pv_rows(data, names)
+    complete = complete_pv_rows(data, names)
+    dropped, data = len(data) - len(complete), complete
     single = options.with_changes(pv=None, progress=False)  # no nested bars inside the fits
     tasks = [(data, f, single) for f in formulas]
     processes = worker_processes(n_jobs, client)
@@ -553,4 +558,6 @@ def fit_plausible_values(
         progress=options.progress,
         desc="plausible values",
     )
-    return combine_pv(fits, pv=names, formula=formula, options=options)
+    result = combine_pv(fits, pv=names, formula=formula, options=options)
+    result.n_dropped_pv = dropped
+    return result

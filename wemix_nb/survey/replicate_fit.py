@@ -240,9 +240,11 @@ def fit_with_replicates(
     ReplicateResult, or PVResult of ReplicateResults with plausible values.
     """
     spec = options.replicates
+    dropped = 0
     if options.pv is not None:
         names, formulas = pv_formulas(formula, options.pv)
-        data = complete_pv_rows(data, names)
+        complete = complete_pv_rows(data, names)
+        dropped, data = len(data) - len(complete), complete
     else:
         names, formulas = None, [formula]
     processes = worker_processes(n_jobs, client)
@@ -276,4 +278,6 @@ def fit_with_replicates(
         results.append(replicate_result(full, estimates, converged, opts, formulas[m]))
     if names is None:
         return results[0]
-    return combine_pv(results, pv=names, formula=formula, options=options, within=spec.pv_sampling)
+    combined = combine_pv(results, pv=names, formula=formula, options=options, within=spec.pv_sampling)
+    combined.n_dropped_pv = dropped
+    return combined
