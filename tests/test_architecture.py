@@ -157,3 +157,15 @@ def test_the_core_never_imports_the_notebook_layer_at_import_time():
 def test_modules_stay_short(path):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{path.name} has {lines} lines (limit {MAX_LINES}): split it by job"
+
+
+def test_families_keeps_its_old_import_path():
+    import importlib
+
+    import wemix_nb
+    from wemix_nb.estimation import families
+
+    assert importlib.import_module("wemix_nb.families") is families is wemix_nb.families
+    from wemix_nb.families import Binomial, get_family  # the path of earlier releases
+
+    assert get_family("binomial").__class__ is Binomial

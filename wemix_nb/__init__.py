@@ -13,6 +13,8 @@ tables, Altair charts, widgets) is imported only when it is used.
 
 from __future__ import annotations
 
+import sys
+
 from wemix_nb import (
     accessor,  # noqa: F401  (registers DataFrame.wemix)
     datasets,
@@ -31,6 +33,10 @@ from wemix_nb.survey.pv import PVResult, combine_pv
 from wemix_nb.survey.replicate_result import ReplicateResult
 from wemix_nb.survey.replicates import ReplicateWeights, replicate_variance, replicate_weights
 from wemix_nb.survey.scaling import scale_weights
+
+# ``wemix_nb.families`` was a module before the stage packages; keep ``import wemix_nb.families``
+# and ``from wemix_nb.families import get_family`` working without a second copy of the module
+sys.modules.setdefault(f"{__name__}.families", families)
 
 __version__ = "0.1.0"
 
