@@ -301,8 +301,10 @@ class MixSummary:
 
     def _repr_html_(self) -> str:
         """The text layout in a ``<pre>`` block (the notebook report of a fit is the result's own
-        ``_repr_html_``)."""
-        return f"<pre>{html.escape(str(self))}</pre>"
+        ``_repr_html_``). Its lines are laid out for a fixed width, so a narrow output area scrolls
+        them sideways instead of breaking them again mid-word."""
+        style = "white-space: pre; overflow-x: auto"
+        return f'<pre style="{style}">{html.escape(str(self))}</pre>'
 
 
 def summary(result: MixResult, digits: int = 4) -> MixSummary:
