@@ -4,7 +4,9 @@ Each notebook is executed with nbclient (kernel ``python3`` of this interpreter,
 the tutorials folder, as a reader would run it. Its last cell asserts the chapter's key numbers
 against R WeMix's reference values (tutorials/wemix_reference_values.json) or, for the simulation,
 the facts the text states, and prints a sentence this test looks for. The notebooks are stored
-without outputs and import only what the Binder environment installs.
+with their outputs (``scripts/store_tutorial_outputs.py``), so that they read on GitHub, without
+execution counts or timings, and with outputs of the same kinds as a fresh run's; they import only
+what the Binder environment installs.
 """
 
 from __future__ import annotations
@@ -70,18 +72,55 @@ def test_tutorial_runs_and_checks_its_numbers(name):
     assert not errors, errors
     last = "".join(_text(o) for o in code[-1].outputs)
     assert NOTEBOOKS[name] in last, f"{name}: the final check did not report success:\n{last}"
+    stored = [c for c in nbformat.read(TUTORIALS / name, as_version=4).cells if c.cell_type == "code"]
+    stale = [
+        i
+        for i, (old, new) in enumerate(zip(stored, code, strict=True))
+        if _output_kinds(old) != _output_kinds(new)
+    ]
+    assert not stale, (
+        f"{name}: the stored outputs of code cells {stale} are not what the code gives now; "
+        "run `python scripts/store_tutorial_outputs.py` and commit the notebook"
+    )
+
+
+def _output_kinds(cell) -> list[tuple]:
+    """What a cell shows, by kind: stream names and the MIME types of rich outputs (consecutive
+    pieces of one stream count once: how a stream is split depends on timing)."""
+    kinds: list[tuple] = []
+    for output in cell.outputs:
+        if output["output_type"] == "stream":
+            kind: tuple = ("stream", output["name"])
+        else:
+            kind = (output["output_type"], *sorted(output.get("data", {})))
+        if not (kinds and kind[0] == "stream" and kinds[-1] == kind):
+            kinds.append(kind)
+    return kinds
+
+
+# written by Jupyter front ends and nbclient: when and how long a cell ran
+VOLATILE_CELL_METADATA = ("execution", "ExecuteTime")
 
 
 @pytest.mark.parametrize("name", list(NOTEBOOKS))
-def test_tutorial_is_stored_without_outputs(name):
+def test_tutorial_is_stored_with_outputs_and_without_run_details(name):
     nb = nbformat.read(TUTORIALS / name, as_version=4)
     nbformat.validate(nb)
-    dirty = [
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    counted = [
         i
-        for i, c in enumerate(nb.cells)
-        if c.cell_type == "code" and (c.outputs or c.execution_count is not None)
+        for i, c in enumerate(code)
+        if c.execution_count is not None or any(o.get("execution_count") for o in c.outputs)
     ]
-    assert not dirty, f"{name}: cells {dirty} carry outputs; clear them before committing"
+    assert not counted, f"{name}: code cells {counted} carry execution counts"
+    timed = [i for i, c in enumerate(code) if any(k in c.metadata for k in VOLATILE_CELL_METADATA)]
+    assert not timed, f"{name}: code cells {timed} carry timing metadata"
+    errors = [o for c in code for o in c.outputs if o["output_type"] == "error"]
+    assert not errors, f"{name} is stored with an error output"
+    last = "".join(_text(o) for o in code[-1].outputs)
+    assert NOTEBOOKS[name] in last, f"{name} is stored without its final check's success"
+    rich = {mime for c in code for o in c.outputs for mime in o.get("data", {})}
+    assert "text/html" in rich, f"{name} is stored without its tables"
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
@@ -126,3 +165,6 @@ def test_readme_sends_binder_users_to_the_tutorials():
     badge_line = next(i for i, line in enumerate(readme.splitlines()) if "mybinder.org/badge" in line)
     near = "\n".join(readme.splitlines()[badge_line : badge_line + 4])
     assert "urlpath=lab/tree/tutorials" in near
+    # the hosting address is not known in advance: the README says what to put in each form field
+    for field in ("GitHub repository name or URL", "Git ref", "Path to a notebook file"):
+        assert f"| {field} |" in readme, field
