@@ -314,7 +314,7 @@ def _newton_polish(obj: _Objective, start: _QuasiNewtonResult, max_steps: int, t
     """
     x, val, g = start.x, start.value, start.grad
     H = obj.hessian(x)
-    steps, fresh = 0, True
+    steps = 0
     for _polish in range(min(5, max_steps)):
         if not np.all(np.isfinite(H)):
             break
@@ -333,13 +333,8 @@ def _newton_polish(obj: _Objective, start: _QuasiNewtonResult, max_steps: int, t
         x = x + t * d
         val, g = obj.value_grad(x)
         steps += 1
-        fresh = t * rel_step > 1e-5  # moved far enough for the Hessian to change
-        if fresh:
+        if t * rel_step > 1e-5:  # moved far enough for the Hessian to change
             H = obj.hessian(x)
-    if steps and not fresh:
-        # the standard errors need the Hessian at the estimate itself: one from a point 1e-6
-        # away differs by about that much, and so would the SEs of equivalent problems
-        H = obj.hessian(x)
     dec = _newton_decrement(g, -H) if np.all(np.isfinite(H)) else np.inf
     stationary = bool(dec < 100 * tol)
     return _PolishResult(x, val, g, H, stationary, steps, dec)
