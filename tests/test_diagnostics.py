@@ -89,6 +89,94 @@ def test_many_top_level_groups_keep_the_normal_reference():
 
 
 # -------------------------------------------------------------------------------------------------
+# few PSUs behind design-based (linearized) standard errors
+
+PISA_F = "pv1math ~ escs + (1|schoolid)"
+PISA_W = ["w_fstuwt", "w_fschwt"]
+
+
+@pytest.fixture(scope="module")
+def coarse_design():
+    """The PISA-like sample with a made-up coarse design: 12 strata x 2 PSUs of schools, and 20
+    PSUs without strata."""
+    data = wemix_nb.datasets.pisa2012_like(design=True)
+    school = data["schoolid"].map({s: i for i, s in enumerate(np.sort(data["schoolid"].unique()))})
+    return data.assign(S=school % 12, P=(school // 12) % 2, P20=school % 20)
+
+
+def test_few_psus_use_t_with_psus_minus_strata(coarse_design):
+    with pytest.warns(FewGroupsWarning, match=r"Only 24 PSUs in 12 strata behind the design-based") as rec:
+        fit = wemix_nb.mix(PISA_F, coarse_design, weights=PISA_W, strata="S", psu="P", nest=True)
+    assert "t distribution with 12 df (PSUs − strata)" in str(rec[0].message)
+    d = fit.diagnostics
+    assert (d.n_top_groups, d.n_psu, d.n_strata, d.n_clusters) == (150, 24, 12, 24)
+    assert d.design_based and d.cluster_label == "PSUs"
+    assert d.few_groups and d.reference_df == 12.0 and d.default_df == "groups"
+    assert d.reference == "t reference distribution with 12 df (24 PSUs − 12 strata)"
+    assert d.few_groups_note.startswith("Only 24 PSUs in 12 strata behind the design-based standard errors")
+    assert "top-level groups" not in d.few_groups_note
+    tidy = fit.tidy()
+    assert (tidy["df"] == 12).all()
+    z = (fit.coef / fit.SE).to_numpy()
+    np.testing.assert_allclose(tidy["p_value"], 2 * stats.t.sf(np.abs(z), 12))
+    crit = stats.t.ppf(0.975, 12)
+    np.testing.assert_allclose(tidy["conf_low"], fit.coef.to_numpy() - crit * fit.SE.to_numpy())
+    np.testing.assert_allclose(tidy["conf_high"], fit.coef.to_numpy() + crit * fit.SE.to_numpy())
+    np.testing.assert_allclose(fit.tidy(df="normal")["p_value"], 2 * stats.norm.sf(np.abs(z)))
+    # the notebook view and the summary speak of PSUs and strata
+    fixed = parse_tables(fit._repr_html_())[0]
+    (note,) = [n for n in fixed.notes if "Design-based" in n]
+    assert "t reference distribution with 12 df (24 PSUs − 12 strata)" in note
+    assert "Only 24 PSUs in 12 strata" in note and "top-level groups" not in note
+    assert "Only 24 PSUs in 12 strata" in str(fit.summary()).split("Notes:")[1]
+    table = parse_tables(wemix_nb.compare([fit], names=["design"])._repr_html_())[0]
+    assert (
+        "Stars of design: t reference with (PSUs − strata) df (fewer than 30 design degrees of freedom)."
+        in (table.notes)
+    )
+
+
+def test_few_psus_without_strata_use_psus_minus_one(coarse_design):
+    with pytest.warns(FewGroupsWarning, match=r"Only 20 PSUs in 1 stratum"):
+        fit = wemix_nb.mix(PISA_F, coarse_design, weights=PISA_W, psu="P20")
+    d = fit.diagnostics
+    assert (d.n_psu, d.n_strata, d.reference_df) == (20, 1, 19.0)
+    assert (fit.tidy()["df"] == 19).all()
+
+
+def test_many_psus_keep_the_normal_reference(coarse_design):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FewGroupsWarning)
+        fit = wemix_nb.mix(PISA_F, coarse_design, weights=PISA_W, strata="VARSTRAT", psu="VARUNIT", nest=True)
+    d = fit.diagnostics
+    assert (d.n_psu, d.n_strata) == (150, 75) and not d.few_groups
+    assert math.isinf(d.reference_df) and d.few_groups_note is None
+    assert np.isinf(fit.tidy()["df"]).all()
+    # asked for, the t reference has the design's degrees of freedom (survey's degf())
+    assert (fit.tidy(df="groups")["df"] == 75).all()
+
+
+def test_clustered_and_replicate_fits_are_not_design_based(three_schools, coarse_design):
+    clustered = _quiet_fit("y ~ x + (1|school) + (1|klass)", three_schools).diagnostics
+    assert not clustered.design_based and clustered.n_psu is None and clustered.n_clusters == 3
+    assert clustered.reference == "t reference distribution with 1 df (3 top-level groups − 2 fixed effects)"
+    few = coarse_design[coarse_design["schoolid"].isin(np.sort(coarse_design["schoolid"].unique())[:20])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FewGroupsWarning)
+        fit = wemix_nb.mix(
+            PISA_F,
+            few,
+            weights=PISA_W,
+            replicate_weights="W_FSTR{1..80}",
+            replicate_method="fay",
+            progress=False,
+        )
+    d = fit.diagnostics
+    assert d.n_top_groups == 20 and not d.few_groups and not d.design_based
+    assert math.isinf(d.reference_df)
+
+
+# -------------------------------------------------------------------------------------------------
 # boundary fits
 
 

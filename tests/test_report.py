@@ -376,6 +376,45 @@ def test_few_groups_and_the_t_reference():
     assert "Only 18 top-level groups" in items
 
 
+def test_few_psus_and_the_t_reference(pisa):
+    school = pisa["schoolid"].map({s: i for i, s in enumerate(np.sort(pisa["schoolid"].unique()))})
+    data = pisa.assign(S=school % 12, P=(school // 12) % 2)
+    fit = wemix_nb.mix(f"pv1math ~ {RHS}", data, weights=W, strata="S", psu="P", nest=True)
+    rep = report(fit, figures=False)
+    said = [s.text for s in rep.sentences if s.topic == "inference"]
+    assert said == [
+        "Tests and 95% confidence intervals of the fixed effects use a t distribution with 12 degrees of "
+        "freedom (24 PSUs minus 12 strata), because the design-based standard errors rest on fewer than 30 "
+        "degrees of freedom."
+    ]
+    fixed = rep.tables["fixed"]
+    assert {row.cells[4] for row in fixed.rows} == {"12"}
+    bullets = next(b for b in rep.blocks if type(b).__name__ == "Bullets")
+    items = " ".join(" ".join(s.text for s in item) for item in bullets.items)
+    assert "Only 24 PSUs in 12 strata behind the design-based standard errors" in items
+    normal = report(fit, df="normal", figures=False)
+    bullets = next(b for b in normal.blocks if type(b).__name__ == "Bullets")
+    items = " ".join(" ".join(s.text for s in item) for item in bullets.items)
+    assert "Only 24 PSUs in 12 strata" in items
+    assert (
+        "behind the design-based standard errors: with fewer than 30 degrees of freedom (PSUs minus" in items
+    )
+    assert "top-level groups" not in items
+
+
+def test_many_psus_are_said(pisa):
+    fit = wemix_nb.mix(f"pv1math ~ {RHS}", pisa, weights=W, strata="VARSTRAT", psu="VARUNIT", nest=True)
+    rep = report(fit, df="groups", figures=False)
+    said = [s.text for s in rep.sentences if s.topic == "inference"]
+    assert said == [
+        "Tests and 95% confidence intervals of the fixed effects use a t distribution with 75 degrees of "
+        "freedom (150 PSUs minus 75 strata)."
+    ]
+    bullets = next(b for b in rep.blocks if type(b).__name__ == "Bullets")
+    items = " ".join(" ".join(s.text for s in item) for item in bullets.items)
+    assert "The design-based standard errors rest on 150 PSUs in 75 strata (75 degrees of freedom)." in items
+
+
 # -------------------------------------------------------------------------------------------------
 # the tables carry tidy()'s numbers
 

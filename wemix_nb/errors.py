@@ -111,8 +111,9 @@ class SingularFitWarning(WemixWarning):
 
 
 class FewGroupsWarning(WemixWarning):
-    """The robust standard errors rest on fewer than 30 top-level groups; p-values use a t
-    reference by default (see ``MixResult.diagnostics``)."""
+    """The robust standard errors rest on fewer than 30 top-level groups (design-based ones: on
+    fewer than 30 PSUs - strata); p-values use a t reference by default (see
+    ``MixResult.diagnostics``)."""
 
 
 class WeightWarning(WemixWarning):

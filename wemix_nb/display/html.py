@@ -122,7 +122,8 @@ def result_gt(
       robust SE, t (z for GLMMs), p, significance stars and the ``conf_level`` confidence
       interval, from ``result.tidy(conf_level, df)``: with fewer than 30 top-level groups behind
       the sandwich the p-values, stars and intervals use the t reference with (groups - fixed
-      effects) df, and the table says so (``df="normal"`` forces WeMix's normal reference);
+      effects) df (design-based SEs: below 30 PSUs - strata, with that many df), and the table
+      says so (``df="normal"`` forces WeMix's normal reference);
       ``level``: deprecated alias of ``conf_level``;
     - ``variance``: variance components (variance, robust SE, SD; correlations of covariances)
       with the ICC as labelled by ``result.diagnostics`` and a note on a boundary (singular) fit;
@@ -158,17 +159,17 @@ def _reference_note(result: MixResult, df: str | None) -> str:
     else:
         reference = f"t reference distribution (df = {kind!r})"
     text = f"{se_method(result)}; {reference}."
-    if diagnostics.few_groups and kind == "normal":
-        text += (
-            f" Only {diagnostics.n_top_groups} top-level groups: normal-based p-values are too small "
-            "with so few clusters."
-        )
-    elif diagnostics.few_groups:
-        text += (
-            f" Only {diagnostics.n_top_groups} top-level groups: with fewer than 30 the robust "
-            "standard errors are themselves uncertain, hence the t reference."
-        )
-    return text
+    if not diagnostics.few_groups:
+        return text
+    if diagnostics.design_based:
+        few = f" Only {diagnostics.clusters}"
+        why = "fewer than 30 design degrees of freedom (PSUs − strata) the design-based"
+    else:
+        few = f" Only {diagnostics.n_top_groups} top-level groups"
+        why = "fewer than 30 the robust"
+    if kind == "normal":
+        return f"{text}{few}: normal-based p-values are too small with so few clusters."
+    return f"{text}{few}: with {why} standard errors are themselves uncertain, hence the t reference."
 
 
 def _fixed_gt(result: MixResult, conf_level: float, digits: int, df: str | None, se_label: str):
@@ -490,11 +491,18 @@ class Comparison:
     def _notes(self) -> list[str]:
         """What qualifies the stars and the ICCs of some of the models."""
         notes = []
-        few = [n for n, m in zip(self.names, self.models, strict=True) if m.diagnostics.few_groups]
+        pairs = list(zip(self.names, self.models, strict=True))
+        few = [n for n, m in pairs if m.diagnostics.few_groups and not m.diagnostics.design_based]
         if few:
             notes.append(
                 f"Stars of {', '.join(few)}: t reference with (top-level groups − fixed effects) df "
                 "(fewer than 30 top-level groups)."
+            )
+        few = [n for n, m in pairs if m.diagnostics.few_groups and m.diagnostics.design_based]
+        if few:
+            notes.append(
+                f"Stars of {', '.join(few)}: t reference with (PSUs − strata) df "
+                "(fewer than 30 design degrees of freedom)."
             )
         singular = [n for n, m in zip(self.names, self.models, strict=True) if m.diagnostics.is_singular]
         if singular:

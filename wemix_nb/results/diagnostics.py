@@ -14,6 +14,12 @@ Few top-level groups
     With fewer than :data:`VERY_FEW_GROUPS` the top level's variance itself is barely identified
     (it is estimated from that many random effects: with 2 groups, equivalent weightings of one
     3-level binomial data set put it at 0.1 and at 150), which the sentence and the warning add.
+Few PSUs
+    Design-based (linearized) standard errors (``mix(..., strata=, psu=)``) rest on the PSU totals
+    centred within strata: their degrees of freedom are PSUs - strata (one stratum without
+    ``strata``; R ``survey``'s ``degf()``). Below :data:`FEW_GROUPS` of them the default reference
+    is the t distribution with that many degrees of freedom, as for few top-level groups.
+    Replicate-weight standard errors are not flagged.
 Boundary (singular) fits
     As lme4's ``isSingular``: a diagonal entry of a level's relative Cholesky factor below
     :data:`SINGULAR_TOL` (a variance numerically zero, or a correlation at +/-1).
@@ -46,7 +52,9 @@ __all__ = [
     "VERY_FEW_GROUPS",
     "BoundaryEstimate",
     "Diagnostics",
+    "design_df",
     "diagnose",
+    "linearization_design",
     "warn_diagnostics",
 ]
 
@@ -108,11 +116,14 @@ class Diagnostics:
     n_fixed
         Number of fixed effects.
     few_groups
-        Fewer than :data:`FEW_GROUPS` top-level groups behind clustered sandwich standard errors
-        (not flagged for replicate-weight or linearized standard errors).
+        Too few clusters behind the standard errors for a normal reference: fewer than
+        :data:`FEW_GROUPS` top-level groups behind clustered sandwich standard errors, or fewer
+        than :data:`FEW_GROUPS` design degrees of freedom (PSUs - strata) behind design-based
+        (linearized) ones; never for replicate-weight standard errors.
     reference_df
         Degrees of freedom of the default reference distribution of p-values and intervals:
-        ``inf`` (normal, as WeMix) or top-level groups minus fixed effects (at least 1).
+        ``inf`` (normal, as WeMix), top-level groups minus fixed effects, or for design-based
+        standard errors PSUs minus strata (at least 1).
     boundary
         The (co)variances on the boundary (empty unless the fit is singular).
     converged
@@ -126,6 +137,9 @@ class Diagnostics:
         One sentence on how to read the ICC (``None`` for a plain random-intercept linear model).
     random_slopes
         The terms with a random slope (any level).
+    n_psu, n_strata
+        The PSUs and strata of design-based (linearized) standard errors (one stratum without
+        ``strata``); ``None`` for clustered sandwich and replicate-weight standard errors.
     """
 
     top_group: str
@@ -139,6 +153,39 @@ class Diagnostics:
     icc_label: str
     icc_note: str | None
     random_slopes: tuple[str, ...] = ()
+    n_psu: int | None = None
+    n_strata: int | None = None
+
+    @property
+    def design_based(self) -> bool:
+        """The standard errors are design-based (linearized): the clusters are PSUs in strata."""
+        return self.n_psu is not None
+
+    @property
+    def n_clusters(self) -> int:
+        """The number of clusters the standard errors rest on: PSUs or top-level groups."""
+        return self.n_psu if self.n_psu is not None else self.n_top_groups
+
+    @property
+    def cluster_label(self) -> str:
+        """What the clusters are: ``"PSUs"`` or ``"top-level groups"``."""
+        return "PSUs" if self.design_based else "top-level groups"
+
+    @property
+    def clusters(self) -> str:
+        """The clusters in words: ``"24 PSUs in 12 strata"`` or ``"3 top-level groups (school)"``."""
+        if self.design_based:
+            strata = "stratum" if self.n_strata == 1 else "strata"
+            return f"{self.n_psu} PSUs in {self.n_strata} {strata}"
+        return f"{self.n_top_groups} top-level groups ({self.top_group})"
+
+    @property
+    def df_rule(self) -> str:
+        """How :attr:`reference_df` is counted: ``"24 PSUs − 12 strata"`` or ``"3 top-level groups
+        − 2 fixed effects"``."""
+        if self.design_based:
+            return f"{self.n_psu} PSUs − {self.n_strata} {'stratum' if self.n_strata == 1 else 'strata'}"
+        return f"{self.n_top_groups} top-level groups − {self.n_fixed} fixed effects"
 
     @property
     def is_singular(self) -> bool:
@@ -155,16 +202,21 @@ class Diagnostics:
         """The default reference distribution in words."""
         if not self.few_groups:
             return "normal reference distribution"
-        return (
-            f"t reference distribution with {self.reference_df:g} df ({self.n_top_groups} top-level "
-            f"groups − {self.n_fixed} fixed effects)"
-        )
+        return f"t reference distribution with {self.reference_df:g} df ({self.df_rule})"
 
     @property
     def few_groups_note(self) -> str | None:
         """The few-groups sentence, or ``None``."""
         if not self.few_groups:
             return None
+        if self.design_based:
+            return (
+                f"Only {self.clusters} behind the design-based standard errors: with fewer than "
+                f"{FEW_GROUPS} design degrees of freedom (PSUs − strata) they are themselves "
+                f"uncertain, so p-values and intervals use the t distribution with {self.reference_df:g} "
+                f"df ({self.df_rule}) instead of the normal (tidy(df='normal') gives the normal "
+                "reference)." + self.top_variance_note
+            )
         return (
             f"Only {self.n_top_groups} top-level groups ({self.top_group}) behind the robust "
             f"(sandwich) standard errors: with fewer than {FEW_GROUPS} they are themselves "
@@ -273,6 +325,25 @@ def _icc(result: MixResult, slopes: tuple[str, ...]) -> tuple[float | None, str,
     return value, f"ICC at covariate values 0{scale}", note
 
 
+def linearization_design(result: MixResult) -> tuple[int, int] | None:
+    """(PSUs, strata) behind design-based (linearized) standard errors, one stratum without
+    ``strata``; ``None`` for clustered sandwich and replicate-weight standard errors."""
+    if getattr(result.options, "replicates", None) is not None:
+        return None
+    frame = result.frame
+    design = None if frame is None else frame.sampling
+    if design is None:
+        return None
+    return design.n_psu, design.n_strata if design.strata is not None else 1
+
+
+def design_df(result: MixResult) -> int | None:
+    """The design degrees of freedom of linearized standard errors, PSUs - strata (at least 1;
+    R ``survey``'s ``degf()``), or ``None`` when the standard errors are not design-based."""
+    design = linearization_design(result)
+    return None if design is None else max(design[0] - design[1], 1)
+
+
 def diagnose(result: MixResult) -> Diagnostics:
     """The :class:`Diagnostics` of a fitted model."""
     ngroups = result.ngroups
@@ -287,20 +358,30 @@ def diagnose(result: MixResult) -> Diagnostics:
         dict.fromkeys(term for level in result.variance.levels for term in level.terms if term != INTERCEPT)
     )
     icc, label, note = _icc(result, slopes)
-    # the rule is about the clustered sandwich; replicate and linearized SEs are another matter
-    few = n_top < FEW_GROUPS and se_method(result).startswith("Robust (sandwich)")
+    design = linearization_design(result)
+    if design is not None:
+        n_psu, n_strata = design
+        few = n_psu - n_strata < FEW_GROUPS
+        df = float(max(n_psu - n_strata, 1))
+    else:
+        n_psu = n_strata = None
+        # replicate-weight SEs are another matter
+        few = n_top < FEW_GROUPS and se_method(result).startswith("Robust (sandwich)")
+        df = float(max(n_top - p, 1))
     return Diagnostics(
         top_group=top,
         n_top_groups=n_top,
         n_fixed=p,
         few_groups=few,
-        reference_df=float(max(n_top - p, 1)) if few else math.inf,
+        reference_df=df if few else math.inf,
         boundary=tuple(boundary),
         converged=bool(result.converged),
         icc=icc,
         icc_label=label,
         icc_note=note,
         random_slopes=slopes,
+        n_psu=n_psu,
+        n_strata=n_strata,
     )
 
 
@@ -347,7 +428,14 @@ def warn_diagnostics(result: MixResult, stacklevel: int = 2) -> None:
         found = "; ".join(b.describe() for b in diagnostics.boundary)
         message = f"Boundary (singular) fit: {found} (see fit.diagnostics)."
         _warn_once_per_place(message, SingularFitWarning, stacklevel + 1)
-    if diagnostics.few_groups:
+    if diagnostics.few_groups and diagnostics.design_based:
+        message = (
+            f"Only {diagnostics.clusters} behind the design-based standard errors: p-values and "
+            f"intervals use the t distribution with {diagnostics.reference_df:g} df (PSUs − strata) "
+            "by default (see fit.diagnostics)." + diagnostics.top_variance_note
+        )
+        _warn_once_per_place(message, FewGroupsWarning, stacklevel + 1)
+    elif diagnostics.few_groups:
         message = (
             f"Only {diagnostics.n_top_groups} top-level groups ({diagnostics.top_group}) behind the "
             f"robust standard errors: p-values and intervals use the t distribution with "

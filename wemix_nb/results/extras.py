@@ -26,6 +26,7 @@ import pandas as pd
 
 from wemix_nb.errors import ArgumentError
 from wemix_nb.options import check_result
+from wemix_nb.results.diagnostics import design_df
 
 if TYPE_CHECKING:  # pragma: no cover
     from wemix_nb.results.result import MixResult
@@ -104,8 +105,9 @@ def degrees_of_freedom(result: MixResult, kind: str = "normal") -> pd.Series:
         A :class:`~wemix_nb.MixResult` (or :class:`~wemix_nb.pv.PVResult`).
     kind
         ``"normal"`` (infinite: normal reference, as WeMix), ``"groups"`` (top-level groups minus
-        fixed effects; Barnard-Rubin df for plausible-value results) or ``"rubin"`` (plausible-value
-        results only).
+        fixed effects; PSUs minus strata for design-based (linearized) standard errors;
+        Barnard-Rubin df for plausible-value results) or ``"rubin"`` (plausible-value results
+        only).
 
     Returns
     -------
@@ -124,6 +126,7 @@ def degrees_of_freedom(result: MixResult, kind: str = "normal") -> pd.Series:
     elif kind == "rubin":
         raise ArgumentError("df='rubin' needs a result combined over plausible values (mix(..., pv=...)).")
     else:
+        design = design_df(result)
         n_top = int(result.ngroups.iloc[-1])
-        values = np.full(len(index), float(max(n_top - len(index), 1)))
+        values = np.full(len(index), float(max(n_top - len(index), 1) if design is None else design))
     return pd.Series(values, index=index, name="df")

@@ -376,10 +376,11 @@ def tidy(result: MixResult, conf_level: float = 0.95, df: str | None = None) -> 
     ``conf_level`` interval conf_low, conf_high.
 
     ``df="normal"`` (WeMix's choice) uses the normal reference; ``"groups"`` a t reference with
-    (top-level groups - fixed effects) degrees of freedom, as survey analysts often do; plausible-
-    value results use Barnard-Rubin degrees of freedom for both ``"groups"`` and ``"rubin"``.
-    ``None`` chooses ``"groups"`` below 30 top-level groups, else ``"normal"``
-    (``result.diagnostics.default_df``).
+    (top-level groups - fixed effects) degrees of freedom, as survey analysts often do, or with
+    (PSUs - strata) for design-based (linearized) standard errors; plausible-value results use
+    Barnard-Rubin degrees of freedom for both ``"groups"`` and ``"rubin"``. ``None`` chooses
+    ``"groups"`` below 30 top-level groups (design-based: below 30 PSUs - strata), else
+    ``"normal"`` (``result.diagnostics.default_df``).
 
     The table's ``attrs["se_method"]`` says how the standard errors were computed
     (:func:`se_method`: sandwich, design-based, replicate weights, plausible values).

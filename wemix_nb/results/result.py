@@ -173,7 +173,7 @@ class MixResult:
 
     @cached_property
     def diagnostics(self) -> Diagnostics:
-        """What qualifies this fit's inference: few top-level groups behind the robust SEs, boundary
+        """What qualifies this fit's inference: few top-level groups (or PSUs) behind the SEs, boundary
         (co)variances, the ICC's meaning (:class:`~wemix_nb.results.diagnostics.Diagnostics`)."""
         from wemix_nb.results.diagnostics import diagnose
 
@@ -226,9 +226,10 @@ class MixResult:
         conf_level
             Confidence level of the interval.
         df
-            ``"normal"`` (WeMix's), ``"groups"`` (t with top-level groups minus fixed effects;
-            Barnard-Rubin for plausible values), ``"rubin"``; ``None``: ``"groups"`` below 30
-            top-level groups, else ``"normal"`` (:attr:`diagnostics`).
+            ``"normal"`` (WeMix's), ``"groups"`` (t with top-level groups minus fixed effects, or
+            PSUs minus strata for design-based SEs; Barnard-Rubin for plausible values),
+            ``"rubin"``; ``None``: ``"groups"`` below 30 top-level groups (or PSUs - strata), else
+            ``"normal"`` (:attr:`diagnostics`).
         level
             Deprecated alias of ``conf_level`` (``level`` names hierarchy levels).
         """

@@ -64,11 +64,34 @@ def _replicate_fits(result: MixResult) -> Inline | None:
     return inline(f"All {total:,} replicate refits converged.")
 
 
+def _psus(f: MethodFacts) -> Inline:
+    """The PSUs and strata behind design-based (linearized) standard errors."""
+    df = f.df
+    strata = "stratum" if df.n_strata == 1 else "strata"
+    psus = f"{style.count(df.n_psu)} PSUs in {style.count(df.n_strata)} {strata}"
+    if not df.few_groups:
+        return inline(
+            f"The design-based standard errors rest on {psus} "
+            f"({style.count(df.n_psu - df.n_strata)} degrees of freedom)."
+        )
+    text = inline(bold(f"Only {psus}"), " behind the design-based standard errors")
+    if df.kind == "normal":
+        return inline(
+            text,
+            ": with fewer than 30 degrees of freedom (PSUs minus strata), normal-based ",
+            italic("p"),
+            " values are too small (a t reference with PSUs minus strata degrees of freedom is safer).",
+        )
+    return inline(text, f": tests use a t reference with {style.df_value(df.low)} degrees of freedom.")
+
+
 def _clusters(result: MixResult, f: MethodFacts) -> Inline:
     diagnostics = getattr(result, "diagnostics", None)
     note = getattr(diagnostics, "few_groups_note", None)
     if note and f.df.kind != "normal":
         return inline(note)
+    if f.df.n_psu is not None:
+        return _psus(f)
     n, top = f.df.n_top, f.errors.cluster
     if n >= FEW_GROUPS:
         return inline(f"The standard errors rest on {style.count(n)} top-level groups (", code(top), ").")

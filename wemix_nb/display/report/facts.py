@@ -121,7 +121,9 @@ class DegreesOfFreedom:
     """The reference distribution of *p* values and confidence intervals: ``kind`` (one of
     :data:`DF_KINDS`), the range of the degrees of freedom over the fixed effects (``inf`` for the
     normal), the number of top-level groups and of fixed effects, and whether the groups are few
-    (fewer than 30)."""
+    (fewer than 30). For design-based (linearized) standard errors also the PSUs and strata
+    (``None`` otherwise; one stratum without ``strata``): the t reference then has PSUs - strata
+    degrees of freedom, and ``few_groups`` means fewer than 30 of them."""
 
     kind: str
     low: float
@@ -129,6 +131,8 @@ class DegreesOfFreedom:
     n_top: int
     n_fixed: int
     few_groups: bool
+    n_psu: int | None = None
+    n_strata: int | None = None
 
 
 @dataclass(frozen=True)
@@ -324,17 +328,22 @@ def _pv(result: MixResult, options: FitOptions) -> PlausibleValues | None:
 
 
 def _df(result: MixResult, kind: str) -> DegreesOfFreedom:
+    from wemix_nb.results.diagnostics import linearization_design
     from wemix_nb.results.extras import degrees_of_freedom
 
     values = degrees_of_freedom(result, kind).to_numpy(dtype=float)
     n_top = int(result.ngroups.iloc[-1])
+    n_psu, n_strata = linearization_design(result) or (None, None)
+    few = n_top < FEW_GROUPS if n_psu is None else n_psu - n_strata < FEW_GROUPS
     return DegreesOfFreedom(
         kind=kind,
         low=float(values.min()),
         high=float(values.max()),
         n_top=n_top,
         n_fixed=len(result.coef),
-        few_groups=n_top < FEW_GROUPS,
+        few_groups=few,
+        n_psu=n_psu,
+        n_strata=n_strata,
     )
 
 

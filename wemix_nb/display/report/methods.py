@@ -360,15 +360,18 @@ def _inference(f: MethodFacts) -> Statement:
             f" distributions with Barnard{_DASH}Rubin degrees of freedom (Barnard & Rubin, 1999), {span}.",
         )
         return text, ("barnard1999",), False
+    if df.n_psu is not None:
+        strata = "stratum" if df.n_strata == 1 else "strata"
+        rule = f"{style.count(df.n_psu)} PSUs minus {style.count(df.n_strata)} {strata}"
+        why = ", because the design-based standard errors rest on fewer than 30 degrees of freedom"
+    else:
+        rule = f"{style.count(df.n_top)} top-level groups minus {df.n_fixed} fixed effects"
+        why = ", because the robust standard errors rest on fewer than 30 clusters"
     text = inline(
-        lead,
-        "a ",
-        italic("t"),
-        f" distribution with {style.df_value(df.low)} degrees of freedom ({style.count(df.n_top)} top-level "
-        f"groups minus {df.n_fixed} fixed effects)",
+        lead, "a ", italic("t"), f" distribution with {style.df_value(df.low)} degrees of freedom ({rule})"
     )
     if df.few_groups:
-        text = inline(text, ", because the robust standard errors rest on fewer than 30 clusters")
+        text = inline(text, why)
     return inline(text, "."), (), False
 
 
