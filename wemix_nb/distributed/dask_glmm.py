@@ -43,7 +43,7 @@ from wemix_nb.estimation.glmm import fit_glmm
 from wemix_nb.estimation.glmm.degenerate import OutcomeSummary
 from wemix_nb.estimation.glmm.fit import warn_extreme_fitted
 from wemix_nb.estimation.glmm.protocol import GlmmLevelModes
-from wemix_nb.estimation.glmm.two_level import _TwoLevel
+from wemix_nb.estimation.glmm.two_level import _TwoLevel, level2_modes
 from wemix_nb.model.covariance import CovarianceStructure
 from wemix_nb.model.frame import ModelFrame
 from wemix_nb.options import FitOptions
@@ -262,14 +262,7 @@ class PartitionedModel:
 
     def level_modes(self, frame: ModelFrame, theta: np.ndarray, ev: dict) -> list[GlmmLevelModes]:
         """The modes of the level-2 groups, with SDs from the Fisher curvature at the mode."""
-        level = frame.levels[0]
-        lam = self.structure.factors(theta)[0]
-        u = ev["u"]
-        Hinv = np.linalg.inv(ev["Hf"])
-        u_sd = np.sqrt(np.maximum(np.diagonal(Hinv, axis1=1, axis2=2), 0.0))
-        bcov = np.einsum("ab,gbc,dc->gad", lam, Hinv, lam)
-        b_sd = np.sqrt(np.maximum(np.diagonal(bcov, axis1=1, axis2=2), 0.0))
-        return [GlmmLevelModes(level.name, level.labels, list(level.terms), u.copy(), u @ lam.T, u_sd, b_sd)]
+        return level2_modes(self.structure, frame, theta, ev)
 
     def eta_rows(self, ev: dict) -> None:
         """``None``: the rows stay in the partitions."""

@@ -90,11 +90,12 @@ class SamplingDesign:
         return ", ".join(parts)
 
 
-def _show(value) -> str:
+def show_label(value: object) -> str:
+    """repr of a label as the user wrote it (1, not np.int64(1))."""
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
-def _codes(rows: pd.DataFrame, column: str, role: str) -> tuple[np.ndarray, np.ndarray]:
+def design_codes(rows: pd.DataFrame, column: str, role: str) -> tuple[np.ndarray, np.ndarray]:
     """Codes and sorted labels of a design column with no missing value on the rows of the fit."""
     values = rows[column]
     missing = values.isna().to_numpy()
@@ -119,9 +120,10 @@ def _nested(stratum: np.ndarray, psu: np.ndarray, names: tuple[str, str], labels
     _, split = _one_per_group(stratum, psu, int(psu.max()) + 1)
     if split.size:
         unit = split[0]
-        inside = sorted({_show(labels[0][s]) for s in np.unique(stratum[psu == unit])})
+        inside = sorted({show_label(labels[0][s]) for s in np.unique(stratum[psu == unit])})
         raise DesignError(
-            f"PSU {_show(labels[1][unit])} of {names[1]!r} lies in more than one stratum of {names[0]!r} "
+            f"PSU {show_label(labels[1][unit])} of {names[1]!r} lies in more than one stratum of "
+            f"{names[0]!r} "
             f"({', '.join(inside[:5])}): PSUs must be nested in strata. If PSU labels restart within "
             "each stratum (as PISA's VARUNIT 1/2 do), pass nest=True."
         )
@@ -151,7 +153,7 @@ def _fractions(
     column = rows[fpc]
     if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
         raise DesignError(f"The fpc column {fpc!r} must be numeric, but has dtype {column.dtype}.")
-    _codes(rows, fpc, "fpc")  # missing values
+    design_codes(rows, fpc, "fpc")  # missing values
     values = column.to_numpy(dtype=float)
     if not np.isfinite(values).all() or (values <= 0).any():
         raise DesignError(f"The fpc column {fpc!r} must hold positive finite numbers.")
@@ -159,14 +161,14 @@ def _fractions(
     per_stratum[stratum[::-1]] = values[::-1]
     varies = np.flatnonzero(np.abs(values - per_stratum[stratum]) > 1e-9 * per_stratum[stratum])
     if varies.size:
-        where = "stratum " + _show(labels[stratum[varies[0]]]) if labels is not None else "the sample"
+        where = "stratum " + show_label(labels[stratum[varies[0]]]) if labels is not None else "the sample"
         raise DesignError(f"The fpc column {fpc!r} varies within {where}; it must be constant within strata.")
     if (per_stratum <= 1).all():
         return per_stratum  # sampling fractions
     small = np.flatnonzero(per_stratum < n_h)
     if small.size:
         h = small[0]
-        where = f"stratum {_show(labels[h])}" if labels is not None else "the sample"
+        where = f"stratum {show_label(labels[h])}" if labels is not None else "the sample"
         raise DesignError(
             f"The fpc column {fpc!r} gives a population of {per_stratum[h]:g} PSUs in {where}, which has "
             f"{int(n_h[h])} PSUs in the sample: fpc holds population sizes (at least n_h) or sampling "
@@ -185,7 +187,8 @@ def _check_lonely(n_h: np.ndarray, lonely_psu: str, strata: str | None, labels) 
         )
     h = lonely[0]
     raise DesignError(
-        f"Stratum {_show(labels[h])} of {strata!r} has a single PSU ({lonely.size} of the {len(n_h)} strata "
+        f"Stratum {show_label(labels[h])} of {strata!r} has a single PSU ({lonely.size} of the "
+        f"{len(n_h)} strata "
         "do), so its variance cannot be estimated. Collapse it with a similar stratum, or pass "
         "lonely_psu='adjust' to centre it on the grand mean (R survey's lonely.psu = 'adjust')."
     )
@@ -230,13 +233,13 @@ def sampling_design(
     if missing:
         raise ColumnNotFoundError(f"Design column(s) {', '.join(map(repr, missing))} not in the data.")
     n = len(rows)
-    s_codes, s_labels = _codes(rows, strata, "stratum") if strata else (np.zeros(n, np.int64), None)
+    s_codes, s_labels = design_codes(rows, strata, "stratum") if strata else (np.zeros(n, np.int64), None)
     if psu is None:  # the top-level groups are the PSUs
         unit = top_index.astype(np.int64)
         if strata:
             _whole_groups(s_codes, top_index, top_labels, top, "stratum", strata)
     else:
-        p_codes, p_labels = _codes(rows, psu, "PSU")
+        p_codes, p_labels = design_codes(rows, psu, "PSU")
         if strata and not nest:
             _nested(s_codes, p_codes, (strata, psu), (s_labels, p_labels))
         # a PSU is a (stratum, label) pair, so labels may restart within strata when nest=True

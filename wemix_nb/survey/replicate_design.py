@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from wemix_nb.errors import ArgumentError, DesignError
+from wemix_nb.model.sampling import design_codes, show_label
 from wemix_nb.survey.hadamard import hadamard, is_available, smallest_order
 
 
@@ -37,24 +38,6 @@ class _Units:
         return np.arange(len(self.stratum)) - start[self.stratum]
 
 
-def _show(value: Any) -> str:
-    """repr of a label as the user wrote it (1, not np.int64(1))."""
-    return repr(value.item() if isinstance(value, np.generic) else value)
-
-
-def _labels(data: pd.DataFrame, column: str, role: str) -> tuple[np.ndarray, np.ndarray]:
-    """Codes (0..n-1, sorted labels) and labels of a design column without missing values."""
-    values = data[column]
-    missing = values.isna().to_numpy()
-    if missing.any():
-        raise DesignError(
-            f"The {role} column {column!r} has missing values ({int(missing.sum())} row(s), first at row "
-            f"{int(np.argmax(missing))}); every row needs a {role}."
-        )
-    codes, labels = pd.factorize(values, sort=True)
-    return codes, np.asarray(labels)
-
-
 # ------------------------------------------------------------------------------------------------
 # design units
 
@@ -67,8 +50,8 @@ def _check_nested(stratum: np.ndarray, psu: np.ndarray, names: tuple[str, str], 
         p = labels[1][first["p"].iloc[0]]
         s1, s2 = (labels[0][i] for i in first["s"])
         raise DesignError(
-            f"PSU {_show(p)} of {names[1]!r} lies in more than one stratum of {names[0]!r} "
-            f"({_show(s1)}, {_show(s2)}): "
+            f"PSU {show_label(p)} of {names[1]!r} lies in more than one stratum of {names[0]!r} "
+            f"({show_label(s1)}, {show_label(s2)}): "
             f"PSUs must be nested in strata. If PSU labels restart within each stratum (as PISA's "
             f"VARUNIT 1/2 do), pass nest=True."
         )
@@ -76,8 +59,10 @@ def _check_nested(stratum: np.ndarray, psu: np.ndarray, names: tuple[str, str], 
 
 def _units(data: pd.DataFrame, strata: str | None, psu: str | None, nest: bool) -> _Units:
     n = len(data)
-    s_codes, s_labels = _labels(data, strata, "stratum") if strata else (np.zeros(n, int), np.array([None]))
-    p_codes, p_labels = _labels(data, psu, "PSU") if psu else (np.arange(n), np.arange(n))
+    s_codes, s_labels = (
+        design_codes(data, strata, "stratum") if strata else (np.zeros(n, int), np.array([None]))
+    )
+    p_codes, p_labels = design_codes(data, psu, "PSU") if psu else (np.arange(n), np.arange(n))
     if strata and psu and not nest:
         _check_nested(s_codes, p_codes, (strata, psu), (s_labels, p_labels))
     # a unit is a (stratum, PSU) pair; sorting the pair codes orders units by stratum, then PSU
@@ -95,7 +80,7 @@ def _require_psus(units: _Units, method: str, strata: str | None, minimum: int =
         raise DesignError(f"method={method!r} needs at least 2 PSUs; the data have {int(n_h[0])}.")
     h = bad[0]
     raise DesignError(
-        f"Stratum {_show(units.labels[h])} of {strata!r} has {int(n_h[h])} PSU(s) "
+        f"Stratum {show_label(units.labels[h])} of {strata!r} has {int(n_h[h])} PSU(s) "
         f"({len(bad)} of the {len(n_h)} strata have fewer than {minimum}); "
         f"method={method!r} needs at least {minimum} PSUs in every stratum. Collapse it with a "
         "neighbouring stratum, or build the replicates on the full sample before taking a subpopulation."
@@ -124,7 +109,8 @@ def _fay(units: _Units, strata: str, k: float, n_replicates: int | None) -> tupl
     if (n_h != 2).any():
         h = int(np.argmax(n_h != 2))
         raise DesignError(
-            f"Fay/BRR replication needs exactly 2 PSUs in every stratum; stratum {_show(units.labels[h])} of "
+            "Fay/BRR replication needs exactly 2 PSUs in every stratum; stratum "
+            f"{show_label(units.labels[h])} of "
             f"{strata!r} has {int(n_h[h])}. Pair the PSUs into pseudo-strata first (or use method='jkn')."
         )
     R = _fay_order(len(n_h), n_replicates)
@@ -168,20 +154,20 @@ def _bootstrap(units: _Units, n_replicates: Any, seed: Any) -> tuple:
 
 
 def _jk2(data: pd.DataFrame, zone: str, rep: str, both_halves: bool) -> tuple[np.ndarray, tuple]:
-    z_codes, z_labels = _labels(data, zone, "zone")
+    z_codes, z_labels = design_codes(data, zone, "zone")
     half = data[rep]
     if half.isna().any() or not half.isin([0, 1]).all():
         bad = np.flatnonzero(~half.isin([0, 1]).to_numpy() | half.isna().to_numpy())
         raise DesignError(
             f"The replicate column {rep!r} must be 0 or 1 (1 = doubled, 0 = zeroed in its zone's replicate); "
-            f"found {_show(half.iloc[bad[0]])} at row {int(bad[0])} ({len(bad)} row(s))."
+            f"found {show_label(half.iloc[bad[0]])} at row {int(bad[0])} ({len(bad)} row(s))."
         )
     cell = z_codes * 2 + half.to_numpy().astype(int)
     present = np.bincount(cell, minlength=2 * len(z_labels)).reshape(-1, 2) > 0
     if not present.all():
         z = int(np.argmax(~present.all(axis=1)))
         raise DesignError(
-            f"Zone {_show(z_labels[z])} of {zone!r} has rows only with {rep} = {int(present[z, 1])}: "
+            f"Zone {show_label(z_labels[z])} of {zone!r} has rows only with {rep} = {int(present[z, 1])}: "
             "each zone needs both halves. Build the replicates on the full sample before taking a "
             "subpopulation."
         )

@@ -34,6 +34,21 @@ from wemix_nb.model.frame import ModelFrame
 _BLOCK_ROWS = 1 << 14  # rows per block of whole groups: the mode and gradient arrays stay small
 
 
+def level2_modes(
+    structure: CovarianceStructure, frame: ModelFrame, theta: np.ndarray, ev: dict
+) -> list[GlmmLevelModes]:
+    """The modes ``ev["u"]`` of a two-level GLMM's groups and their random effects, with SDs from
+    the inverse Fisher curvature ``ev["Hf"]`` at the mode (shared by the in-memory and Dask fits)."""
+    level = frame.levels[0]
+    lam = structure.factors(theta)[0]
+    u = ev["u"]
+    Hinv = np.linalg.inv(ev["Hf"])
+    u_sd = np.sqrt(np.maximum(np.diagonal(Hinv, axis1=1, axis2=2), 0.0))
+    bcov = np.einsum("ab,gbc,dc->gad", lam, Hinv, lam)
+    b_sd = np.sqrt(np.maximum(np.diagonal(bcov, axis1=1, axis2=2), 0.0))
+    return [GlmmLevelModes(level.name, level.labels, list(level.terms), u.copy(), u @ lam.T, u_sd, b_sd)]
+
+
 class _TwoLevel:
     """Vectorised AGHQ likelihood and exact gradient of a 2-level weighted GLMM.
 
@@ -143,14 +158,7 @@ class _TwoLevel:
     # -- post-estimation ----------------------------------------------------------------------
     def level_modes(self, frame: ModelFrame, theta: np.ndarray, ev: dict) -> list[GlmmLevelModes]:
         """The modes of the level-2 groups, with SDs from the Fisher curvature at the mode."""
-        level = frame.levels[0]
-        lam = self.structure.factors(theta)[0]
-        u = ev["u"]
-        Hinv = np.linalg.inv(ev["Hf"])
-        u_sd = np.sqrt(np.maximum(np.diagonal(Hinv, axis1=1, axis2=2), 0.0))
-        bcov = np.einsum("ab,gbc,dc->gad", lam, Hinv, lam)
-        b_sd = np.sqrt(np.maximum(np.diagonal(bcov, axis1=1, axis2=2), 0.0))
-        return [GlmmLevelModes(level.name, level.labels, list(level.terms), u.copy(), u @ lam.T, u_sd, b_sd)]
+        return level2_modes(self.structure, frame, theta, ev)
 
     def eta_rows(self, ev: dict) -> np.ndarray:
         """The linear predictor at the modes, back in the frame's row order."""
